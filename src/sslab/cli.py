@@ -1,0 +1,244 @@
+"""`sslab` command line: a thin shell over the Python API (sslab.study, sslab.pretrain, ...)."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import typer
+
+from sslab.errors import SslabError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Self-supervised pretraining and label-efficiency studies.")
+
+DataOpt = typer.Option(None, "--data", help="fashion-mnist | cifar10 | digits | an image folder | a .npz file")
+RootOpt = typer.Option(None, "--data-root", help="where data sets are looked for / downloaded (env SSLAB_DATA_ROOT)")
+ConfigOpt = typer.Option(None, "--config", help="YAML recipe file (or a recipe name)")
+OverridesArg = typer.Argument(None, help="key=value overrides, e.g. pretrain.lr=1e-3 eval.seeds=5")
+
+
+def _out_dir(out: Optional[Path], default_name: str, resume: bool = False, overwrite: bool = False) -> Path:
+    """An explicit --out must be new (or --resume/--overwrite); without one, pick runs/<name>[-N]."""
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise SslabError(f"output path {out} exists and is not a folder")
+        if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+            raise SslabError(f"output folder {out} already holds files; use --resume, --overwrite or another --out")
+        if resume and not (out / "checkpoint").exists():
+            raise SslabError(f"nothing to resume in {out} (no checkpoint)")
+        return out
+    base = Path("runs") / default_name
+    out, i = base, 1
+    while out.exists():
+        i += 1
+        out = base.with_name(f"{base.name}-{i}")
+    return out
+
+
+def _writable(out: Path) -> None:
+    parent = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK):
+        raise SslabError(f"cannot write to {parent}: permission denied")
+
+
+def _pretrain_overrides(method, backbone, budget, epochs, seed, batch_size, devices, num_nodes, accelerator, prefix=""):
+    pairs = {"method": method, "backbone": backbone, "budget": budget, "epochs": epochs, "seed": seed,
+             "batch_size": batch_size, "devices": devices, "num_nodes": num_nodes, "accelerator": accelerator}
+    return [f"{prefix}{k}={v}" for k, v in pairs.items() if v is not None]
+
+
+def _command() -> str:
+    return "sslab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+@app.command()
+def study(
+    data: Optional[str] = DataOpt,
+    method: Optional[str] = typer.Option(None, help="pretext method (sslab methods lists them)"),
+    backbone: Optional[str] = typer.Option(None, help="backbone name (resnet-xs, resnet-s, resnet18, timm:<name>)"),
+    budget: Optional[str] = typer.Option(None, help="pretraining wall-clock budget, e.g. 5m"),
+    epochs: Optional[float] = typer.Option(None, help="pretraining epochs (instead of a budget)"),
+    seed: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    labels: Optional[str] = typer.Option(None, help="label fractions, e.g. 0.01,0.1,1.0"),
+    seeds: Optional[int] = typer.Option(None, help="evaluation seeds per label fraction"),
+    out: Optional[Path] = typer.Option(None, help="run folder (default runs/<data>-<method>)"),
+    overwrite: bool = typer.Option(False, help="reuse an existing --out folder"),
+    config: Optional[Path] = ConfigOpt,
+    data_root: Optional[Path] = RootOpt,
+    overrides: Optional[List[str]] = OverridesArg,
+):
+    """Pretrain, evaluate at 1%/10%/100% labels against the baselines, write report.html."""
+    from sslab.config import StudyConfig, load_config
+    from sslab.report import print_summary
+    from sslab.study import study as run_study
+
+    ov = _pretrain_overrides(method, backbone, budget, epochs, seed, batch_size, None, None, None, "pretrain.")
+    if epochs is not None:
+        ov.append("pretrain.budget=null")
+    if data is not None:
+        ov.append(f"data={data}")
+    if labels is not None:
+        ov.append(f"eval.fractions=[{labels}]")
+    if seeds is not None:
+        ov.append(f"eval.seeds={seeds}")
+    cfg = load_config(StudyConfig, config, ov + list(overrides or []))
+    name = f"{Path(cfg.data).name or 'data'}-{cfg.pretrain.method}"
+    out_dir = _out_dir(out, name, overwrite=overwrite)
+    _writable(out_dir)
+    results = run_study(cfg, out_dir, root=data_root, command=_command())
+    print_summary(results)
+    for line in results["findings"]:
+        typer.echo(f"- {line}")
+    typer.echo(f"report: {out_dir / 'report.html'}")
+
+
+@app.command()
+def pretrain(
+    data: Optional[str] = DataOpt,
+    method: Optional[str] = typer.Option(None),
+    backbone: Optional[str] = typer.Option(None),
+    budget: Optional[str] = typer.Option(None, help="wall-clock budget, e.g. 5m"),
+    epochs: Optional[float] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    devices: Optional[str] = typer.Option(None, help="devices per node (Lightning Fabric)"),
+    num_nodes: Optional[int] = typer.Option(None),
+    accelerator: Optional[str] = typer.Option(None, help="auto | cpu | cuda | mps"),
+    out: Optional[Path] = typer.Option(None),
+    resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
+    overwrite: bool = typer.Option(False),
+    config: Optional[Path] = ConfigOpt,
+    data_root: Optional[Path] = RootOpt,
+    overrides: Optional[List[str]] = OverridesArg,
+):
+    """Pretrain an encoder with a self-supervised method; writes backbone.safetensors and checkpoints."""
+    from sslab.config import PretrainConfig, load_config
+    from sslab.data import load_images
+    from sslab.engine import pretrain as run_pretrain
+
+    ov = _pretrain_overrides(method, backbone, budget, epochs, seed, batch_size, devices, num_nodes, accelerator)
+    if epochs is not None:
+        ov.append("budget=null")
+    if resume and out is not None and (out / "run.json").exists():
+        base = json.loads((out / "run.json").read_text())["config"]
+    else:
+        base = None
+    cfg = load_config(PretrainConfig, config, ov + list(overrides or []), base=base)
+    data = data or (json.loads((out / "run.json").read_text())["data"] if base else "fashion-mnist")
+    out_dir = _out_dir(out, f"{Path(data).name}-{cfg.method}", resume=resume, overwrite=overwrite)
+    _writable(out_dir)
+    splits = load_images(data, data_root)
+    res = run_pretrain(splits.train, cfg, out_dir, resume=resume, data_spec=data)
+    typer.echo(f"{res['method']}: {res['epochs']:.2f} epochs, {res['steps']} steps in {res['seconds']:.0f}s "
+               f"({res['images_per_s']:.0f} images/s); run saved in {out_dir}")
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="a pretraining run folder"),
+    labels: str = typer.Option("0.01,0.1,1.0", help="label fractions"),
+    protocol: str = typer.Option("knn,linear,finetune", help="protocols: knn, linear, finetune"),
+    baselines: str = typer.Option("scratch,scratch+aug,pixels", help="baselines to run beside (or 'none')"),
+    seeds: Optional[int] = typer.Option(None),
+    data: Optional[str] = typer.Option(None, help="evaluate on another labelled data set of the same image shape"),
+    config: Optional[Path] = ConfigOpt,
+    data_root: Optional[Path] = RootOpt,
+    overrides: Optional[List[str]] = OverridesArg,
+):
+    """Evaluate a pretrained run at label fractions; writes results.json and report.html into the run."""
+    from sslab.config import EvalConfig, load_config
+    from sslab.report import print_summary
+    from sslab.study import evaluate_run
+
+    if not run.is_dir():
+        raise SslabError(f"run folder not found: {run}")
+    ov = [f"fractions=[{labels}]", f"protocols=[{protocol}]",
+          f"baselines=[{'' if baselines == 'none' else baselines}]"]
+    if seeds is not None:
+        ov.append(f"seeds={seeds}")
+    cfg = load_config(EvalConfig, config, ov + list(overrides or []))
+    results = evaluate_run(run, cfg, data, data_root)
+    print_summary(results)
+    typer.echo(f"report: {run / 'report.html'}")
+
+
+@app.command()
+def report(run: Path = typer.Argument(..., help="a run folder with results.json")):
+    """(Re)build report.html from a run's saved results.json."""
+    from sslab.report import write_report
+
+    if not run.is_dir():
+        raise SslabError(f"run folder not found: {run}")
+    typer.echo(f"report: {write_report(run)}")
+
+
+@app.command()
+def methods():
+    """List the registered methods and backbones."""
+    from sslab.methods import METHODS
+    from sslab.nets import backbone_names
+
+    typer.echo("methods: " + ", ".join(sorted(METHODS)))
+    typer.echo("backbones: " + ", ".join(backbone_names()))
+
+
+def _click_exceptions() -> dict[str, tuple]:
+    """Click's exception classes, from click itself and from the copy newer typer versions vendor."""
+    mods = [click.exceptions]
+    try:
+        import typer._click.exceptions as vendored
+
+        mods.append(vendored)
+    except ImportError:
+        pass
+    mods.append(typer)
+    return {name: tuple({c for m in mods if (c := getattr(m, name, None)) is not None})
+            for name in ("Exit", "Abort", "ClickException")}
+
+
+_CLICK = _click_exceptions()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one-line errors and a non-zero exit for every user mistake, never a traceback."""
+    try:
+        app(args=argv, standalone_mode=False)
+        return 0
+    except SslabError as e:
+        typer.echo(f"error: {e}", err=True)
+        return 2
+    except _CLICK["Exit"] as e:
+        return e.exit_code
+    except _CLICK["Abort"]:
+        typer.echo("aborted", err=True)
+        return 130
+    except _CLICK["ClickException"] as e:
+        if e.format_message():
+            typer.echo(f"error: {e.format_message()}".replace("\n", " "), err=True)
+        return e.exit_code or 2
+    except KeyboardInterrupt:
+        typer.echo("interrupted; the last checkpoint is kept", err=True)
+        return 130
+    except OSError as e:
+        typer.echo(f"error: {e.strerror or e}{f': {e.filename}' if getattr(e, 'filename', None) else ''}", err=True)
+        return 2
+    except Exception as e:  # a bug in sslab: still one line, traceback on request
+        if os.environ.get("SSLAB_DEBUG"):
+            raise
+        typer.echo(f"error: internal error {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                   "(set SSLAB_DEBUG=1 for the traceback)", err=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Run settings as validated pydantic models, loaded from YAML recipes with `key=value` overrides."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sslab.errors import SslabError
+
+RECIPES = Path(__file__).parent / "recipes"
+
+
+def parse_duration(value: str | float | int | None) -> float | None:
+    """'90' / '90s' / '5m' / '1.5h' -> seconds (> 0)."""
+    if value is None or isinstance(value, (int, float)):
+        seconds = value
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", str(value))
+        if not m:
+            raise SslabError(f"invalid duration {value!r}; use e.g. 90s, 5m or 1h")
+        seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    if seconds is not None and seconds <= 0:
+        raise SslabError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PretrainConfig(_Strict):
+    method: str = "simclr"
+    method_args: dict[str, Any] = Field(default_factory=dict)
+    backbone: str = "resnet-xs"
+    epochs: float | None = Field(None, gt=0)
+    budget: float | None = Field(300.0, gt=0, description="seconds; training stops cleanly when it is spent")
+    batch_size: int = Field(256, gt=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup: float = Field(0.05, ge=0, lt=1, description="fraction of the run spent warming up the lr")
+    aug_strength: float = Field(1.0, ge=0)
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    max_images: int | None = Field(None, gt=0, description="pretrain on at most this many training images")
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = Field(1, ge=1)
+    precision: str | None = None  # None: bf16-mixed on GPU, 32-true on CPU
+    channels_last: bool = True
+    compile: bool = False
+    log_every: int = Field(25, gt=0)
+    checkpoint_every: float = Field(60.0, gt=0, description="seconds between checkpoints")
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _duration(cls, v):
+        return parse_duration(v)
+
+
+class EvalConfig(_Strict):
+    fractions: list[float] = [0.01, 0.1, 1.0]
+    protocols: list[Literal["knn", "linear", "finetune"]] = ["knn", "linear", "finetune"]
+    baselines: list[Literal["scratch", "scratch+aug", "pixels"]] = ["scratch", "scratch+aug", "pixels"]
+    seeds: int = Field(3, ge=1, description="label subsets / head initialisations per fraction")
+    finetune_seeds_large: int = Field(1, ge=1, description="seeds for fine-tuning at fractions >= 10% (costly)")
+    knn_k: int = Field(20, gt=0)
+    knn_temperature: float = Field(0.07, gt=0)
+    linear_epochs: int = Field(100, gt=0)
+    linear_steps: int = Field(1500, gt=0, description="cap on linear-probe steps (epochs shrink for big label sets)")
+    finetune_epochs: int = Field(50, gt=0, description="most epochs of a fine-tune run")
+    finetune_images: int = Field(180_000, gt=0, description="cap on images seen per fine-tune run")
+    finetune_min_steps: int = Field(300, gt=0, description="least optimiser steps per fine-tune run")
+    curve_points: int = Field(25, gt=1, description="points on each train/test curve")
+    finetune_lr: float = Field(1e-3, gt=0)
+    finetune_aug: bool = True
+    batch_size: int = Field(64, gt=1)
+    curve_test_images: int = Field(2000, gt=0, description="test images used for per-epoch curves")
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v):
+        if not v or any(not 0 < f <= 1 for f in v):
+            raise ValueError("label fractions must be in (0, 1]")
+        return sorted(set(v))
+
+
+class StudyConfig(_Strict):
+    data: str = "fashion-mnist"
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _set(d: dict, dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for p in parents:
+        d = d.setdefault(p, {})
+        if not isinstance(d, dict):
+            raise SslabError(f"override {dotted!r}: {p!r} is not a section")
+    d[last] = value
+
+
+def load_config(cls: type[M], path: str | Path | None = None, overrides: list[str] | None = None,
+                base: dict | None = None) -> M:
+    """Build `cls` from (in order) `base`, a YAML recipe file (or a name in sslab/recipes) and `key=value`
+    overrides whose values are parsed as YAML (`pretrain.lr=1e-3`, `eval.fractions=[0.01,0.1]`)."""
+    data: dict = dict(base or {})
+    if path is not None:
+        p = Path(path)
+        if not p.exists() and (RECIPES / f"{path}.yaml").exists():
+            p = RECIPES / f"{path}.yaml"
+        if not p.is_file():
+            raise SslabError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise SslabError(f"invalid YAML in {p}: {str(e).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise SslabError(f"config file {p} must hold a mapping of settings")
+        data = _merge(data, loaded)
+    for item in overrides or []:
+        if "=" not in item:
+            raise SslabError(f"override {item!r} must look like key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        _set(data, key.strip(), value)
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "config"
+        raise SslabError(f"invalid setting {where}: {err['msg']}") from None
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

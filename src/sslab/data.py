@@ -1,0 +1,872 @@
+"""Image data sets as uint8 numpy arrays: loading, caching, fixed test splits, label fractions.
+
+Every loader returns a :class:`DataSplits` of :class:`ImageData` whose ``x`` is ``uint8`` with
+shape ``(N, H, W, C)`` (``C`` is 1 or 3) and whose ``y`` is ``int64`` (or ``None`` for an
+unlabeled folder).  Sources (see :func:`load_images`):
+
+* ``"fashion-mnist"``: IDX files from ``<data_root>/fashion-mnist/``, the Debian package
+  ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist/``), or a verified download.
+* ``"cifar10"``: ``<data_root>/cifar10/cifar10-jpg.tar.gz`` (JPEG tree) or the official
+  *binary* archive (local or downloaded and verified); never the pickle version.
+* ``"digits"``: scikit-learn's bundled 8x8 digits.
+* a folder of images (``<root>/<class>/*.png`` ..., optional ``train/`` + ``test/``,
+  or unlabeled images at top level), or an ``.npz`` file with ``x``/``y`` arrays.
+
+Decoded folders and CIFAR-10 are cached as ``.npz`` files under :func:`cache_dir`, keyed by a
+sha256 over the source identity (paths, sizes, mtimes) and the requested image size.
+Nothing is ever unpickled (``np.load(..., allow_pickle=False)``) and archives are read in
+memory, rejecting members with absolute paths or ``..``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+import urllib.error
+import urllib.request
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from sslab.errors import SslabError
+
+__all__ = [
+    "ImageData",
+    "DataSplits",
+    "KNOWN",
+    "data_root",
+    "cache_dir",
+    "load_images",
+    "label_subset",
+]
+
+KNOWN = ("fashion-mnist", "cifar10", "digits")
+_ALIASES = {
+    "fashion-mnist": "fashion-mnist",
+    "fashion_mnist": "fashion-mnist",
+    "fashionmnist": "fashion-mnist",
+    "fmnist": "fashion-mnist",
+    "cifar10": "cifar10",
+    "cifar-10": "cifar10",
+    "cifar_10": "cifar10",
+    "digits": "digits",
+}
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+TEST_FRACTION = 0.2
+SPLIT_SEED = 0
+_CACHE_VERSION = 1
+_GRAY_MODES = frozenset({"1", "L", "LA", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
+
+# --- Fashion-MNIST -------------------------------------------------------------------------
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+SYSTEM_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+# sha256 of the *decompressed* IDX content.  Computed from the Debian package files, whose
+# decompressed md5s equal the official ones (f4a8712d..., 9018921c..., 8181f547..., 15d48437...).
+# The Debian .gz files are re-compressed (their .gz md5s differ from the official ones), so the
+# content hash is what identifies the data; the official .gz md5s are kept for reference.
+FASHION_MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": {
+        "md5_gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "sha256_raw": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    },
+    "train-labels-idx1-ubyte.gz": {
+        "md5_gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "sha256_raw": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    },
+    "t10k-images-idx3-ubyte.gz": {
+        "md5_gz": "bef4ecab320f06d8554ea6380940ec79",
+        "sha256_raw": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    },
+    "t10k-labels-idx1-ubyte.gz": {
+        "md5_gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        "sha256_raw": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+}
+
+# --- CIFAR-10 ------------------------------------------------------------------------------
+CIFAR10_CLASSES = [
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+]
+CIFAR10_JPG_TAR = "cifar10-jpg.tar.gz"
+CIFAR10_BINARY_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+CIFAR10_BINARY_NAME = "cifar-10-binary.tar.gz"
+CIFAR10_BINARY_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"  # official, from the CIFAR page
+_CIFAR_RECORD = 1 + 32 * 32 * 3
+
+
+# ===========================================================================================
+# Containers
+# ===========================================================================================
+@dataclass
+class ImageData:
+    """Images ``x`` (uint8, N x H x W x C), labels ``y`` (int64 or None), class names."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    classes: list[str] = field(default_factory=list)
+    name: str = ""
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass
+class DataSplits:
+    train: ImageData
+    test: ImageData | None
+
+
+# ===========================================================================================
+# Locations
+# ===========================================================================================
+def data_root(root: str | Path | None = None) -> Path:
+    """Data folder: ``root`` if given, else env ``SSLAB_DATA_ROOT``, else ``~/.cache/sslab/data``."""
+    if root is not None and str(root) != "":
+        return Path(root).expanduser()
+    env = os.environ.get("SSLAB_DATA_ROOT")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "sslab" / "data"
+
+
+def cache_dir() -> Path:
+    """Cache folder: env ``SSLAB_CACHE`` or ``~/.cache/sslab/cache`` (created on demand)."""
+    env = os.environ.get("SSLAB_CACHE")
+    path = Path(env).expanduser() if env else Path.home() / ".cache" / "sslab" / "cache"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SslabError(f"cannot create cache folder {path}: {_one_line(err)}") from None
+    return path
+
+
+# ===========================================================================================
+# Entry point
+# ===========================================================================================
+def load_images(
+    spec: str | Path,
+    root: str | Path | None = None,
+    image_size: int | None = None,
+    download: bool = True,
+) -> DataSplits:
+    """Load a data set by name (``KNOWN``), folder path or ``.npz`` path.
+
+    ``image_size``: square output side.  For folders ``None`` picks one automatically
+    (min(64, median of min(h, w)) rounded down to a multiple of 4, at least 8); for the
+    named sets and ``.npz`` files ``None`` keeps the native size.  Resizing scales the
+    shorter side and center-crops to a square.
+    """
+    if image_size is not None:
+        if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
+            raise SslabError(f"image_size must be a positive integer, got {image_size!r}")
+        image_size = int(image_size)
+    text = str(spec)
+    known = _ALIASES.get(text.strip().lower())
+    if known == "digits":
+        return _maybe_resize(_load_digits(), image_size)
+    if known == "fashion-mnist":
+        return _maybe_resize(_load_fashion_mnist(data_root(root), download), image_size)
+    if known == "cifar10":
+        return _load_cifar10(data_root(root), image_size, download)
+
+    path = Path(text).expanduser()
+    if path.suffix.lower() == ".npz":
+        if not path.is_file():
+            raise SslabError(f"npz file not found: {path}")
+        return _maybe_resize(_load_npz(path), image_size)
+    if path.is_dir():
+        return _load_folder(path, image_size)
+    if path.exists():
+        raise SslabError(f"unsupported data file {path} (expected a folder of images or an .npz file)")
+    raise SslabError(f"data folder not found: {path} (known data sets: {', '.join(KNOWN)})")
+
+
+# ===========================================================================================
+# Splits and label fractions
+# ===========================================================================================
+def _split_indices(y: np.ndarray, test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED):
+    """Fixed stratified split; classes with < 2 examples go entirely to train."""
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if idx.size < 2:
+            train.append(idx)
+            continue
+        n_test = int(np.floor(test_fraction * idx.size + 0.5))
+        n_test = min(max(n_test, 1), idx.size - 1)
+        perm = rng.permutation(idx)
+        test.append(perm[:n_test])
+        train.append(perm[n_test:])
+    cat = lambda parts: np.sort(np.concatenate(parts)).astype(np.int64) if parts else np.zeros(0, np.int64)  # noqa: E731
+    return cat(train), cat(test)
+
+
+def label_subset(y: np.ndarray, fraction: float, seed: int, *, num_classes: int | None = None) -> np.ndarray:
+    """Sorted indices of a stratified, seeded ``fraction`` of ``y`` with >= 1 example per class.
+
+    Classes are ``0 .. num_classes-1`` (default ``max(y)+1``); a class with no example in ``y``
+    raises.  ``fraction == 1.0`` returns all indices.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer, np.floating)):
+        raise SslabError(f"label fraction must be a number in (0, 1], got {fraction!r}")
+    fraction = float(fraction)
+    if not np.isfinite(fraction) or not 0.0 < fraction <= 1.0:
+        raise SslabError(f"label fraction must be in (0, 1], got {fraction}")
+    if y is None:
+        raise SslabError("label_subset needs labels, got None (unlabeled data)")
+    y = np.asarray(y)
+    if y.ndim != 1 or y.size == 0:
+        raise SslabError(f"labels must be a non-empty 1-D array, got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise SslabError(f"labels must be integers, got dtype {y.dtype}")
+    if y.min() < 0:
+        raise SslabError(f"labels must be >= 0, got {int(y.min())}")
+    n_classes = int(y.max()) + 1 if num_classes is None else int(num_classes)
+    if n_classes <= int(y.max()):
+        raise SslabError(f"label {int(y.max())} out of range for {n_classes} classes")
+    counts = np.bincount(y, minlength=n_classes)
+    missing = np.flatnonzero(counts == 0)
+    if missing.size:
+        raise SslabError(
+            f"class(es) {', '.join(map(str, missing[:10].tolist()))} have no labeled example; "
+            "cannot take a stratified subset with at least one example per class"
+        )
+    if fraction == 1.0:
+        return np.arange(y.size, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in range(n_classes):
+        idx = np.flatnonzero(y == c)
+        k = min(idx.size, max(1, int(np.floor(fraction * idx.size + 0.5))))
+        chosen.append(rng.permutation(idx)[:k])
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+# ===========================================================================================
+# Digits
+# ===========================================================================================
+def _load_digits() -> DataSplits:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = np.clip(np.floor(d.images * 255.0 / 16.0 + 0.5), 0, 255).astype(np.uint8)[..., None]
+    y = d.target.astype(np.int64)
+    classes = [str(i) for i in range(10)]
+    tr, te = _split_indices(y)
+    return DataSplits(
+        train=ImageData(x[tr], y[tr], list(classes), "digits"),
+        test=ImageData(x[te], y[te], list(classes), "digits"),
+    )
+
+
+# ===========================================================================================
+# Fashion-MNIST
+# ===========================================================================================
+def _fashion_dirs(root: Path) -> list[Path]:
+    return [root / "fashion-mnist", SYSTEM_FASHION_MNIST_DIR, cache_dir() / "downloads" / "fashion-mnist"]
+
+
+def _load_fashion_mnist(root: Path, download: bool) -> DataSplits:
+    names = list(FASHION_MNIST_FILES)
+    found = None
+    for d in _fashion_dirs(root):
+        if all((d / n).is_file() for n in names):
+            found = d
+            break
+    if found is None:
+        target = cache_dir() / "downloads" / "fashion-mnist"
+        if not download:
+            raise SslabError(
+                f"fashion-mnist not found in {root / 'fashion-mnist'} or {SYSTEM_FASHION_MNIST_DIR} "
+                "and download is disabled"
+            )
+        target.mkdir(parents=True, exist_ok=True)
+        for n in names:
+            if not (target / n).is_file():
+                _download(FASHION_MNIST_URL + n, target / n, gunzip_sha256=FASHION_MNIST_FILES[n]["sha256_raw"])
+        found = target
+    xtr = _read_idx(found / "train-images-idx3-ubyte.gz", 3)
+    ytr = _read_idx(found / "train-labels-idx1-ubyte.gz", 1)
+    xte = _read_idx(found / "t10k-images-idx3-ubyte.gz", 3)
+    yte = _read_idx(found / "t10k-labels-idx1-ubyte.gz", 1)
+    if len(xtr) != len(ytr) or len(xte) != len(yte):
+        raise SslabError(f"fashion-mnist files in {found} have mismatched image/label counts")
+    cls = list(FASHION_MNIST_CLASSES)
+    return DataSplits(
+        train=ImageData(xtr[..., None], ytr.astype(np.int64), cls, "fashion-mnist"),
+        test=ImageData(xte[..., None], yte.astype(np.int64), list(cls), "fashion-mnist"),
+    )
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """Parse a (gzipped) IDX file of unsigned bytes with ``ndim`` dimensions."""
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as err:
+        raise SslabError(f"cannot read {path}: {_one_line(err)}") from None
+    header = 4 + 4 * ndim
+    if len(raw) < header or raw[:3] != b"\x00\x00\x08" or raw[3] != ndim:
+        raise SslabError(f"{path} is not an IDX file of {ndim}-D unsigned bytes")
+    dims = tuple(int(v) for v in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    if len(raw) != header + int(np.prod(dims)):
+        raise SslabError(f"{path} has {len(raw) - header} data bytes, expected {int(np.prod(dims))} for shape {dims}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
+
+
+# ===========================================================================================
+# Downloads
+# ===========================================================================================
+def _download(
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None = None,
+    md5: str | None = None,
+    gunzip_sha256: str | None = None,
+    timeout: float = 60.0,
+) -> Path:
+    """Fetch ``url`` to ``dest`` via a ``.part`` file, verify checksums, then rename atomically.
+
+    ``gunzip_sha256`` checks the sha256 of the gzip-decompressed content.  On any failure the
+    partial file is removed and :class:`SslabError` is raised.
+    """
+    if not (sha256 or md5 or gunzip_sha256):
+        raise SslabError(f"refusing to download {url} without a checksum")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    h_sha, h_md5 = hashlib.sha256(), hashlib.md5()
+    try:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp, open(part, "wb") as out:
+                while True:
+                    chunk = resp.read(1 << 20)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    h_sha.update(chunk)
+                    h_md5.update(chunk)
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            raise SslabError(f"download of {url} failed: {_one_line(err)}") from None
+        problems = []
+        if sha256 and h_sha.hexdigest() != sha256.lower():
+            problems.append(f"sha256 {h_sha.hexdigest()} != expected {sha256}")
+        if md5 and h_md5.hexdigest() != md5.lower():
+            problems.append(f"md5 {h_md5.hexdigest()} != expected {md5}")
+        if gunzip_sha256 and not problems:
+            got = _gunzip_sha256(part)
+            if got != gunzip_sha256.lower():
+                problems.append(f"decompressed sha256 {got} != expected {gunzip_sha256}")
+        if problems:
+            raise SslabError(f"checksum mismatch for {url}: {'; '.join(problems)} (download removed)")
+        os.replace(part, dest)
+    finally:
+        if part.exists():
+            part.unlink()
+    return dest
+
+
+def _gunzip_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with gzip.open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except (OSError, EOFError, zlib.error):
+        return "not-a-valid-gzip-file"
+    return h.hexdigest()
+
+
+# ===========================================================================================
+# Caching
+# ===========================================================================================
+def _cache_key(identity: dict) -> str:
+    payload = json.dumps({"v": _CACHE_VERSION, **identity}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _file_identity(path: Path) -> dict:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _save_cache(key: str, splits: DataSplits) -> None:
+    arrays = {
+        "x_train": splits.train.x,
+        "classes": np.asarray(splits.train.classes, dtype=str),
+        "name": np.asarray(splits.train.name, dtype=str),
+    }
+    if splits.train.y is not None:
+        arrays["y_train"] = splits.train.y
+    if splits.test is not None:
+        arrays["x_test"] = splits.test.x
+        arrays["y_test"] = splits.test.y
+    final = cache_dir() / f"{key}.npz"
+    tmp = final.with_name(f".{key}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, final)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _load_cache(key: str) -> DataSplits | None:
+    path = cache_dir() / f"{key}.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            classes = [str(c) for c in z["classes"].tolist()]
+            name = str(z["name"])
+            y_train = z["y_train"] if "y_train" in z.files else None
+            train = ImageData(z["x_train"], y_train, classes, name)
+            test = None
+            if "x_test" in z.files:
+                test = ImageData(z["x_test"], z["y_test"], list(classes), name)
+        return DataSplits(train, test)
+    except (OSError, ValueError, KeyError, zlib.error, EOFError):
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        return None
+
+
+# ===========================================================================================
+# Image decoding
+# ===========================================================================================
+def _one_line(err: BaseException | str) -> str:
+    text = (str(err).strip() or type(err).__name__) if isinstance(err, BaseException) else str(err)
+    return " ".join(text.split())
+
+
+def _open_image(src: Path | bytes, label: str) -> Image.Image:
+    try:
+        im = Image.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src)
+        return im
+    except Exception as err:  # noqa: BLE001 - Pillow raises many types for bad files
+        raise SslabError(f"cannot read image {label}: {_one_line(err)}") from None
+
+
+def _to_uint8_gray(im: Image.Image) -> Image.Image:
+    """Any grayscale mode (1/L/LA/I/I;16/F) -> 8-bit 'L'."""
+    if im.mode == "L":
+        return im
+    if im.mode in ("1", "LA"):
+        return im.convert("L")
+    a = np.asarray(im)
+    if a.dtype == np.uint8:
+        return Image.fromarray(a)
+    a = a.astype(np.float64)
+    if im.mode.startswith("I;16") or (a.size and a.max() > 255):
+        a = a / 257.0
+    elif im.mode == "F" and a.size and a.max() <= 1.0:
+        a = a * 255.0
+    return Image.fromarray(np.clip(np.floor(a + 0.5), 0, 255).astype(np.uint8))
+
+
+def _image_to_array(im: Image.Image, size: int | None, gray: bool) -> np.ndarray:
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # noqa: BLE001 - a broken EXIF block should not stop decoding
+        pass
+    if gray:
+        im = _to_uint8_gray(im)
+    elif im.mode != "RGB":
+        if im.mode in _GRAY_MODES:
+            im = _to_uint8_gray(im)
+        im = im.convert("RGB")
+    if size is not None and im.size != (size, size):
+        im = ImageOps.fit(im, (size, size), method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
+    a = np.asarray(im, dtype=np.uint8)
+    return a[..., None] if a.ndim == 2 else a
+
+
+def _decode_one(src: Path | bytes, label: str, size: int | None, gray: bool) -> np.ndarray:
+    im = _open_image(src, label)
+    try:
+        with im:
+            im.load()
+            return _image_to_array(im, size, gray)
+    except SslabError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise SslabError(f"cannot read image {label}: {_one_line(err)}") from None
+
+
+def _decode_many(
+    sources: Sequence[Path | bytes], labels: Sequence[str], size: int, gray: bool
+) -> np.ndarray:
+    """Decode images into one preallocated (N, size, size, C) uint8 array using a small thread pool."""
+    n = len(sources)
+    out = np.empty((n, size, size, 1 if gray else 3), dtype=np.uint8)
+
+    def work(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            out[i] = _decode_one(sources[i], labels[i], size, gray)
+
+    chunk = 1024
+    ranges = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
+    workers = max(1, min(4, os.cpu_count() or 1, len(ranges)))
+    if workers == 1:
+        for lo, hi in ranges:
+            work(lo, hi)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for fut in [pool.submit(work, lo, hi) for lo, hi in ranges]:
+                fut.result()
+    return out
+
+
+def _resize_array(x: np.ndarray, size: int) -> np.ndarray:
+    if x.shape[1] == size and x.shape[2] == size:
+        return x
+    gray = x.shape[3] == 1
+    out = np.empty((x.shape[0], size, size, x.shape[3]), dtype=np.uint8)
+    for i in range(x.shape[0]):
+        im = Image.fromarray(x[i, ..., 0] if gray else x[i])
+        im = ImageOps.fit(im, (size, size), method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
+        a = np.asarray(im, dtype=np.uint8)
+        out[i] = a[..., None] if gray else a
+    return out
+
+
+def _maybe_resize(splits: DataSplits, size: int | None) -> DataSplits:
+    if size is None:
+        return splits
+    for part in (splits.train, splits.test):
+        if part is not None:
+            part.x = _resize_array(part.x, size)
+    return splits
+
+
+def _auto_size(min_sides: Sequence[int]) -> int:
+    median = float(np.median(np.asarray(min_sides, dtype=np.float64)))
+    return max(8, int(min(64.0, median)) // 4 * 4)
+
+
+# ===========================================================================================
+# Folders
+# ===========================================================================================
+def _is_image_file(p: Path) -> bool:
+    return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _images_in(d: Path, recursive: bool) -> list[Path]:
+    it = d.rglob("*") if recursive else d.iterdir()
+    files = []
+    for p in it:
+        rel = p.relative_to(d)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if _is_image_file(p):
+            files.append(p)
+    return sorted(files, key=lambda p: p.relative_to(d).as_posix())
+
+
+def _class_tree(d: Path) -> dict[str, list[Path]]:
+    """``{class: images}`` for non-hidden subfolders of ``d`` that contain images."""
+    tree = {}
+    for sub in sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = _images_in(sub, recursive=True)
+        if files:
+            tree[sub.name] = files
+    return tree
+
+
+def _load_folder(root: Path, image_size: int | None) -> DataSplits:
+    try:
+        has_split = (root / "train").is_dir() and (root / "test").is_dir()
+        if has_split:
+            trees = {s: _class_tree(root / s) for s in ("train", "test")}
+            for s, t in trees.items():
+                if not t:
+                    raise SslabError(f"no class folders with images in {root / s}")
+            classes = sorted(set(trees["train"]) | set(trees["test"]))
+            top = []
+        else:
+            trees = {"all": _class_tree(root)}
+            classes = sorted(trees["all"])
+            top = _images_in(root, recursive=False)
+    except OSError as err:
+        raise SslabError(f"cannot list folder {root}: {_one_line(err)}") from None
+
+    labeled = bool(classes)
+    if not labeled and not top:
+        raise SslabError(f"no images found in {root} (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    if labeled and top:
+        raise SslabError(
+            f"folder {root} has both images at top level and class subfolders; "
+            "use only class subfolders (labeled) or only top-level images (unlabeled)"
+        )
+
+    # Ordered list of (split, path, label).
+    items: list[tuple[str, Path, int]] = []
+    if labeled:
+        cidx = {c: i for i, c in enumerate(classes)}
+        for split, tree in trees.items():
+            for c in classes:
+                items.extend((split, p, cidx[c]) for p in tree.get(c, []))
+    else:
+        items = [("all", p, -1) for p in top]
+
+    identity = {
+        "kind": "folder",
+        "root": str(root.resolve()),
+        "image_size": image_size,
+        "files": [],
+    }
+    for split, p, _ in items:
+        try:
+            st = p.stat()
+        except OSError as err:
+            raise SslabError(f"cannot read image {p}: {_one_line(err)}") from None
+        identity["files"].append([p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
+    key = _cache_key(identity)
+    cached = _load_cache(key)
+    if cached is not None:
+        return cached
+
+    # Pass 1: headers only (mode and size) to pick channels and the automatic size.
+    modes, min_sides = [], []
+    for _, p, _ in items:
+        im = _open_image(p, str(p))
+        with im:
+            modes.append(im.mode)
+            min_sides.append(min(im.size))
+    gray = all(m in _GRAY_MODES for m in modes)
+    size = image_size if image_size is not None else _auto_size(min_sides)
+
+    # Pass 2: decode, convert, resize.
+    paths = [p for _, p, _ in items]
+    x = _decode_many(paths, [str(p) for p in paths], size, gray)
+    name = root.resolve().name or str(root)
+    if not labeled:
+        splits = DataSplits(ImageData(x, None, [], name), None)
+    else:
+        y = np.asarray([lab for _, _, lab in items], dtype=np.int64)
+        if has_split:
+            is_tr = np.asarray([s == "train" for s, _, _ in items])
+            tr, te = np.flatnonzero(is_tr), np.flatnonzero(~is_tr)
+        else:
+            tr, te = _split_indices(y)
+        splits = DataSplits(
+            ImageData(x[tr], y[tr], list(classes), name),
+            ImageData(x[te], y[te], list(classes), name),
+        )
+    _save_cache(key, splits)
+    return splits
+
+
+# ===========================================================================================
+# .npz files
+# ===========================================================================================
+def _npz_images(a: np.ndarray, key: str, path: Path) -> np.ndarray:
+    if a.ndim == 3:
+        a = a[..., None]
+    if a.ndim != 4 or a.shape[-1] not in (1, 3):
+        raise SslabError(f"{path}: '{key}' must have shape (N,H,W) or (N,H,W,C) with C in {{1,3}}, got {a.shape}")
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == np.bool_:
+        return a.astype(np.uint8) * 255
+    if np.issubdtype(a.dtype, np.floating):
+        if a.size and (not np.all(np.isfinite(a)) or a.min() < 0.0 or a.max() > 1.0):
+            raise SslabError(f"{path}: float '{key}' must lie in [0, 1]")
+        return np.floor(a * 255.0 + 0.5).astype(np.uint8)
+    if np.issubdtype(a.dtype, np.integer):
+        if a.size and (a.min() < 0 or a.max() > 255):
+            raise SslabError(f"{path}: integer '{key}' must lie in [0, 255]")
+        return a.astype(np.uint8)
+    raise SslabError(f"{path}: '{key}' has unsupported dtype {a.dtype}")
+
+
+def _npz_labels(a: np.ndarray, n: int, key: str, path: Path) -> np.ndarray:
+    if a.ndim != 1 or a.shape[0] != n:
+        raise SslabError(f"{path}: '{key}' must have shape ({n},), got {a.shape}")
+    if np.issubdtype(a.dtype, np.floating):
+        if a.size and (not np.all(np.isfinite(a)) or np.any(a != np.round(a))):
+            raise SslabError(f"{path}: '{key}' must hold integer class ids")
+    elif not np.issubdtype(a.dtype, np.integer):
+        raise SslabError(f"{path}: '{key}' must hold integer class ids, got dtype {a.dtype}")
+    a = a.astype(np.int64)
+    if a.size and a.min() < 0:
+        raise SslabError(f"{path}: '{key}' has negative labels")
+    return a
+
+
+def _load_npz(path: Path) -> DataSplits:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as err:
+        raise SslabError(f"cannot read {path}: {_one_line(err)} (object arrays/pickle are not allowed)") from None
+    except (OSError, zlib.error, EOFError) as err:
+        raise SslabError(f"cannot read {path}: {_one_line(err)}") from None
+    if "x" not in arrays:
+        raise SslabError(f"{path}: missing key 'x' (found: {', '.join(sorted(arrays)) or 'none'})")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise SslabError(f"{path}: 'x_test' and 'y_test' must be given together")
+    if "x_test" in arrays and "y" not in arrays:
+        raise SslabError(f"{path}: has 'x_test' but no 'y'")
+    x = _npz_images(arrays["x"], "x", path)
+    name = path.stem
+    if "y" not in arrays:
+        return DataSplits(ImageData(x, None, [], name), None)
+    y = _npz_labels(arrays["y"], x.shape[0], "y", path)
+    xt = yt = None
+    if "x_test" in arrays:
+        xt = _npz_images(arrays["x_test"], "x_test", path)
+        yt = _npz_labels(arrays["y_test"], xt.shape[0], "y_test", path)
+        if xt.shape[1:] != x.shape[1:]:
+            raise SslabError(f"{path}: 'x_test' shape {xt.shape[1:]} differs from 'x' shape {x.shape[1:]}")
+    n_cls = int(max(y.max() if y.size else -1, yt.max() if yt is not None and yt.size else -1)) + 1
+    if "classes" in arrays:
+        classes = [str(c) for c in np.asarray(arrays["classes"]).tolist()]
+        if len(classes) < n_cls:
+            raise SslabError(f"{path}: 'classes' has {len(classes)} names but labels go up to {n_cls - 1}")
+    else:
+        classes = [str(i) for i in range(n_cls)]
+    if xt is None:
+        tr, te = _split_indices(y)
+        x, xt, y, yt = x[tr], x[te], y[tr], y[te]
+    return DataSplits(ImageData(x, y, classes, name), ImageData(xt, yt, list(classes), name))
+
+
+# ===========================================================================================
+# CIFAR-10
+# ===========================================================================================
+def _check_member(tar_path: Path, member: tarfile.TarInfo) -> None:
+    name = member.name
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts:
+        raise SslabError(f"unsafe member path {name!r} in archive {tar_path} (absolute or '..'); refusing to read it")
+
+
+def _iter_tar_files(tar_path: Path, wanted: Callable[[PurePosixPath], bool]):
+    """Yield ``(PurePosixPath, bytes)`` of regular members, read in memory (nothing is extracted)."""
+    try:
+        with tarfile.open(tar_path, "r:*") as tf:
+            for m in tf:
+                _check_member(tar_path, m)
+                if not m.isfile():
+                    continue
+                p = PurePosixPath(m.name)
+                if p.parts and p.parts[0] == ".":
+                    p = PurePosixPath(*p.parts[1:])
+                if not wanted(p):
+                    continue
+                f = tf.extractfile(m)
+                yield p, (f.read() if f is not None else b"")
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+        raise SslabError(f"cannot read archive {tar_path}: {_one_line(err)}") from None
+
+
+def _load_cifar10(root: Path, image_size: int | None, download: bool) -> DataSplits:
+    jpg = root / "cifar10" / CIFAR10_JPG_TAR
+    if jpg.is_file():
+        return _cached(
+            {"kind": "cifar10-jpg", **_file_identity(jpg), "image_size": image_size},
+            lambda: _read_cifar_jpg_tar(jpg, image_size),
+        )
+    binary = None
+    for cand in (root / "cifar10" / CIFAR10_BINARY_NAME, cache_dir() / "downloads" / "cifar10" / CIFAR10_BINARY_NAME):
+        if cand.is_file():
+            binary = cand
+            break
+    if binary is None:
+        if not download:
+            raise SslabError(f"cifar10 not found in {root / 'cifar10'} and download is disabled")
+        binary = _download(
+            CIFAR10_BINARY_URL, cache_dir() / "downloads" / "cifar10" / CIFAR10_BINARY_NAME, md5=CIFAR10_BINARY_MD5
+        )
+    return _cached(
+        {"kind": "cifar10-binary", **_file_identity(binary), "image_size": image_size},
+        lambda: _maybe_resize(_read_cifar_binary_tar(binary), image_size),
+    )
+
+
+def _cached(identity: dict, build: Callable[[], DataSplits]) -> DataSplits:
+    key = _cache_key(identity)
+    hit = _load_cache(key)
+    if hit is not None:
+        return hit
+    splits = build()
+    _save_cache(key, splits)
+    return splits
+
+
+def _read_cifar_jpg_tar(tar_path: Path, image_size: int | None) -> DataSplits:
+    """``{train,test}/<class>/NNNN.jpg`` (any leading folders) -> 32x32x3 (or resized) splits."""
+    cidx = {c: i for i, c in enumerate(CIFAR10_CLASSES)}
+
+    def wanted(p: PurePosixPath) -> bool:
+        return len(p.parts) >= 3 and p.parts[-3] in ("train", "test") and p.suffix.lower() in IMAGE_EXTENSIONS
+
+    entries: dict[str, list[tuple[int, str, bytes]]] = {"train": [], "test": []}
+    for p, data in _iter_tar_files(tar_path, wanted):
+        split, cls = p.parts[-3], p.parts[-2]
+        if cls not in cidx:
+            raise SslabError(f"unknown CIFAR-10 class folder {cls!r} in {tar_path} ({p.as_posix()})")
+        entries[split].append((cidx[cls], p.as_posix(), data))
+    if not entries["train"]:
+        raise SslabError(f"no train/<class>/*.jpg images found in {tar_path}")
+    size = image_size or 32
+    parts = {}
+    for split, rows in entries.items():
+        rows.sort(key=lambda r: (r[0], r[1]))
+        x = _decode_many([r[2] for r in rows], [f"{tar_path}:{r[1]}" for r in rows], size, gray=False)
+        y = np.asarray([r[0] for r in rows], dtype=np.int64)
+        parts[split] = ImageData(x, y, list(CIFAR10_CLASSES), "cifar10")
+    return DataSplits(parts["train"], parts["test"])
+
+
+def _read_cifar_binary_tar(tar_path: Path) -> DataSplits:
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    blobs = {}
+    for p, data in _iter_tar_files(tar_path, lambda p: p.name in names):
+        blobs[p.name] = data
+    missing = [n for n in names if n not in blobs]
+    if missing:
+        raise SslabError(f"{tar_path} is missing {', '.join(missing)} (expected the CIFAR-10 binary version)")
+
+    def parse(chunks: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        raw = b"".join(chunks)
+        if len(raw) % _CIFAR_RECORD:
+            raise SslabError(f"{tar_path}: batch size is not a multiple of {_CIFAR_RECORD} bytes")
+        rec = np.frombuffer(raw, dtype=np.uint8).reshape(-1, _CIFAR_RECORD)
+        y = rec[:, 0].astype(np.int64)
+        if y.size and y.max() > 9:
+            raise SslabError(f"{tar_path}: label {int(y.max())} out of range for CIFAR-10")
+        x = rec[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy()
+        return x, y
+
+    xtr, ytr = parse([blobs[n] for n in names[:5]])
+    xte, yte = parse([blobs["test_batch.bin"]])
+    return DataSplits(
+        ImageData(xtr, ytr, list(CIFAR10_CLASSES), "cifar10"),
+        ImageData(xte, yte, list(CIFAR10_CLASSES), "cifar10"),
+    )

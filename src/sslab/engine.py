@@ -1,0 +1,218 @@
+"""The pretraining loop: Lightning Fabric for devices/precision/distribution, views made on the device,
+cosine schedule with warm-up, a wall-clock budget, atomic checkpoints, resume, and a NaN guard."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sslab import views
+from sslab.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
+from sslab.config import PretrainConfig
+from sslab.data import ImageData
+from sslab.errors import SslabError
+from sslab.health import embedding_health
+from sslab.methods import build_method
+from sslab.nets import Backbone, build_backbone
+
+
+def to_float(x_uint8: torch.Tensor, device, channels_last: bool = False) -> torch.Tensor:
+    """(B, H, W, C) uint8 -> (B, C, H, W) float in [0, 1] on `device`."""
+    x = x_uint8.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+
+
+def pixel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
+    sample = x[:: max(1, len(x) // 10000)].astype(np.float32) / 255
+    return sample.mean(axis=(0, 1, 2)).tolist(), (sample.std(axis=(0, 1, 2)) + 1e-3).tolist()
+
+
+def lr_at(progress: float, base: float, warmup: float) -> float:
+    if progress < warmup:
+        return base * progress / warmup
+    t = (progress - warmup) / max(1e-8, 1 - warmup)
+    return base * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def make_fabric(cfg: PretrainConfig):
+    from lightning_fabric import Fabric
+
+    accelerator = cfg.accelerator
+    if accelerator == "auto":
+        accelerator = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = cfg.precision or ("bf16-mixed" if accelerator == "cuda" else "32-true")
+    fabric = Fabric(accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, precision=precision)
+    fabric.launch()
+    return fabric
+
+
+def run_info(cfg: PretrainConfig, data: ImageData, mean, std, data_spec: str) -> dict:
+    return {"method": cfg.method, "method_args": cfg.method_args, "backbone": cfg.backbone,
+            "in_chans": int(data.x.shape[3]), "image_size": int(data.x.shape[1]), "mean": mean, "std": std,
+            "data": data_spec, "config": cfg.model_dump()}
+
+
+def load_backbone(run_dir: str | Path) -> tuple[Backbone, dict]:
+    """Rebuild a pretrained backbone from `run_dir/run.json` and `run_dir/backbone.safetensors`."""
+    run_dir = Path(run_dir)
+    try:
+        info = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        raise SslabError(f"{run_dir} is not a pretraining run (no readable run.json)") from None
+    bb = build_backbone(info["backbone"], info["in_chans"], info["mean"], info["std"])
+    bb.load_state_dict(load_weights(run_dir / "backbone.safetensors"))
+    return bb, info
+
+
+def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool = False, data_spec: str = "",
+             show_progress: bool = True) -> dict:
+    """Pretrain `cfg.method` on the images of `data` (labels unused) and write the run to `out`:
+    run.json, backbone.safetensors, checkpoint/ (model + optimiser + RNG state) and metrics.jsonl."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    fabric = make_fabric(cfg)
+    device = fabric.device
+    x_all = data.x if cfg.max_images is None else data.x[: cfg.max_images]
+    n = len(x_all)
+    if n < 2:
+        raise SslabError(f"need at least 2 images to pretrain, got {n}")
+    batch = min(cfg.batch_size, n)
+    mean, std = pixel_stats(x_all)
+    backbone = build_backbone(cfg.backbone, data.x.shape[3], mean, std)
+    model = build_method(cfg.method, backbone, **cfg.method_args)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    train_model = torch.compile(model) if cfg.compile else model
+    train_model, opt = fabric.setup(train_model, opt)
+    size, chans = data.x.shape[1], data.x.shape[3]
+    aug_cfg = replace(views.simclr_config(size, cfg.aug_strength, chans), scale=tuple(cfg.crop_scale))
+    augment = views.Augment(aug_cfg).to(device)
+    x_cpu = torch.from_numpy(np.ascontiguousarray(x_all))
+    steps_per_epoch = max(1, n // (batch * fabric.world_size))
+    total_steps = math.ceil(cfg.epochs * steps_per_epoch) if cfg.epochs else None
+    budget = cfg.budget if not cfg.epochs else None
+    if total_steps is None and budget is None:
+        raise SslabError("set either epochs or budget")
+
+    g_data = torch.Generator().manual_seed(cfg.seed)
+    g_aug = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + fabric.global_rank)
+    step, elapsed_before, history = 0, 0.0, []
+    ckpt = out / "checkpoint"
+    if resume:
+        weights, state = load_checkpoint(ckpt)
+        model.load_state_dict(weights)
+        opt.load_state_dict(state["optimizer"])
+        step, elapsed_before = state["step"], state["elapsed"]
+        g_data.set_state(state["g_data"])
+        g_aug.set_state(state["g_aug"])
+        torch.set_rng_state(state["torch_rng"])
+        history = json.loads(state["history"])
+    info = run_info(cfg, data, mean, std, data_spec)
+    if fabric.global_rank == 0:
+        (out / "run.json").write_text(json.dumps(info, indent=2))
+    probe = to_float(x_cpu[torch.randperm(n, generator=torch.Generator().manual_seed(0))[:512]], device)
+
+    def progress_at(s: int, elapsed: float) -> float:
+        if total_steps:
+            return s / total_steps
+        return min(1.0, elapsed / budget)
+
+    def save(elapsed: float) -> None:
+        if fabric.global_rank != 0:
+            return
+        state = {"optimizer": opt.state_dict(), "step": step, "elapsed": elapsed, "g_data": g_data.get_state(),
+                 "g_aug": g_aug.get_state(), "torch_rng": torch.get_rng_state(), "history": json.dumps(history)}
+        save_checkpoint(ckpt, model.state_dict(), state)
+        save_weights(out / "backbone.safetensors", model.backbone.state_dict(), {"run": info})
+
+    def batches():
+        epoch = step // steps_per_epoch
+        while True:
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+            perm = perm[fabric.global_rank :: fabric.world_size]
+            start = step % steps_per_epoch if epoch == step // steps_per_epoch else 0
+            for i in range(start, steps_per_epoch):
+                yield perm[i * batch : (i + 1) * batch]
+            epoch += 1
+
+    metrics_file = open(out / "metrics.jsonl", "a" if resume else "w")
+    t0 = time.time() - elapsed_before
+    last_save = time.time()
+    progress_bar = _Progress(show_progress and fabric.global_rank == 0, total_steps, budget)
+    model.train()
+    try:
+        for idx in batches():
+            elapsed = time.time() - t0
+            p = progress_at(step, elapsed)
+            if p >= 1.0:
+                break
+            lr = lr_at(p, cfg.lr, cfg.warmup)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            x = to_float(x_cpu[idx], device, cfg.channels_last)
+            v1, v2 = augment(x, g_aug), augment(x, g_aug)
+            loss = train_model(v1, v2)
+            if not torch.isfinite(loss):
+                raise SslabError(f"loss became {loss.item()} at step {step}; stopped, last good checkpoint kept in {ckpt}")
+            opt.zero_grad(set_to_none=True)
+            fabric.backward(loss)
+            opt.step()
+            model.after_step(progress_at(step + 1, time.time() - t0))
+            step += 1
+            if step % cfg.log_every == 0 or step == 1:
+                model.eval()
+                with torch.no_grad():
+                    h = embedding_health(model.embed(probe))
+                model.train()
+                row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss.item(), "lr": lr,
+                       "emb_std": h["std_mean"], "eff_rank": h["effective_rank"], "time": round(time.time() - t0, 2)}
+                history.append(row)
+                metrics_file.write(json.dumps(row) + "\n")
+                metrics_file.flush()
+            progress_bar.update(step, progress_at(step, time.time() - t0), loss.item())
+            if time.time() - last_save > cfg.checkpoint_every:
+                save(time.time() - t0)
+                last_save = time.time()
+    finally:
+        progress_bar.close()
+        metrics_file.close()
+    seconds = time.time() - t0
+    save(seconds)
+    return {"method": cfg.method, "backbone": cfg.backbone, "steps": step, "epochs": step / steps_per_epoch,
+            "seconds": seconds, "images_per_s": step * batch * fabric.world_size / max(seconds, 1e-9),
+            "images": n, "batch_size": batch, "history": history}
+
+
+class _Progress:
+    """A rich progress bar with ETA and the live loss (silent when disabled)."""
+
+    def __init__(self, enabled: bool, total_steps: int | None, budget: float | None):
+        self.bar = None
+        if not enabled:
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("pretrain"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                            TextColumn("step {task.fields[step]} loss {task.fields[loss]:.4f}"), transient=False)
+        self.task = self.bar.add_task("pretrain", total=1000, step=0, loss=float("nan"))
+        self.bar.start()
+
+    def update(self, step: int, progress: float, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=int(progress * 1000), step=step, loss=loss)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,26 @@
+"""Methods by name. Adding one is one file with `@register("name")` and its import below."""
+from __future__ import annotations
+
+from typing import Callable
+
+from sslab.errors import SslabError
+from sslab.methods.base import Method
+
+METHODS: dict[str, Callable[..., Method]] = {}
+
+
+def register(name: str):
+    def deco(cls):
+        METHODS[name] = cls
+        return cls
+
+    return deco
+
+
+def build_method(name: str, backbone, **kwargs) -> Method:
+    if name not in METHODS:
+        raise SslabError(f"unknown method {name!r}; choose from {', '.join(sorted(METHODS))}")
+    return METHODS[name](backbone, **kwargs)
+
+
+from sslab.methods import byol, simclr, vicreg  # noqa: E402,F401  (registers them)

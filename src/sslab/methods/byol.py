@@ -1,0 +1,30 @@
+"""BYOL (Grill et al. 2020): an online network predicts a momentum target network's projection."""
+from sslab.heads import cosine_momentum, ema_update, mlp, momentum_copy
+from sslab.losses import NegativeCosineLoss
+from sslab.methods import register
+from sslab.methods.base import Method
+
+
+@register("byol")
+class BYOL(Method):
+    def __init__(self, backbone, proj_dim: int = 128, hidden_dim: int = 512, momentum: float = 0.99):
+        super().__init__()
+        self.backbone = backbone
+        self.projector = mlp([backbone.dim, hidden_dim, proj_dim])
+        self.predictor = mlp([proj_dim, hidden_dim, proj_dim])
+        self.target_backbone = momentum_copy(backbone)
+        self.target_projector = momentum_copy(self.projector)
+        self.base_momentum = momentum
+        self.loss = NegativeCosineLoss()
+
+    def forward(self, x1, x2):
+        p1 = self.predictor(self.projector(self.backbone(x1)))
+        p2 = self.predictor(self.projector(self.backbone(x2)))
+        z1 = self.target_projector(self.target_backbone(x1))
+        z2 = self.target_projector(self.target_backbone(x2))
+        return (self.loss(p1, z2) + self.loss(p2, z1)) / 2
+
+    def after_step(self, progress):
+        m = cosine_momentum(progress, self.base_momentum)
+        ema_update(self.backbone, self.target_backbone, m)
+        ema_update(self.projector, self.target_projector, m)

@@ -1,0 +1,18 @@
+"""VICReg (Bardes et al. 2022): invariance between views, variance and decorrelation within each view."""
+from sslab.heads import mlp
+from sslab.losses import VICRegLoss
+from sslab.methods import register
+from sslab.methods.base import Method
+
+
+@register("vicreg")
+class VICReg(Method):
+    def __init__(self, backbone, proj_dim: int = 512, hidden_dim: int = 512, sim_weight: float = 25.0,
+                 var_weight: float = 25.0, cov_weight: float = 1.0):
+        super().__init__()
+        self.backbone = backbone
+        self.projector = mlp([backbone.dim, hidden_dim, hidden_dim, proj_dim])
+        self.loss = VICRegLoss(sim_weight, var_weight, cov_weight)
+
+    def forward(self, x1, x2):
+        return self.loss(self.projector(self.backbone(x1)), self.projector(self.backbone(x2)))
