@@ -73,11 +73,11 @@ class EvalConfig(_Strict):
     finetune_epochs: int = Field(50, gt=0, description="most epochs of a fine-tune run")
     finetune_images: int = Field(180_000, gt=0, description="cap on images seen per fine-tune run")
     finetune_min_steps: int = Field(300, gt=0, description="least optimiser steps per fine-tune run")
-    curve_points: int = Field(25, gt=1, description="points on each train/test curve")
+    curve_points: int = Field(10, gt=1, description="points on each train/test curve")
     finetune_lr: float = Field(1e-3, gt=0)
     finetune_aug: bool = True
-    batch_size: int = Field(64, gt=1)
-    curve_test_images: int = Field(2000, gt=0, description="test images used for per-epoch curves")
+    batch_size: int = Field(128, gt=1)
+    curve_test_images: int = Field(1000, gt=0, description="test images used for per-epoch curves")
 
     @field_validator("fractions")
     @classmethod

@@ -1,0 +1,162 @@
+"""Every registered method (iterated from sslab.METHODS, so new ones are covered) and every backbone."""
+import pytest
+import torch
+
+import sslab
+from sslab import SslabError, build_backbone, build_method
+from sslab.nets import RESNETS
+
+METHOD_NAMES = sorted(sslab.METHODS)
+
+
+def _views(seed: int, b: int = 8):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, 1, 16, 16, generator=g), torch.rand(b, 1, 16, 16, generator=g)
+
+
+def _model(name: str, **kwargs):
+    torch.manual_seed(0)
+    return build_method(name, build_backbone("resnet-xs", 1), **kwargs)
+
+
+def test_builtin_methods_registered():
+    assert {"simclr", "byol", "vicreg"} <= set(sslab.METHODS)
+    with pytest.raises(SslabError, match="unknown method"):
+        build_method("no-such-method", build_backbone("resnet-xs", 1))
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_forward_backward(name):
+    model = _model(name).train()
+    x1, x2 = _views(1)
+    loss = model(x1, x2)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.backbone.parameters() if p.requires_grad]
+    assert grads and all(gr is not None for gr in grads)
+    assert sum(gr.abs().sum().item() for gr in grads) > 0
+    # the first convolution (furthest from the loss) also learns
+    first_conv = next(p for p in model.backbone.parameters() if p.ndim == 4)
+    assert first_conv.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_embed_and_energy(name):
+    model = _model(name).eval()
+    x, y = _views(2)
+    assert model.embed(x).shape == (8, model.backbone.dim)
+    e_same = model.energy(x, x)
+    assert e_same.shape == (8,)
+    assert torch.allclose(e_same, torch.zeros(8), atol=1e-5)
+    e = model.energy(x, y)
+    assert e.shape == (8,) and not e.requires_grad
+    assert bool(((e >= -1e-6) & (e <= 2 + 1e-6)).all())
+    assert e.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_training_step_and_after_step(name):
+    """An optimiser step plus `after_step` leave the method usable: the next loss is still finite."""
+    model = _model(name).train()
+    x1, x2 = _views(3, b=16)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    before = model(x1, x2)
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    model.after_step(0.5)
+    assert torch.isfinite(model(x1, x2))
+
+
+def _target_state(model):
+    return {k: v.clone() for k, v in model.state_dict().items() if k.startswith("target_")}
+
+
+def test_byol_target_only_moves_by_ema():
+    model = _model("byol").train()
+    x1, x2 = _views(4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)  # target params included on purpose
+    params_before = {k: v.clone() for k, v in model.named_parameters() if k.startswith("target_")}
+    assert params_before
+    loss = model(x1, x2)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    for k, p in model.named_parameters():
+        if k.startswith("target_"):
+            assert p.grad is None, k
+            assert torch.equal(p, params_before[k]), k
+    online_bb = dict(model.backbone.named_parameters())
+    changed_online = [k for k, p in online_bb.items() if not torch.equal(p, params_before["target_backbone." + k])]
+    assert changed_online  # the online network did move
+    model.after_step(0.0)  # momentum = base 0.99
+    for k, p in model.target_backbone.named_parameters():
+        expected = 0.99 * params_before["target_backbone." + k] + 0.01 * online_bb[k]
+        assert torch.allclose(p, expected, atol=1e-6), k
+    assert any(not torch.equal(p, params_before["target_backbone." + k]) for k, p in model.target_backbone.named_parameters())
+
+
+def test_byol_momentum_zero_copies_online():
+    model = _model("byol", momentum=0.0).train()
+    x1, x2 = _views(5)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    loss = model(x1, x2)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    model.after_step(0.0)
+    for online, target in ((model.backbone, model.target_backbone), (model.projector, model.target_projector)):
+        t = target.state_dict()
+        for k, v in online.state_dict().items():
+            assert torch.equal(v, t[k]), k
+
+
+def test_byol_momentum_one_freezes_target():
+    model = _model("byol").train()
+    before = _target_state(model)
+    loss = model(*_views(6))
+    loss.backward()
+    with torch.no_grad():
+        for p in model.backbone.parameters():
+            p.add_(1.0)
+    model.after_step(1.0)  # cosine schedule ends at momentum 1.0: parameters frozen
+    for k, v in model.target_backbone.named_parameters():
+        assert torch.equal(v, before["target_backbone." + k])
+
+
+# ----------------------------------------------------------------------------------------- nets
+@pytest.mark.parametrize("name", sorted(RESNETS))
+@pytest.mark.parametrize("chans", [1, 3])
+def test_resnet_output_shape(name, chans):
+    torch.manual_seed(0)
+    bb = build_backbone(name, chans).eval()
+    with torch.no_grad():
+        out = bb(torch.rand(2, chans, 16, 16))
+    assert out.shape == (2, bb.dim)
+    assert bb.dim == RESNETS[name][0][-1]
+    assert torch.isfinite(out).all()
+
+
+def test_backbone_normalises_with_given_stats():
+    bb = build_backbone("resnet-xs", 3, mean=[0.1, 0.2, 0.3], std=[0.5, 0.5, 0.5])
+    assert bb.mean.flatten().tolist() == pytest.approx([0.1, 0.2, 0.3])
+    assert bb.std.shape == (1, 3, 1, 1)
+
+
+def test_unknown_backbone():
+    with pytest.raises(SslabError, match="unknown backbone 'resnet-zz'"):
+        build_backbone("resnet-zz", 1)
+    with pytest.raises(SslabError, match="unknown timm model"):
+        build_backbone("timm:definitely_not_a_model_xyz", 3)
+
+
+def test_timm_backbone():
+    pytest.importorskip("timm")
+    torch.manual_seed(0)
+    bb = build_backbone("timm:resnet18", 3).eval()
+    assert bb.dim == 512
+    with torch.no_grad():
+        assert bb(torch.rand(2, 3, 32, 32)).shape == (2, 512)
+    bb1 = build_backbone("timm:resnet18", 1).eval()
+    with torch.no_grad():
+        assert bb1(torch.rand(1, 1, 32, 32)).shape == (1, 512)
