@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from sslab import data
-from sslab.data import DataSplits, ImageData, KNOWN, cache_dir, data_root, label_subset, load_images
+from sslab.data import DataSplits, KNOWN, cache_dir, data_root, label_subset, load_images
 from sslab.errors import SslabError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,36 +4,27 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from sslab.atomic import atomic_write
 from sslab.errors import SslabError
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over `path` (all or nothing)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def _write(path: Path, data: bytes) -> None:
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, data)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise SslabError(f"could not write {path}: {e.strerror or e}") from None
 
 
 def save_weights(path: Path, state: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
-    atomic_write(path, st_save(tensors, metadata=meta))
+    _write(path, st_save(tensors, metadata=meta))
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -52,10 +43,10 @@ def save_checkpoint(folder: Path, model_state: dict, train_state: dict) -> None:
     buf = io.BytesIO()
     torch.save(train_state, buf)
     state = buf.getvalue()
-    atomic_write(folder / "model.safetensors", weights)
-    atomic_write(folder / "state.pt", state)
+    _write(folder / "model.safetensors", weights)
+    _write(folder / "state.pt", state)
     digest = {"model.safetensors": hashlib.sha256(weights).hexdigest(), "state.pt": hashlib.sha256(state).hexdigest()}
-    atomic_write(folder / "checkpoint.json", json.dumps(digest).encode())
+    _write(folder / "checkpoint.json", json.dumps(digest).encode())
 
 
 def load_checkpoint(folder: Path) -> tuple[dict, dict]:

@@ -37,6 +37,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from sslab.atomic import atomic_write
 from sslab.errors import SslabError
 
 __all__ = [
@@ -420,17 +421,12 @@ def _save_cache(key: str, splits: DataSplits) -> None:
     if splits.test is not None:
         arrays["x_test"] = splits.test.x
         arrays["y_test"] = splits.test.y
-    final = cache_dir() / f"{key}.npz"
-    tmp = final.with_name(f".{key}.{os.getpid()}.tmp")
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
     try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, final)
+        atomic_write(cache_dir() / f"{key}.npz", buf.getvalue())
     except OSError:
         pass  # a cache that cannot be written only costs time
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _load_cache(key: str) -> DataSplits | None:

@@ -96,7 +96,9 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
     train_model = torch.compile(model) if cfg.compile else model
     train_model, opt = fabric.setup(train_model, opt)
     size, chans = data.x.shape[1], data.x.shape[3]
-    aug_cfg = replace(views.simclr_config(size, cfg.aug_strength, chans), scale=tuple(cfg.crop_scale))
+    aug_cfg = views.simclr_config(size, cfg.aug_strength, chans)
+    if cfg.crop_scale is not None:
+        aug_cfg = replace(aug_cfg, scale=tuple(cfg.crop_scale))
     augment = views.Augment(aug_cfg).to(device)
     x_cpu = torch.from_numpy(np.ascontiguousarray(x_all))
     steps_per_epoch = max(1, n // (batch * fabric.world_size))
@@ -147,6 +149,7 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
             epoch += 1
 
     metrics_file = open(out / "metrics.jsonl", "a" if resume else "w")
+    tb = _tensorboard(out) if fabric.global_rank == 0 else None
     t0 = time.time() - elapsed_before
     last_save = time.time()
     progress_bar = _Progress(show_progress and fabric.global_rank == 0, total_steps, budget)
@@ -180,18 +183,32 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
                 history.append(row)
                 metrics_file.write(json.dumps(row) + "\n")
                 metrics_file.flush()
+                if tb is not None:
+                    for k in ("loss", "lr", "emb_std", "eff_rank"):
+                        tb.add_scalar(f"pretrain/{k}", row[k], step)
             progress_bar.update(step, progress_at(step, time.time() - t0), loss.item())
-            if time.time() - last_save > cfg.checkpoint_every:
+            if step == 1 or time.time() - last_save > cfg.checkpoint_every:  # a first good checkpoint early
                 save(time.time() - t0)
                 last_save = time.time()
     finally:
         progress_bar.close()
         metrics_file.close()
+        if tb is not None:
+            tb.close()
     seconds = time.time() - t0
     save(seconds)
     return {"method": cfg.method, "backbone": cfg.backbone, "steps": step, "epochs": step / steps_per_epoch,
             "seconds": seconds, "images_per_s": step * batch * fabric.world_size / max(seconds, 1e-9),
             "images": n, "batch_size": batch, "history": history}
+
+
+def _tensorboard(out: Path):
+    """A TensorBoard writer in out/tb when the tensorboard package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out / "tb"))
 
 
 class _Progress:

@@ -17,12 +17,11 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable
 
+from sslab.atomic import atomic_write
 from sslab.errors import SslabError
 
 __all__ = ["summarize", "write_report", "print_summary"]
@@ -132,24 +131,6 @@ def _style_for(protocols: Iterable[str]) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file in ``path``'s folder, then ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 # --------------------------------------------------------------------------- summarize
 
 
@@ -255,7 +236,7 @@ def _new_figure(w: float, h: float):
 def _save(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=_DPI)
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def _series(points: list, xkeys: tuple[str, ...], ykey: str) -> tuple[list[float], list[float]]:
@@ -735,5 +716,5 @@ def write_report(run_dir: str | Path, results: dict | None = None) -> Path:
             plots.append((fname, alt, heading))
 
     html_path = run_dir / "report.html"
-    _atomic_write_bytes(html_path, _render_html(results, plots).encode("utf-8"))
+    atomic_write(html_path, _render_html(results, plots).encode("utf-8"))
     return html_path

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from sslab import __version__
-from sslab.checkpoint import atomic_write
+from sslab.atomic import atomic_write
 from sslab.config import EvalConfig, StudyConfig
 from sslab.data import DataSplits, label_subset, load_images
 from sslab.engine import load_backbone, pixel_stats, pretrain
@@ -28,6 +28,8 @@ def _device() -> str:
 def _labeled(splits: DataSplits) -> None:
     if splits.train.y is None or splits.test is None:
         raise SslabError(f"{splits.train.name}: evaluation needs labelled data (class sub-folders), found unlabelled images")
+    if len(splits.test) == 0:
+        raise SslabError(f"{splits.train.name}: too few images per class to hold out a test split")
     if len(splits.train.classes) < 2:
         raise SslabError(f"{splits.train.name}: evaluation needs at least 2 classes, found {len(splits.train.classes)}")
 
@@ -111,10 +113,12 @@ def findings(summary: list[dict]) -> list[str]:
         if ssl and base:
             s, b = max(ssl, key=lambda v: v["mean"]), max(base, key=lambda v: v["mean"])
             d = s["mean"] - b["mean"]
-            beyond = abs(d) > s["std"] + b["std"]
+            if min(s["n"], b["n"]) < 2:
+                spread = " (one seed: spread not measured)"
+            else:
+                spread = " (beyond the seed spread)" if abs(d) > s["std"] + b["std"] else " (within the seed spread)"
             out.append(f"SSL pretraining at {frac:.0%} labels: best SSL ({s['protocol']}) {fmt(s)} vs best baseline "
-                       f"({b['init']} {b['protocol']}) {fmt(b)}: {d:+.1%}"
-                       f"{' (beyond the seed spread)' if beyond else ' (within the seed spread)'}.")
+                       f"({b['init']} {b['protocol']}) {fmt(b)}: {d:+.1%}{spread}.")
     return out
 
 

@@ -7,7 +7,7 @@ from sslab.methods.base import Method
 
 @register("simclr")
 class SimCLR(Method):
-    def __init__(self, backbone, proj_dim: int = 128, hidden_dim: int = 512, temperature: float = 0.5):
+    def __init__(self, backbone, proj_dim: int = 128, hidden_dim: int = 512, temperature: float = 0.2):
         super().__init__()
         self.backbone = backbone
         self.projector = mlp([backbone.dim, hidden_dim, proj_dim])
