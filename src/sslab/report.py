@@ -17,6 +17,7 @@ import html
 import io
 import json
 import math
+import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable
@@ -196,7 +197,7 @@ def print_summary(results: dict, console=None) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console = console if console is not None else Console()
+    console = console if console is not None else Console(width=None if sys.stdout.isatty() else 120)
     summary = summarize(results)
     if not summary:
         console.print("[yellow]No evaluation runs in results.[/yellow]")
@@ -218,7 +219,7 @@ def print_summary(results: dict, console=None) -> None:
             if d is None:
                 row.append(Text("–"))
                 continue
-            txt = f"{_pct(d['mean'])} ± {_pct(d['std'])} (n={d['n']})"
+            txt = f"{_pct(d['mean'])}±{_pct(d['std'])} n={d['n']}"
             row.append(Text(txt, style="bold" if _is_best(d, best) else ""))
         table.add_row(*row)
     console.print(table)
@@ -520,7 +521,7 @@ def _results_table_html(summary: list[dict]) -> str:
             if d is None:
                 tds.append('<td class="num">–</td>')
                 continue
-            txt = f"{_pct(d['mean'])} ± {_pct(d['std'])} (n={d['n']})"
+            txt = f"{_pct(d['mean'])}±{_pct(d['std'])} n={d['n']}"
             is_best = _is_best(d, best)
             txt = f"<b>{_e(txt)}</b>" if is_best else _e(txt)
             train = f"<small>train {_e(_pct(d['train_mean']))}</small>" if d["train_mean"] is not None else ""

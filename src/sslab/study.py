@@ -105,21 +105,26 @@ def findings(summary: list[dict]) -> list[str]:
         a, b = get.get(("scratch+aug", "finetune", frac)), get.get(("scratch", "finetune", frac))
         if a and b:
             d = a["mean"] - b["mean"]
-            out.append(f"Augmentation {'improves' if d > 0 else 'does not improve'} scratch test accuracy at "
-                       f"{frac:.0%} labels: {fmt(b)} -> {fmt(a)} ({d:+.1%}).")
+            verdict = "improves" if d > 0 else "lowers"
+            out.append(f"Augmentation {verdict} scratch test accuracy at {frac:.0%} labels: {fmt(b)} -> {fmt(a)} "
+                       f"({d:+.1%}{_spread(a, b, d)}).")
     for frac in sorted({k[2] for k in get}):
-        ssl = [v for k, v in get.items() if k[0] == "ssl" and k[2] == frac]
+        ssl = sorted((v for k, v in get.items() if k[0] == "ssl" and k[2] == frac), key=lambda v: -v["mean"])
         base = [v for k, v in get.items() if k[0] in ("scratch", "scratch+aug", "pixels") and k[2] == frac]
         if ssl and base:
-            s, b = max(ssl, key=lambda v: v["mean"]), max(base, key=lambda v: v["mean"])
-            d = s["mean"] - b["mean"]
-            if min(s["n"], b["n"]) < 2:
-                spread = " (one seed: spread not measured)"
-            else:
-                spread = " (beyond the seed spread)" if abs(d) > s["std"] + b["std"] else " (within the seed spread)"
-            out.append(f"SSL pretraining at {frac:.0%} labels: best SSL ({s['protocol']}) {fmt(s)} vs best baseline "
-                       f"({b['init']} {b['protocol']}) {fmt(b)}: {d:+.1%}{spread}.")
+            b = max(base, key=lambda v: v["mean"])
+            parts = [f"{s['protocol']} {fmt(s)} ({s['mean'] - b['mean']:+.1%}{_spread(s, b, s['mean'] - b['mean'])})"
+                     for s in ssl]
+            out.append(f"SSL pretraining at {frac:.0%} labels, against the best baseline ({b['init']} {b['protocol']} "
+                       f"{fmt(b)}): " + "; ".join(parts) + ".")
     return out
+
+
+def _spread(a: dict, b: dict, d: float) -> str:
+    """Whether a difference `d` between two summarised groups exceeds their combined seed spread."""
+    if min(a["n"], b["n"]) < 2:
+        return ", one seed: spread not measured"
+    return ", beyond the seed spread" if abs(d) > a["std"] + b["std"] else ", within the seed spread"
 
 
 def assemble(results: dict) -> dict:
