@@ -309,7 +309,7 @@ def test_print_summary(tmp_path):
     for head in ("1%", "10%", "100%"):
         assert head in out
     assert "scratch+aug" in out and "finetune" in out and "pixels" in out
-    assert "(n=3)" in out and "±" in out
+    assert "n=3" in out and "±" in out
     # names with rich markup characters are printed literally
     res = make_results(seeds=1)
     for r in res["runs"]:

@@ -521,7 +521,7 @@ def _results_table_html(summary: list[dict]) -> str:
             if d is None:
                 tds.append('<td class="num">–</td>')
                 continue
-            txt = f"{_pct(d['mean'])}±{_pct(d['std'])} n={d['n']}"
+            txt = f"{_pct(d['mean'])} ± {_pct(d['std'])} (n={d['n']})"
             is_best = _is_best(d, best)
             txt = f"<b>{_e(txt)}</b>" if is_best else _e(txt)
             train = f"<small>train {_e(_pct(d['train_mean']))}</small>" if d["train_mean"] is not None else ""
