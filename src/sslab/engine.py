@@ -100,6 +100,11 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
     if cfg.crop_scale is not None:
         aug_cfg = replace(aug_cfg, scale=tuple(cfg.crop_scale))
     augment = views.Augment(aug_cfg).to(device)
+    augs = [augment, augment]
+    if getattr(model, "num_local_crops", 0):  # multi-crop: 2 global views + small local ones (SwAV, DINO)
+        local_size = getattr(model, "local_crop_size", None) or max(8, round(size * 3 / 7))
+        local_aug = views.Augment(replace(aug_cfg, size=local_size, scale=(0.05, 0.4))).to(device)
+        augs += [local_aug] * model.num_local_crops
     x_cpu = torch.from_numpy(np.ascontiguousarray(x_all))
     steps_per_epoch = max(1, n // (batch * fabric.world_size))
     total_steps = math.ceil(cfg.epochs * steps_per_epoch) if cfg.epochs else None
@@ -164,8 +169,7 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
             for group in opt.param_groups:
                 group["lr"] = lr
             x = to_float(x_cpu[idx], device, cfg.channels_last)
-            v1, v2 = augment(x, g_aug), augment(x, g_aug)
-            loss = train_model(v1, v2)
+            loss = train_model(*views.multi_views(augs, x, g_aug))
             if not torch.isfinite(loss):
                 raise SslabError(f"loss became {loss.item()} at step {step}; stopped, last good checkpoint kept in {ckpt}")
             opt.zero_grad(set_to_none=True)

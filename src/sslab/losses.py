@@ -71,3 +71,122 @@ def covariance_term(z: torch.Tensor) -> torch.Tensor:
     cov = (z.T @ z) / (n - 1)
     off = cov - torch.diag(torch.diag(cov))
     return off.pow(2).sum() / d
+
+
+class InfoNCELoss(nn.Module):
+    """InfoNCE of queries `q` against keys `k` (both L2-normalised here; keys carry no gradient by the caller's
+    design). Without `negatives` (MoCo v3) the keys are gathered over processes and query i's positive is key i of
+    the global batch; with `negatives` (a (K, d) queue, MoCo v2) the logits are [q_i.k_i, q_i.negatives]."""
+
+    def __init__(self, temperature: float = 0.2):
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, negatives: torch.Tensor | None = None) -> torch.Tensor:
+        q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+        if negatives is None:
+            logits = q @ dist.gather(k).T
+            labels = torch.arange(len(q), device=q.device) + dist.rank() * len(q)
+        else:
+            negatives = F.normalize(negatives.to(q.dtype), dim=1)
+            logits = torch.cat([(q * k).sum(1, keepdim=True), q @ negatives.T], dim=1)
+            labels = torch.zeros(len(q), dtype=torch.long, device=q.device)
+        return F.cross_entropy(logits / self.temperature, labels)
+
+
+class BarlowTwinsLoss(nn.Module):
+    """Barlow Twins (Zbontar et al. 2021): the cross-correlation of the two views' batch-normalised projections
+    (statistics over the gathered batch) is pushed to the identity: sum (1 - C_ii)^2 + lambda * sum_{i!=j} C_ij^2."""
+
+    def __init__(self, lambd: float = 5e-3, eps: float = 1e-5):
+        super().__init__()
+        self.lambd, self.eps = lambd, eps
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        z1, z2 = dist.gather(z1.float()), dist.gather(z2.float())
+        n = z1.shape[0]
+        z1 = (z1 - z1.mean(0)) / torch.sqrt(z1.var(0, unbiased=False) + self.eps)
+        z2 = (z2 - z2.mean(0)) / torch.sqrt(z2.var(0, unbiased=False) + self.eps)
+        c = z1.T @ z2 / n
+        on = (torch.diagonal(c) - 1).pow(2).sum()
+        off = c.pow(2).sum() - torch.diagonal(c).pow(2).sum()
+        return on + self.lambd * off
+
+
+@torch.no_grad()
+def sinkhorn(scores: torch.Tensor, iters: int = 3, epsilon: float = 0.05) -> torch.Tensor:
+    """SwAV's Sinkhorn-Knopp: soft assignments Q (B, K) of B samples (over all processes) to K prototypes whose
+    rows sum to 1 and whose columns each sum to about B / K (equipartition)."""
+    q = torch.exp(scores.float() / epsilon).T  # (K, B)
+    k, b = q.shape[0], q.shape[1] * dist.world_size()
+    q /= dist.all_reduce_sum(q.sum())
+    for _ in range(iters):
+        q /= dist.all_reduce_sum(q.sum(dim=1, keepdim=True))
+        q /= k
+        q /= q.sum(dim=0, keepdim=True)
+        q /= b
+    return (q * b).T
+
+
+class SwAVLoss(nn.Module):
+    """Swapped prediction: the Sinkhorn codes of each global view (first `n_global` of `scores`, each (B, K)
+    prototype scores) are predicted from every other view by a softmax at `temperature`. `extra` optionally
+    holds queued scores per global view, appended before Sinkhorn (only the batch's codes are used)."""
+
+    def __init__(self, temperature: float = 0.1, epsilon: float = 0.05, iters: int = 3):
+        super().__init__()
+        self.temperature, self.epsilon, self.iters = temperature, epsilon, iters
+
+    def forward(self, scores: list[torch.Tensor], n_global: int = 2, extra: list[torch.Tensor] | None = None):
+        total, terms = 0.0, 0
+        for i in range(n_global):
+            s = scores[i].detach()
+            if extra is not None:
+                s = torch.cat([s, extra[i].to(s.dtype)])
+            q = sinkhorn(s, self.iters, self.epsilon)[: len(scores[i])]
+            for j, sj in enumerate(scores):
+                if j != i:
+                    total = total - (q * F.log_softmax(sj.float() / self.temperature, dim=1)).sum(1).mean()
+                    terms += 1
+        return total / terms
+
+
+def teacher_temperature(progress: float, start: float = 0.04, end: float = 0.07, warmup: float = 0.3) -> float:
+    """DINO's teacher temperature: linear from `start` to `end` over the first `warmup` of progress, then `end`."""
+    if warmup <= 0 or progress >= warmup:
+        return end
+    return start + (end - start) * max(progress, 0.0) / warmup
+
+
+class DINOLoss(nn.Module):
+    """DINO self-distillation: cross entropy between the centred, sharpened teacher outputs of the global views and
+    the student outputs of every other view. The centre is an EMA (`center_momentum`) of the teacher's batch mean
+    (all-reduced over processes), updated in training mode; the teacher temperature follows `teacher_temperature`
+    of the `progress` buffer, which the method sets after each step."""
+
+    def __init__(self, out_dim: int, student_temp: float = 0.1, teacher_temp: float = 0.07,
+                 warmup_teacher_temp: float = 0.04, warmup: float = 0.3, center_momentum: float = 0.9):
+        super().__init__()
+        self.student_temp, self.teacher_temp, self.warmup_teacher_temp = student_temp, teacher_temp, warmup_teacher_temp
+        self.warmup, self.center_momentum = warmup, center_momentum
+        self.register_buffer("center", torch.zeros(1, out_dim))
+        self.register_buffer("progress", torch.zeros(()))
+
+    def forward(self, student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
+        t = teacher_temperature(float(self.progress), self.warmup_teacher_temp, self.teacher_temp, self.warmup)
+        targets = [F.softmax((o.float() - self.center) / t, dim=1).detach() for o in teacher]
+        logp = [F.log_softmax(o.float() / self.student_temp, dim=1) for o in student]
+        total, terms = 0.0, 0
+        for i, q in enumerate(targets):
+            for j, lp in enumerate(logp):
+                if j != i:
+                    total = total - (q * lp).sum(1).mean()
+                    terms += 1
+        if self.training:
+            self.update_center(torch.cat(teacher))
+        return total / terms
+
+    @torch.no_grad()
+    def update_center(self, teacher: torch.Tensor) -> None:
+        batch_center = dist.all_reduce_mean(teacher.float().mean(0, keepdim=True))
+        self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)

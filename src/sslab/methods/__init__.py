@@ -23,4 +23,4 @@ def build_method(name: str, backbone, **kwargs) -> Method:
     return METHODS[name](backbone, **kwargs)
 
 
-from sslab.methods import byol, simclr, vicreg  # noqa: E402,F401  (registers them)
+from sslab.methods import barlow, byol, dino, moco, simclr, simsiam, swav, vicreg  # noqa: E402,F401  (registers them)

@@ -7,11 +7,14 @@ from torch import nn
 
 
 class Method(nn.Module):
-    """Subclasses set `self.backbone` and `self.projector`, implement `forward(x1, x2) -> loss`, and may
+    """Subclasses set `self.backbone` and `self.projector`, implement `forward(x1, x2) -> loss` (multi-crop methods:
+    `forward(*views)`, global views first, and they must also accept just two views), and may
     override `after_step(progress)` (called after each optimiser step with progress in [0, 1])."""
 
     backbone: nn.Module
     projector: nn.Module
+    num_local_crops: int = 0  # multi-crop: the engine passes 2 global views + this many local (small) views
+    local_crop_size: int | None = None  # side of the local views; None: the engine picks ~3/7 of the image side
 
     def after_step(self, progress: float) -> None:
         pass
