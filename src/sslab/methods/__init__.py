@@ -20,7 +20,10 @@ def register(name: str):
 def build_method(name: str, backbone, **kwargs) -> Method:
     if name not in METHODS:
         raise SslabError(f"unknown method {name!r}; choose from {', '.join(sorted(METHODS))}")
-    return METHODS[name](backbone, **kwargs)
+    try:
+        return METHODS[name](backbone, **kwargs)
+    except TypeError as e:  # an unknown or missing method argument
+        raise SslabError(f"invalid method_args for {name}: {e}") from None
 
 
 from sslab.methods import barlow, byol, dino, moco, simclr, simsiam, swav, vicreg  # noqa: E402,F401  (registers them)
