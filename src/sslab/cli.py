@@ -179,6 +179,25 @@ def report(run: Path = typer.Argument(..., help="a run folder with results.json"
 
 
 @app.command()
+def energy(
+    run: Path = typer.Argument(..., help="a pretraining run folder"),
+    a: Path = typer.Argument(..., help="first image file"),
+    b: Path = typer.Argument(..., help="second image file"),
+):
+    """Compatibility energy of two images under a run's method (low = compatible, e.g. views of one thing)."""
+    from sslab.data import load_image_files
+    from sslab.engine import load_method
+
+    if not run.is_dir():
+        raise SslabError(f"run folder not found: {run}")
+    model, info = load_method(run)
+    x = load_image_files([a, b], info["in_chans"], info["image_size"])
+    e = float(model.energy(x[:1], x[1:])[0])
+    typer.echo(f"energy {e:.3f} (cosine similarity {1 - e:.3f} of {info['method']} projections; "
+               "0 = identical, 2 = opposite)")
+
+
+@app.command()
 def methods():
     """List the registered methods and backbones."""
     from sslab.methods import METHODS

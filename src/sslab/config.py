@@ -53,6 +53,8 @@ class PretrainConfig(_Strict):
     compile: bool = False
     log_every: int = Field(25, gt=0)
     checkpoint_every: float = Field(60.0, gt=0, description="seconds between checkpoints")
+    collapse_stop: bool = Field(True, description="stop (keeping the last good checkpoint) when the embedding "
+                                "health probe reads 'collapsed' 3 times in a row")
 
     @field_validator("budget", mode="before")
     @classmethod

@@ -866,3 +866,29 @@ def _read_cifar_binary_tar(tar_path: Path) -> DataSplits:
         ImageData(xtr, ytr, list(CIFAR10_CLASSES), "cifar10"),
         ImageData(xte, yte, list(CIFAR10_CLASSES), "cifar10"),
     )
+
+
+def load_image_files(paths: Sequence[str | Path], in_chans: int, image_size: int) -> torch.Tensor:
+    """Read image files with Pillow as a float batch (N, in_chans, image_size, image_size) in [0, 1]: converted to
+    grayscale (in_chans 1) or RGB (3), the shorter side resized to image_size and centre-cropped (like the folder
+    loader). One-line SslabError for a missing or unreadable file."""
+    import torch
+
+    arrays = []
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            raise SslabError(f"image not found: {p}")
+        im = _open_image(p, str(p))
+        try:
+            with im:
+                im.load()
+                if in_chans == 1 and im.mode not in _GRAY_MODES:
+                    im = im.convert("L")
+                arrays.append(_image_to_array(im, image_size, gray=in_chans == 1))
+        except SslabError:
+            raise
+        except Exception as err:  # noqa: BLE001 - Pillow raises many types for bad files
+            raise SslabError(f"cannot read image {p}: {_one_line(err)}") from None
+    x = torch.from_numpy(np.stack(arrays))
+    return x.permute(0, 3, 1, 2).float().div(255).contiguous()

@@ -3,6 +3,7 @@ cosine schedule with warm-up, a wall-clock budget, atomic checkpoints, resume, a
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import replace
@@ -16,9 +17,14 @@ from sslab.checkpoint import load_checkpoint, load_weights, save_checkpoint, sav
 from sslab.config import PretrainConfig
 from sslab.data import ImageData
 from sslab.errors import SslabError
-from sslab.health import embedding_health
-from sslab.methods import build_method
+from sslab.health import alignment, collapse_status, embedding_health, uniformity
+from sslab.methods import Method, build_method
 from sslab.nets import Backbone, build_backbone
+
+log = logging.getLogger("sslab")
+_SEVERITY = {"ok": 0, "warning": 1, "collapsed": 2}
+COLLAPSE_PATIENCE = 3  # consecutive "collapsed" probes before a run with collapse_stop is stopped
+COLLAPSE_GRACE_STEPS = 10  # no collapse verdict on probes before this step
 
 
 def to_float(x_uint8: torch.Tensor, device, channels_last: bool = False) -> torch.Tensor:
@@ -57,16 +63,32 @@ def run_info(cfg: PretrainConfig, data: ImageData, mean, std, data_spec: str) ->
             "data": data_spec, "config": cfg.model_dump()}
 
 
+def _run_info(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        raise SslabError(f"{run_dir} is not a pretraining run (no readable run.json)") from None
+
+
 def load_backbone(run_dir: str | Path) -> tuple[Backbone, dict]:
     """Rebuild a pretrained backbone from `run_dir/run.json` and `run_dir/backbone.safetensors`."""
     run_dir = Path(run_dir)
-    try:
-        info = json.loads((run_dir / "run.json").read_text())
-    except (OSError, ValueError):
-        raise SslabError(f"{run_dir} is not a pretraining run (no readable run.json)") from None
+    info = _run_info(run_dir)
     bb = build_backbone(info["backbone"], info["in_chans"], info["mean"], info["std"])
     bb.load_state_dict(load_weights(run_dir / "backbone.safetensors"))
     return bb, info
+
+
+def load_method(run_dir: str | Path) -> tuple[Method, dict]:
+    """Rebuild the full pretrained method (backbone + projector and any other heads) of a run from
+    `run_dir/run.json` and the last checkpoint `run_dir/checkpoint/model.safetensors`, in eval mode."""
+    run_dir = Path(run_dir)
+    info = _run_info(run_dir)
+    bb = build_backbone(info["backbone"], info["in_chans"], info["mean"], info["std"])
+    model = build_method(info["method"], bb, **info.get("method_args", {}))
+    weights, _ = load_checkpoint(run_dir / "checkpoint")
+    model.load_state_dict(weights)
+    return model.eval(), info
 
 
 def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool = False, data_spec: str = "",
@@ -129,6 +151,12 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
     if fabric.global_rank == 0:
         (out / "run.json").write_text(json.dumps(info, indent=2))
     probe = to_float(x_cpu[torch.randperm(n, generator=torch.Generator().manual_seed(0))[:512]], device)
+    # two fixed augmented views of (part of) the probe batch for the alignment metric, drawn from their own
+    # generator so that the training RNG streams (g_aug, the global one) are untouched
+    g_probe = torch.Generator(device=device).manual_seed(12345)
+    with torch.no_grad():
+        probe_views = [augment(probe[:256], g_probe) for _ in range(2)]
+    collapsed_streak, warned = 0, ""  # warned: the non-ok status last reported (one line per streak)
 
     def progress_at(s: int, elapsed: float) -> float:
         if total_steps:
@@ -180,18 +208,51 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
             if step % cfg.log_every == 0 or step == 1:
                 model.eval()
                 with torch.no_grad():
-                    h = embedding_health(model.embed(probe))
+                    z = model.embed(probe)
+                    h = embedding_health(z)
+                    hp = embedding_health(model.projector(z)) if getattr(model, "check_projection", False) else None
+                    align = alignment(model.embed(probe_views[0]), model.embed(probe_views[1]))
+                    uniform = uniformity(z)
                 model.train()
+                # backbone features and the projections the loss sees; collapse shows in the projections first
+                statuses = [(collapse_status(h), h, "embedding")]
+                if hp is not None:
+                    statuses.append((collapse_status(hp), hp, "projection"))
+                status, hs, where = max(statuses, key=lambda t: _SEVERITY[t[0]])
+                if step < COLLAPSE_GRACE_STEPS:  # fresh heads under eval-mode BN (running stats not settled yet)
+                    status = "ok"              # look squeezed at first: no verdict yet
                 row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss.item(), "lr": lr,
-                       "emb_std": h["std_mean"], "eff_rank": h["effective_rank"], "time": round(time.time() - t0, 2)}
+                       "emb_std": h["std_mean"], "eff_rank": h["effective_rank"], "align": align,
+                       "uniform": uniform, "time": round(time.time() - t0, 2)}
+                if hp is not None:
+                    row["proj_std"], row["proj_rank"] = hp["std_mean"], hp["effective_rank"]
+                if status != "ok":
+                    row["collapse"] = status
                 history.append(row)
                 metrics_file.write(json.dumps(row) + "\n")
                 metrics_file.flush()
                 if tb is not None:
-                    for k in ("loss", "lr", "emb_std", "eff_rank"):
-                        tb.add_scalar(f"pretrain/{k}", row[k], step)
+                    for k in ("loss", "lr", "emb_std", "eff_rank", "align", "uniform", "proj_std", "proj_rank"):
+                        if k in row:
+                            tb.add_scalar(f"pretrain/{k}", row[k], step)
+                if status == "ok":
+                    warned = ""
+                elif status != warned and fabric.global_rank == 0:
+                    warned = status
+                    progress_bar.message(f"representation collapse {status} at step {step}: {where} effective rank "
+                                         f"{hs['effective_rank']:.2f} of {hs['dim']}, std {hs['std_mean']:.4g} "
+                                         f"(ideal {hs['std_ideal']:.4g})")
+                collapsed_streak = collapsed_streak + 1 if status == "collapsed" else 0
+                progress_bar.health = status
+                if collapsed_streak >= COLLAPSE_PATIENCE and cfg.collapse_stop:
+                    kept = f"last checkpoint kept in {ckpt}" if (ckpt / "checkpoint.json").exists() else \
+                        "no checkpoint was written"
+                    raise SslabError(f"representation collapsed at step {step} ({where} effective rank "
+                                     f"{hs['effective_rank']:.2f}, std {hs['std_mean']:.4g}); stopped, {kept}")
             progress_bar.update(step, progress_at(step, time.time() - t0), loss.item())
-            if step == 1 or time.time() - last_save > cfg.checkpoint_every:  # a first good checkpoint early
+            if collapsed_streak and cfg.collapse_stop:
+                pass  # never overwrite the last good checkpoint with a collapsed model
+            elif step == 1 or time.time() - last_save > cfg.checkpoint_every:  # a first good checkpoint early
                 save(time.time() - t0)
                 last_save = time.time()
     finally:
@@ -200,7 +261,8 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
         if tb is not None:
             tb.close()
     seconds = time.time() - t0
-    save(seconds)
+    if not (collapsed_streak and cfg.collapse_stop):
+        save(seconds)
     return {"method": cfg.method, "backbone": cfg.backbone, "steps": step, "epochs": step / steps_per_epoch,
             "seconds": seconds, "images_per_s": step * batch * fabric.world_size / max(seconds, 1e-9),
             "images": n, "batch_size": batch, "history": history}
@@ -219,20 +281,29 @@ class _Progress:
     """A rich progress bar with ETA and the live loss (silent when disabled)."""
 
     def __init__(self, enabled: bool, total_steps: int | None, budget: float | None):
-        self.bar = None
+        self.bar, self.health = None, "ok"
         if not enabled:
             return
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self.bar = Progress(TextColumn("pretrain"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                            TextColumn("step {task.fields[step]} loss {task.fields[loss]:.4f}"), transient=False)
-        self.task = self.bar.add_task("pretrain", total=1000, step=0, loss=float("nan"))
+                            TextColumn("step {task.fields[step]} loss {task.fields[loss]:.4f}"),
+                            TextColumn("{task.fields[health]}"), transient=False)
+        self.task = self.bar.add_task("pretrain", total=1000, step=0, loss=float("nan"), health="")
         self.bar.start()
 
     def update(self, step: int, progress: float, loss: float) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, completed=int(progress * 1000), step=step, loss=loss)
+            health = {"warning": "[yellow]collapse warning", "collapsed": "[red]collapsed"}.get(self.health, "")
+            self.bar.update(self.task, completed=int(progress * 1000), step=step, loss=loss, health=health)
+
+    def message(self, text: str) -> None:
+        """One warning line: printed above the bar when it is shown, else logged (logger 'sslab')."""
+        if self.bar is not None:
+            self.bar.console.print(f"[yellow]warning:[/yellow] {text}")
+        else:
+            log.warning(text)
 
     def close(self) -> None:
         if self.bar is not None:

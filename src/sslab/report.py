@@ -403,7 +403,10 @@ def _plot_health(health: dict, pretrain: dict, path: Path) -> str | None:
     xkeys, xlabel = _history_xkey(history)
     sx, sy = _series(history, xkeys, "emb_std")
     rx, ry = _series(history, xkeys, "eff_rank")
-    panels = [p for p, ok in (("std", bool(std)), ("sv", sum(sv) > 0), ("hist", bool(sx or rx))) if ok]
+    ax_, ay = _series(history, xkeys, "align")
+    ux, uy = _series(history, xkeys, "uniform")
+    panels = [p for p, ok in (("std", bool(std)), ("sv", sum(sv) > 0), ("hist", bool(sx or rx)),
+                              ("au", bool(ax_ or ux))) if ok]
     if not panels:
         return None
     fig = _new_figure(4.2 * len(panels), 3.6)
@@ -435,6 +438,19 @@ def _plot_health(health: dict, pretrain: dict, path: Path) -> str | None:
             ax.set_ylabel("singular value / sum")
             ax.set_title(f"Singular value spectrum (effective rank {er:.1f} / {len(p)})", fontsize=10)
             parts.append(f"normalised singular value spectrum (effective rank {er:.1f})")
+        elif panel == "au":
+            handles = []
+            if ax_:
+                handles += ax.plot(ax_, ay, color="#2ca02c", lw=1.4, label="alignment (lower: views agree)")
+                ax.set_ylabel("alignment", color="#2ca02c")
+            if ux:
+                ax2 = ax.twinx() if ax_ else ax
+                handles += ax2.plot(ux, uy, color="#d62728", lw=1.4, label="uniformity (lower: spread out)")
+                ax2.set_ylabel("uniformity", color="#d62728")
+            ax.set_xlabel(xlabel)
+            ax.set_title("Alignment and uniformity (Wang & Isola 2020)", fontsize=10)
+            ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="best")
+            parts.append("alignment of positive pairs and uniformity over pretraining")
         else:
             handles = []
             if sx:

@@ -1,4 +1,8 @@
-"""BYOL (Grill et al. 2020): an online network predicts a momentum target network's projection."""
+"""BYOL (Grill et al. 2020): an online network predicts a momentum target network's projection.
+`predictor=False` drops the predictor (the online projection regresses the target's directly), which is known
+to collapse (for tests and demonstrations)."""
+from torch import nn
+
 from sslab.heads import cosine_momentum, ema_update, mlp, momentum_copy
 from sslab.losses import NegativeCosineLoss
 from sslab.methods import register
@@ -7,11 +11,14 @@ from sslab.methods.base import Method
 
 @register("byol")
 class BYOL(Method):
-    def __init__(self, backbone, proj_dim: int = 128, hidden_dim: int = 512, momentum: float = 0.99):
+    check_projection = True  # collapse diagnosis also watches the projections
+
+    def __init__(self, backbone, proj_dim: int = 128, hidden_dim: int = 512, momentum: float = 0.99,
+                 predictor: bool = True):
         super().__init__()
         self.backbone = backbone
         self.projector = mlp([backbone.dim, hidden_dim, proj_dim])
-        self.predictor = mlp([proj_dim, hidden_dim, proj_dim])
+        self.predictor = mlp([proj_dim, hidden_dim, proj_dim]) if predictor else nn.Identity()
         self.target_backbone = momentum_copy(backbone)
         self.target_projector = momentum_copy(self.projector)
         self.base_momentum = momentum
