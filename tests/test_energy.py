@@ -73,9 +73,9 @@ def test_load_image_files_converts_and_resizes(tmp_path):
     gray = tmp_path / "g.png"
     Image.fromarray(np.full((8, 8), 255, dtype=np.uint8)).save(gray)
     x = load_image_files([rgb, gray], 1, 8)
-    assert x.shape == (2, 1, 8, 8) and x.dtype == torch.float32
-    assert 0 <= x.min() and x.max() <= 1 and torch.all(x[1] == 1)
-    assert load_image_files([gray], 3, 16).shape == (1, 3, 16, 16)
+    assert x.shape == (2, 8, 8, 1) and x.dtype == np.uint8
+    assert np.all(x[1] == 255)
+    assert load_image_files([gray], 3, 16).shape == (1, 16, 16, 3)
     with pytest.raises(SslabError, match="image not found"):
         load_image_files([tmp_path / "nope.png"], 1, 8)
 

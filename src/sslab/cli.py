@@ -185,13 +185,15 @@ def energy(
     b: Path = typer.Argument(..., help="second image file"),
 ):
     """Compatibility energy of two images under a run's method (low = compatible, e.g. views of one thing)."""
+    import torch
+
     from sslab.data import load_image_files
-    from sslab.engine import load_method
+    from sslab.engine import load_method, to_float
 
     if not run.is_dir():
         raise SslabError(f"run folder not found: {run}")
     model, info = load_method(run)
-    x = load_image_files([a, b], info["in_chans"], info["image_size"])
+    x = to_float(torch.from_numpy(load_image_files([a, b], info["in_chans"], info["image_size"])), "cpu")
     e = float(model.energy(x[:1], x[1:])[0])
     typer.echo(f"energy {e:.3f} (cosine similarity {1 - e:.3f} of {info['method']} projections; "
                "0 = identical, 2 = opposite)")

@@ -868,12 +868,10 @@ def _read_cifar_binary_tar(tar_path: Path) -> DataSplits:
     )
 
 
-def load_image_files(paths: Sequence[str | Path], in_chans: int, image_size: int) -> torch.Tensor:
-    """Read image files with Pillow as a float batch (N, in_chans, image_size, image_size) in [0, 1]: converted to
+def load_image_files(paths: Sequence[str | Path], in_chans: int, image_size: int) -> np.ndarray:
+    """Read image files with Pillow as uint8 arrays (N, image_size, image_size, in_chans): converted to
     grayscale (in_chans 1) or RGB (3), the shorter side resized to image_size and centre-cropped (like the folder
     loader). One-line SslabError for a missing or unreadable file."""
-    import torch
-
     arrays = []
     for p in paths:
         p = Path(p)
@@ -890,5 +888,4 @@ def load_image_files(paths: Sequence[str | Path], in_chans: int, image_size: int
             raise
         except Exception as err:  # noqa: BLE001 - Pillow raises many types for bad files
             raise SslabError(f"cannot read image {p}: {_one_line(err)}") from None
-    x = torch.from_numpy(np.stack(arrays))
-    return x.permute(0, 3, 1, 2).float().div(255).contiguous()
+    return np.stack(arrays)
