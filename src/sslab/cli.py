@@ -52,6 +52,16 @@ def _pretrain_overrides(method, backbone, budget, epochs, seed, batch_size, devi
     return [f"{prefix}{k}={v}" for k, v in pairs.items() if v is not None]
 
 
+def _recipe(config: Optional[Path], method: Optional[str]) -> Optional[Path]:
+    """Without --config, a method's own recipe (sslab/recipes/<method>.yaml) supplies its defaults."""
+    from sslab.config import RECIPES
+
+    if config is not None:
+        return config
+    recipe = RECIPES / f"{method or 'simclr'}.yaml"
+    return recipe if recipe.is_file() else None
+
+
 def _command() -> str:
     return "sslab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
@@ -87,7 +97,7 @@ def study(
         ov.append(f"eval.fractions=[{labels}]")
     if seeds is not None:
         ov.append(f"eval.seeds={seeds}")
-    cfg = load_config(StudyConfig, config, ov + list(overrides or []))
+    cfg = load_config(StudyConfig, _recipe(config, method), ov + list(overrides or []))
     name = f"{Path(cfg.data).name or 'data'}-{cfg.pretrain.method}"
     out_dir = _out_dir(out, name, overwrite=overwrite)
     _writable(out_dir)
@@ -129,7 +139,8 @@ def pretrain(
         base = json.loads((out / "run.json").read_text())["config"]
     else:
         base = None
-    cfg = load_config(PretrainConfig, config, ov + list(overrides or []), base=base)
+    cfg = load_config(PretrainConfig, config if base else _recipe(config, method), ov + list(overrides or []),
+                      base=base)
     data = data or (json.loads((out / "run.json").read_text())["data"] if base else "fashion-mnist")
     out_dir = _out_dir(out, f"{Path(data).name}-{cfg.method}", resume=resume, overwrite=overwrite)
     _writable(out_dir)

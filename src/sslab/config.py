@@ -38,7 +38,9 @@ class PretrainConfig(_Strict):
     epochs: float | None = Field(None, gt=0)
     budget: float | None = Field(330.0, gt=0, description="seconds; training stops cleanly when it is spent")
     batch_size: int = Field(256, gt=1)
-    lr: float = Field(4e-3, gt=0)
+    lr: float = Field(4e-3, gt=0, description="learning rate for a global batch of 256 (see lr_scaling)")
+    lr_scaling: Literal["linear", "sqrt", "none"] = Field(
+        "linear", description="scale lr by (global batch / 256) or its square root, as SimCLR/BYOL/MoCo v3 do")
     weight_decay: float = Field(1e-4, ge=0)
     warmup: float = Field(0.05, ge=0, lt=1, description="fraction of the run spent warming up the lr")
     aug_strength: float = Field(1.0, ge=0)
@@ -60,6 +62,11 @@ class PretrainConfig(_Strict):
     @classmethod
     def _duration(cls, v):
         return parse_duration(v)
+
+
+def scaled_lr(cfg: PretrainConfig, global_batch: int) -> float:
+    ratio = global_batch / 256
+    return cfg.lr * {"linear": ratio, "sqrt": ratio ** 0.5, "none": 1.0}[cfg.lr_scaling]
 
 
 class EvalConfig(_Strict):

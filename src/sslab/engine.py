@@ -14,7 +14,7 @@ import torch
 
 from sslab import views
 from sslab.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
-from sslab.config import PretrainConfig
+from sslab.config import PretrainConfig, scaled_lr
 from sslab.data import ImageData
 from sslab.errors import SslabError
 from sslab.health import alignment, collapse_status, embedding_health, uniformity
@@ -129,6 +129,7 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
         augs += [local_aug] * model.num_local_crops
     x_cpu = torch.from_numpy(np.ascontiguousarray(x_all))
     steps_per_epoch = max(1, n // (batch * fabric.world_size))
+    base_lr = scaled_lr(cfg, batch * fabric.world_size)
     total_steps = math.ceil(cfg.epochs * steps_per_epoch) if cfg.epochs else None
     budget = cfg.budget if not cfg.epochs else None
     if total_steps is None and budget is None:
@@ -193,7 +194,7 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
             p = progress_at(step, elapsed)
             if p >= 1.0:
                 break
-            lr = lr_at(p, cfg.lr, cfg.warmup)
+            lr = lr_at(p, base_lr, cfg.warmup)
             for group in opt.param_groups:
                 group["lr"] = lr
             x = to_float(x_cpu[idx], device, cfg.channels_last)
