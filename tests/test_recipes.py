@@ -33,3 +33,10 @@ def test_lr_scales_with_global_batch():
     assert scaled_lr(cfg, 512) == pytest.approx(8e-3)
     assert scaled_lr(PretrainConfig(lr=4e-3, lr_scaling="sqrt"), 1024) == pytest.approx(8e-3)
     assert scaled_lr(PretrainConfig(lr=4e-3, lr_scaling="none"), 64) == pytest.approx(4e-3)
+
+
+def test_default_study_recipe_is_the_schema_default():
+    """`sslab study` with no options reads recipes/simclr.yaml: it must be the measured default study."""
+    a, b = load_config(StudyConfig, "simclr").model_dump(), StudyConfig().model_dump()
+    a["pretrain"].pop("method_args"), b["pretrain"].pop("method_args")
+    assert a == b
