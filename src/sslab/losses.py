@@ -34,10 +34,15 @@ class NTXentLoss(nn.Module):
 
 
 class NegativeCosineLoss(nn.Module):
-    """BYOL / SimSiam regression loss: 2 - 2 cos(p, z), target `z` detached by the caller's design."""
+    """BYOL / SimSiam regression loss: 2 - 2 cos(p, z), with the target `z` detached (stop-gradient) unless
+    `stop_gradient=False` (the known way to make SimSiam collapse)."""
+
+    def __init__(self, stop_gradient: bool = True):
+        super().__init__()
+        self.stop_gradient = stop_gradient
 
     def forward(self, p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return 2 - 2 * F.cosine_similarity(p, z.detach(), dim=1).mean()
+        return 2 - 2 * F.cosine_similarity(p, z.detach() if self.stop_gradient else z, dim=1).mean()
 
 
 class VICRegLoss(nn.Module):

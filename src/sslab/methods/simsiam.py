@@ -1,8 +1,6 @@
 """SimSiam (Chen & He 2021): a predictor maps one view's projection onto the other's, stop-gradient on the target,
 no momentum encoder and no negatives. `stop_gradient=False` removes the stop-gradient (a known collapse, for tests
 and demonstrations)."""
-import torch.nn.functional as F
-
 from sslab.heads import mlp
 from sslab.losses import NegativeCosineLoss
 from sslab.methods import register
@@ -19,12 +17,9 @@ class SimSiam(Method):
         self.backbone = backbone
         self.projector = mlp([backbone.dim, hidden_dim, hidden_dim, proj_dim], last_bn=True)
         self.predictor = mlp([proj_dim, pred_hidden_dim, proj_dim])
-        self.loss = NegativeCosineLoss()
-        self.stop_gradient = stop_gradient
+        self.loss = NegativeCosineLoss(stop_gradient)
 
     def forward(self, x1, x2):
         z1, z2 = self.projector(self.backbone(x1)), self.projector(self.backbone(x2))
         p1, p2 = self.predictor(z1), self.predictor(z2)
-        if not self.stop_gradient:
-            return 2 - F.cosine_similarity(p1, z2, dim=1).mean() - F.cosine_similarity(p2, z1, dim=1).mean()
         return (self.loss(p1, z2) + self.loss(p2, z1)) / 2
