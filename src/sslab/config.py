@@ -36,7 +36,7 @@ class PretrainConfig(_Strict):
     method_args: dict[str, Any] = Field(default_factory=dict)
     backbone: str = "resnet-s2"
     epochs: float | None = Field(None, gt=0)
-    budget: float | None = Field(390.0, gt=0, description="seconds; training stops cleanly when it is spent")
+    budget: float | None = Field(330.0, gt=0, description="seconds; training stops cleanly when it is spent")
     batch_size: int = Field(256, gt=1)
     lr: float = Field(4e-3, gt=0, description="learning rate for a global batch of 256 (see lr_scaling)")
     lr_scaling: Literal["linear", "sqrt", "none"] = Field(
