@@ -396,6 +396,19 @@ def _plot_curves(runs: list[dict], path: Path) -> str | None:
     return "Train and test accuracy per epoch at 10% and 1% labels for seed 0; the shaded area is the gap between them"
 
 
+def _twin_axes(ax, xlabel: str, left: tuple, right: tuple) -> None:
+    """Plot two series (x, y, colour, axis label, legend label) on `ax` and, if both exist, a twin y axis."""
+    handles = []
+    for i, (x, y, color, ylabel, label) in enumerate((left, right)):
+        if not x:
+            continue
+        target = ax.twinx() if i == 1 and left[0] else ax
+        handles += target.plot(x, y, color=color, lw=1.4, label=label)
+        target.set_ylabel(ylabel, color=color)
+    ax.set_xlabel(xlabel)
+    ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="best")
+
+
 def _plot_health(health: dict, pretrain: dict, path: Path) -> str | None:
     std = [v for v in (_num(x) for x in _as_list(health.get("std_per_dim"))) if v is not None]
     sv = [v for v in (_num(x) for x in _as_list(health.get("singular_values"))) if v is not None and v >= 0]
@@ -439,32 +452,16 @@ def _plot_health(health: dict, pretrain: dict, path: Path) -> str | None:
             ax.set_title(f"Singular value spectrum (effective rank {er:.1f} / {len(p)})", fontsize=10)
             parts.append(f"normalised singular value spectrum (effective rank {er:.1f})")
         elif panel == "au":
-            handles = []
-            if ax_:
-                handles += ax.plot(ax_, ay, color="#2ca02c", lw=1.4, label="alignment (lower: views agree)")
-                ax.set_ylabel("alignment", color="#2ca02c")
-            if ux:
-                ax2 = ax.twinx() if ax_ else ax
-                handles += ax2.plot(ux, uy, color="#d62728", lw=1.4, label="uniformity (lower: spread out)")
-                ax2.set_ylabel("uniformity", color="#d62728")
-            ax.set_xlabel(xlabel)
+            _twin_axes(ax, xlabel, (ax_, ay, "#2ca02c", "alignment", "alignment (lower: views agree)"),
+                       (ux, uy, "#d62728", "uniformity", "uniformity (lower: spread out)"))
             ax.set_title("Alignment and uniformity (Wang & Isola 2020)", fontsize=10)
-            ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="best")
             parts.append("alignment of positive pairs and uniformity over pretraining")
         else:
-            handles = []
-            if sx:
-                handles += ax.plot(sx, sy, color="#1f77b4", lw=1.4, label="embedding std")
-                ax.set_ylabel("embedding std", color="#1f77b4")
-                if ideal:
-                    ax.axhline(ideal, color="#1f77b4", ls=":", lw=1)
-            if rx:
-                ax2 = ax.twinx() if sx else ax
-                handles += ax2.plot(rx, ry, color="#ff7f0e", lw=1.4, label="effective rank")
-                ax2.set_ylabel("effective rank", color="#ff7f0e")
-            ax.set_xlabel(xlabel)
+            _twin_axes(ax, xlabel, (sx, sy, "#1f77b4", "embedding std", "embedding std"),
+                       (rx, ry, "#ff7f0e", "effective rank", "effective rank"))
+            if sx and ideal:
+                ax.axhline(ideal, color="#1f77b4", ls=":", lw=1)
             ax.set_title("Collapse indicators during pretraining", fontsize=10)
-            ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="best")
             parts.append("embedding std and effective rank over pretraining")
         ax.grid(alpha=0.3)
     _save(fig, path)
