@@ -70,11 +70,16 @@ def _run_info(run_dir: Path) -> dict:
         raise SslabError(f"{run_dir} is not a pretraining run (no readable run.json)") from None
 
 
+def backbone_from_info(info: dict) -> Backbone:
+    """A freshly initialised backbone of the architecture and input statistics a run recorded in run.json."""
+    return build_backbone(info["backbone"], info["in_chans"], info["mean"], info["std"])
+
+
 def load_backbone(run_dir: str | Path) -> tuple[Backbone, dict]:
     """Rebuild a pretrained backbone from `run_dir/run.json` and `run_dir/backbone.safetensors`."""
     run_dir = Path(run_dir)
     info = _run_info(run_dir)
-    bb = build_backbone(info["backbone"], info["in_chans"], info["mean"], info["std"])
+    bb = backbone_from_info(info)
     bb.load_state_dict(load_weights(run_dir / "backbone.safetensors"))
     return bb, info
 
@@ -84,8 +89,7 @@ def load_method(run_dir: str | Path) -> tuple[Method, dict]:
     `run_dir/run.json` and the last checkpoint `run_dir/checkpoint/model.safetensors`, in eval mode."""
     run_dir = Path(run_dir)
     info = _run_info(run_dir)
-    bb = build_backbone(info["backbone"], info["in_chans"], info["mean"], info["std"])
-    model = build_method(info["method"], bb, **info.get("method_args", {}))
+    model = build_method(info["method"], backbone_from_info(info), **info.get("method_args", {}))
     weights, _ = load_checkpoint(run_dir / "checkpoint")
     model.load_state_dict(weights)
     return model.eval(), info
@@ -251,9 +255,8 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
                     raise SslabError(f"representation collapsed at step {step} ({where} effective rank "
                                      f"{hs['effective_rank']:.2f}, std {hs['std_mean']:.4g}); stopped, {kept}")
             progress_bar.update(step, progress_at(step, time.time() - t0), loss.item())
-            if collapsed_streak and cfg.collapse_stop:
-                pass  # never overwrite the last good checkpoint with a collapsed model
-            elif step == 1 or time.time() - last_save > cfg.checkpoint_every:  # a first good checkpoint early
+            collapsing = collapsed_streak and cfg.collapse_stop  # never overwrite the last good checkpoint
+            if not collapsing and (step == 1 or time.time() - last_save > cfg.checkpoint_every):  # first one early
                 save(time.time() - t0)
                 last_save = time.time()
     finally:
@@ -262,7 +265,7 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
         if tb is not None:
             tb.close()
     seconds = time.time() - t0
-    if not (collapsed_streak and cfg.collapse_stop):
+    if not (collapsed_streak and cfg.collapse_stop):  # a collapsing run keeps its last good checkpoint
         save(seconds)
     return {"method": cfg.method, "backbone": cfg.backbone, "steps": step, "epochs": step / steps_per_epoch,
             "seconds": seconds, "images_per_s": step * batch * fabric.world_size / max(seconds, 1e-9),

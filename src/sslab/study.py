@@ -13,11 +13,11 @@ from sslab import __version__
 from sslab.atomic import atomic_write
 from sslab.config import EvalConfig, StudyConfig
 from sslab.data import DataSplits, label_subset, load_images
-from sslab.engine import load_backbone, pixel_stats, pretrain
+from sslab.engine import backbone_from_info, load_backbone, pixel_stats, pretrain
 from sslab.errors import SslabError
 from sslab.evaluate import extract_features, finetune, knn_accuracy, linear_probe
 from sslab.health import embedding_health
-from sslab.nets import Backbone, build_backbone
+from sslab.nets import Backbone
 from sslab.report import print_summary, summarize, write_report
 
 
@@ -81,7 +81,7 @@ def evaluate_backbone(backbone: Backbone | None, info: dict, splits: DataSplits,
             for name in ("scratch", "scratch+aug"):
                 if name in cfg.baselines:
                     torch.manual_seed(seed)
-                    fresh = build_backbone(info["backbone"], info["in_chans"], info["mean"], info["std"])
+                    fresh = backbone_from_info(info)
                     inits.append((name, fresh, name.endswith("+aug")))
             for init, net, aug in inits:
                 res = finetune(net, tr.x[idx], ytr, te.x, te.y, cfg, seed, n_classes, aug, device)
