@@ -1,4 +1,5 @@
-"""Every registered method on one data set, same backbone and the same wall-clock pretraining budget:
+"""Every registered method on one data set, with its own recipe (sslab/recipes/<method>.yaml), the same backbone
+and the same wall-clock pretraining budget:
 kNN and linear-probe accuracy at 1% and 100% labels, mean ± std over pretraining seeds.
 
     python benchmarks/method_table.py --data fashion-mnist --budget 60 --seeds 3 --out runs/method-table
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 import sslab
-from sslab.config import EvalConfig, PretrainConfig
+from sslab.config import RECIPES, EvalConfig, PretrainConfig, load_config
 from sslab.engine import load_backbone
 from sslab.study import evaluate_backbone
 
@@ -38,7 +39,9 @@ def main() -> None:
             if (method, seed) in done:
                 continue
             run = args.out / f"{method}-{seed}"
-            cfg = PretrainConfig(method=method, backbone=args.backbone, budget=args.budget, seed=seed)
+            recipe = RECIPES / f"{method}.yaml"  # the method's own defaults, as `sslab pretrain --method` uses
+            cfg = load_config(PretrainConfig, recipe if recipe.is_file() else None,
+                              [f"method={method}", f"backbone={args.backbone}", f"budget={args.budget}", f"seed={seed}"])
             t = time.time()
             pre = sslab.pretrain(splits.train, cfg, run, show_progress=False)
             backbone, info = load_backbone(run)
