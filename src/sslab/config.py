@@ -50,11 +50,18 @@ class PretrainConfig(_Strict):
     accelerator: str = "auto"
     devices: int | str = 1
     num_nodes: int = Field(1, ge=1)
+    strategy: str = Field("auto", description="Lightning Fabric strategy: auto (DDP for several devices), ddp, "
+                          "fsdp (sharded, for big ViTs), deepspeed, ...")
     precision: str | None = None  # None: bf16-mixed on GPU, 32-true on CPU
     channels_last: bool = True
     compile: bool = False
     log_every: int = Field(25, gt=0)
     checkpoint_every: float = Field(60.0, gt=0, description="seconds between checkpoints")
+    sync_batchnorm: bool = Field(False, description="with several processes, BatchNorm statistics over the global "
+                                 "batch (SyncBatchNorm) instead of each process's share")
+    on_nonfinite: Literal["stop", "skip"] = Field(
+        "stop", description="a NaN/inf loss or gradient: stop (keeping the last good checkpoint) or skip that batch")
+    max_skipped: int = Field(10, gt=0, description="with on_nonfinite=skip, stop after this many bad batches in a row")
     collapse_stop: bool = Field(True, description="stop (keeping the last good checkpoint) when the embedding "
                                 "health probe reads 'collapsed' 3 times in a row")
 

@@ -1,8 +1,14 @@
 """Cross-process helpers used inside losses, so callers never change when training goes multi-process."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
+
+# torch >= 2.x marks torch.distributed.nn.functional.all_gather deprecated in favour of a private API; it is still
+# the public differentiable all_gather, so keep it and do not repeat the notice in every process
+warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_gather is deprecated")
 
 
 def world_size() -> int:
@@ -35,3 +41,25 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(x, op=dist.ReduceOp.SUM)
         x = x / world_size()
     return x
+
+
+def broadcast_float(value: float, src: int = 0) -> float:
+    """`value` as process `src` has it (the value itself for one process)."""
+    if world_size() == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.broadcast(t, src)
+    return float(t.item())
+
+
+def all_gather_list(x: torch.Tensor) -> list[torch.Tensor]:
+    """`x` from every process as a list, rank order (no gradient; `[x]` for one process). For small state."""
+    if world_size() == 1:
+        return [x]
+    if dist.get_backend() == "nccl":
+        x = x.cuda()
+    parts = [torch.empty_like(x) for _ in range(world_size())]
+    dist.all_gather(parts, x)
+    return [p.cpu() for p in parts]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sslab import views
+from sslab import dist, views
 from sslab.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
 from sslab.config import PretrainConfig, scaled_lr
 from sslab.data import ImageData
@@ -52,7 +54,11 @@ def make_fabric(cfg: PretrainConfig):
     if accelerator == "auto":
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"
     precision = cfg.precision or ("bf16-mixed" if accelerator == "cuda" else "32-true")
-    fabric = Fabric(accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, precision=precision)
+    try:
+        fabric = Fabric(accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, precision=precision,
+                        strategy=cfg.strategy)
+    except (ValueError, RuntimeError, TypeError) as e:  # unknown strategy, more devices than the machine has, ...
+        raise SslabError(f"cannot set up devices={cfg.devices} strategy={cfg.strategy}: {str(e).splitlines()[0]}") from None
     fabric.launch()
     return fabric
 
@@ -115,6 +121,10 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
     model = build_method(cfg.method, backbone, **cfg.method_args)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if cfg.sync_batchnorm and fabric.world_size > 1:  # before the optimiser sees the parameters
+        if device.type == "cpu":
+            raise SslabError("pretrain.sync_batchnorm needs GPUs: PyTorch's SyncBatchNorm does not run on the CPU")
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -144,12 +154,16 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
     step, elapsed_before, history = 0, 0.0, []
     ckpt = out / "checkpoint"
     if resume:
-        weights, state = load_checkpoint(ckpt)
+        weights, state = load_checkpoint(ckpt, log=_say if fabric.global_rank == 0 else None)
         model.load_state_dict(weights)
         opt.load_state_dict(state["optimizer"])
         step, elapsed_before = state["step"], state["elapsed"]
         g_data.set_state(state["g_data"])
-        g_aug.set_state(state["g_aug"])
+        aug_states = state.get("g_aug_ranks")
+        if aug_states is not None and len(aug_states) != fabric.world_size:
+            raise SslabError(f"checkpoint was written by {len(aug_states)} processes; resume it with as many "
+                             f"(got {fabric.world_size})")
+        g_aug.set_state(aug_states[fabric.global_rank] if aug_states is not None else state["g_aug"])
         torch.set_rng_state(state["torch_rng"])
         history = json.loads(state["history"])
     info = run_info(cfg, data, mean, std, data_spec)
@@ -168,11 +182,19 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
             return s / total_steps
         return min(1.0, elapsed / budget)
 
+    saved_step = -1
+
     def save(elapsed: float) -> None:
+        nonlocal saved_step
+        saved_step = step
+        # every process's augmentation stream, so a multi-process resume continues each one exactly
+        aug_states = dist.all_gather_list(g_aug.get_state())
         if fabric.global_rank != 0:
             return
         state = {"optimizer": opt.state_dict(), "step": step, "elapsed": elapsed, "g_data": g_data.get_state(),
                  "g_aug": g_aug.get_state(), "torch_rng": torch.get_rng_state(), "history": json.dumps(history)}
+        if fabric.world_size > 1:
+            state["g_aug_ranks"] = list(aug_states)
         save_checkpoint(ckpt, model.state_dict(), state)
         save_weights(out / "backbone.safetensors", model.backbone.state_dict(), {"run": info})
 
@@ -186,15 +208,25 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
                 yield perm[i * batch : (i + 1) * batch]
             epoch += 1
 
-    metrics_file = open(out / "metrics.jsonl", "a" if resume else "w")
+    # process 0 writes the metrics; on resume: the checkpoint's rows, then new ones
+    metrics_file = open(out / "metrics.jsonl" if fabric.global_rank == 0 else os.devnull, "w")
+    for row in history:
+        metrics_file.write(json.dumps(row) + "\n")
     tb = _tensorboard(out) if fabric.global_rank == 0 else None
     t0 = time.time() - elapsed_before
-    last_save = time.time()
+    last_save = elapsed_before  # in seconds since t0, like clock()
+
+    def clock() -> float:
+        """Seconds since the run started, as process 0 sees them (the same number in every process)."""
+        return dist.broadcast_float(time.time() - t0) if fabric.world_size > 1 else time.time() - t0
+
     progress_bar = _Progress(show_progress and fabric.global_rank == 0, total_steps, budget)
     model.train()
+    skipped = batches_skipped = 0  # non-finite batches: in a row, and in all
     try:
         for idx in batches():
-            elapsed = time.time() - t0
+            # one clock for all processes (rank 0's), so every process stops at the same step
+            elapsed = clock()
             p = progress_at(step, elapsed)
             if p >= 1.0:
                 break
@@ -203,12 +235,24 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
                 group["lr"] = lr
             x = to_float(x_cpu[idx], device, cfg.channels_last)
             loss = train_model(*views.multi_views(augs, x, g_aug))
-            if not torch.isfinite(loss):
-                raise SslabError(f"loss became {loss.item()} at step {step}; stopped, last good checkpoint kept in {ckpt}")
             opt.zero_grad(set_to_none=True)
             fabric.backward(loss)
+            bad = _nonfinite(loss, model)  # the same verdict in every process
+            if bad:
+                skipped += 1
+                what = f"loss became {loss.item()}" if not torch.isfinite(loss) else "a gradient became non-finite"
+                if cfg.on_nonfinite == "stop" or skipped >= cfg.max_skipped:
+                    why = "" if cfg.on_nonfinite == "stop" else f" ({skipped} bad batches in a row)"
+                    raise SslabError(f"{what} at step {step}{why}; stopped, last good checkpoint kept in {ckpt}")
+                progress_bar.message(f"{what} at step {step}: batch skipped ({skipped} in a row)")
+                opt.zero_grad(set_to_none=True)
+                batches_skipped += 1
+                step += 1  # the step is spent without an update, so data order and schedule stay on course
+                continue
+            skipped = 0
             opt.step()
-            model.after_step(progress_at(step + 1, time.time() - t0))
+            now = clock()  # EMA schedules and checkpoint times must agree across processes
+            model.after_step(progress_at(step + 1, now))
             step += 1
             if step % cfg.log_every == 0 or step == 1:
                 model.eval()
@@ -256,20 +300,34 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
                                      f"{hs['effective_rank']:.2f}, std {hs['std_mean']:.4g}); stopped, {kept}")
             progress_bar.update(step, progress_at(step, time.time() - t0), loss.item())
             collapsing = collapsed_streak and cfg.collapse_stop  # never overwrite the last good checkpoint
-            if not collapsing and (step == 1 or time.time() - last_save > cfg.checkpoint_every):  # first one early
-                save(time.time() - t0)
-                last_save = time.time()
+            if not collapsing and (step == 1 or now - last_save > cfg.checkpoint_every):  # first one early
+                save(now)
+                last_save = now
     finally:
         progress_bar.close()
         metrics_file.close()
         if tb is not None:
             tb.close()
     seconds = time.time() - t0
-    if not (collapsed_streak and cfg.collapse_stop):  # a collapsing run keeps its last good checkpoint
+    if not (collapsed_streak and cfg.collapse_stop) and saved_step != step:  # a collapsing run keeps its last good one
         save(seconds)
     return {"method": cfg.method, "backbone": cfg.backbone, "steps": step, "epochs": step / steps_per_epoch,
             "seconds": seconds, "images_per_s": step * batch * fabric.world_size / max(seconds, 1e-9),
-            "images": n, "batch_size": batch, "history": history}
+            "images": n, "batch_size": batch, "history": history, "batches_skipped": batches_skipped,
+            "rank": fabric.global_rank}
+
+
+def _nonfinite(loss: torch.Tensor, model: torch.nn.Module) -> bool:
+    """True when the loss or any gradient is NaN/inf in any process (DDP has already averaged the gradients)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    ok = torch.isfinite(loss.detach()).all()
+    if grads:
+        ok = ok & torch.isfinite(torch.stack([g.detach().float().abs().sum() for g in grads]).sum())
+    return bool(dist.all_reduce_sum((~ok).float().reshape(1)).item() > 0)
+
+
+def _say(text: str) -> None:
+    print(f"sslab: {text}", file=sys.stderr, flush=True)
 
 
 def _tensorboard(out: Path):

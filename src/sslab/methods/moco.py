@@ -38,8 +38,9 @@ class MoCoV2(_Momentum):
         k1, k2 = self.keys(x1), self.keys(x2)
         negatives = self.queue.keys.clone()
         loss = (self.loss(q1, k2, negatives) + self.loss(q2, k1, negatives)) / 2
-        if self.training:
-            self.queue.push(torch.cat([k1, k2]))
+        if self.training:  # one view at a time: the queue then holds keys in global-batch order on every process
+            self.queue.push(k1)
+            self.queue.push(k2)
         return loss
 
 
