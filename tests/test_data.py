@@ -108,16 +108,13 @@ def test_fashion_mnist():
     dirs = [data_root() / "fashion-mnist", data.SYSTEM_FASHION_MNIST_DIR]
     if not any((d / "train-images-idx3-ubyte.gz").is_file() for d in dirs):
         pytest.skip("Fashion-MNIST not installed (dataset-fashion-mnist) nor in the data root")
-    t = time.perf_counter()
     s = load_images("fashion-mnist", download=False)
-    elapsed = time.perf_counter() - t
     assert s.train.x.shape == (60000, 28, 28, 1) and s.test.x.shape == (10000, 28, 28, 1)
     assert s.train.x.dtype == np.uint8 and s.train.y.dtype == np.int64
     assert np.bincount(s.train.y).tolist() == [6000] * 10
     assert np.bincount(s.test.y).tolist() == [1000] * 10
     assert s.train.classes[0] == "T-shirt/top" and s.train.classes[9] == "Ankle boot"
     assert 60 < s.train.x.mean() < 90  # real clothing images, not noise or zeros
-    assert elapsed < 20
 
 
 # ----------------------------------------------------------------------------------------------

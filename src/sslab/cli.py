@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
@@ -42,8 +44,34 @@ def _out_dir(out: Optional[Path], default_name: str, resume: bool = False, overw
 
 def _writable(out: Path) -> None:
     parent = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
-    if not os.access(parent, os.W_OK):
-        raise SslabError(f"cannot write to {parent}: permission denied")
+    if not os.access(parent, os.W_OK):  # false on a read-only mount even for root
+        read_only = hasattr(os, "statvfs") and bool(os.statvfs(parent).f_flag & os.ST_RDONLY)
+        raise SslabError(f"cannot write to {parent}: {'read-only file system' if read_only else 'permission denied'}")
+
+
+@contextmanager
+def _remove_if_failed(out: Path):
+    """A run folder this command creates is removed again if the command fails before a checkpoint is complete
+    (bad input found late, a full disk at the first checkpoint): nothing half-written is left. A folder that
+    existed before, or that holds a complete checkpoint to --resume from, is kept."""
+    existed = out.exists()
+    try:
+        yield
+    except BaseException:
+        kept = any((out / f"checkpoint{s}" / "checkpoint.json").is_file() for s in ("", ".tmp", ".prev"))
+        if not existed and not kept:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _check_names(method: str, backbone: str) -> None:
+    """Unknown method or backbone names fail before any data is loaded or any file is written."""
+    from sslab.methods import METHODS
+    from sslab.nets import check_backbone_name
+
+    if method not in METHODS:
+        raise SslabError(f"unknown method {method!r}; choose from {', '.join(sorted(METHODS))}")
+    check_backbone_name(backbone)
 
 
 def _pretrain_overrides(method, backbone, budget, epochs, seed, batch_size, devices, num_nodes, accelerator, prefix=""):
@@ -98,10 +126,12 @@ def study(
     if seeds is not None:
         ov.append(f"eval.seeds={seeds}")
     cfg = load_config(StudyConfig, _recipe(config, method), ov + list(overrides or []))
+    _check_names(cfg.pretrain.method, cfg.pretrain.backbone)
     name = f"{Path(cfg.data).name or 'data'}-{cfg.pretrain.method}"
     out_dir = _out_dir(out, name, overwrite=overwrite)
     _writable(out_dir)
-    results = run_study(cfg, out_dir, root=data_root, command=_command())
+    with _remove_if_failed(out_dir):
+        results = run_study(cfg, out_dir, root=data_root, command=_command())
     print_summary(results)
     for line in results["findings"]:
         typer.echo(f"- {line}")
@@ -136,18 +166,25 @@ def pretrain(
     if epochs is not None:
         ov.append("budget=null")
     if resume and out is not None and (out / "run.json").exists():
-        base = json.loads((out / "run.json").read_text())["config"]
+        try:
+            run_json = json.loads((out / "run.json").read_text())
+            base, run_data = dict(run_json["config"]), run_json["data"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise SslabError(f"cannot resume {out}: its run.json is unreadable") from None
     else:
-        base = None
+        base = run_data = None
     cfg = load_config(PretrainConfig, config if base else _recipe(config, method), ov + list(overrides or []),
                       base=base)
-    data = data or (json.loads((out / "run.json").read_text())["data"] if base else "fashion-mnist")
+    _check_names(cfg.method, cfg.backbone)
+    data = data or (run_data if base else "fashion-mnist")
     out_dir = _out_dir(out, f"{Path(data).name}-{cfg.method}", resume=resume, overwrite=overwrite)
     _writable(out_dir)
     splits = load_images(data, data_root)
-    res = run_pretrain(splits.train, cfg, out_dir, resume=resume, data_spec=data)
-    typer.echo(f"{res['method']}: {res['epochs']:.2f} epochs, {res['steps']} steps in {res['seconds']:.0f}s "
-               f"({res['images_per_s']:.0f} images/s); run saved in {out_dir}")
+    with _remove_if_failed(out_dir):
+        res = run_pretrain(splits.train, cfg, out_dir, resume=resume, data_spec=data)
+    if res.get("rank", 0) == 0:  # several processes (--devices N): one summary line
+        typer.echo(f"{res['method']}: {res['epochs']:.2f} epochs, {res['steps']} steps in {res['seconds']:.0f}s "
+                   f"({res['images_per_s']:.0f} images/s); run saved in {out_dir}")
 
 
 @app.command()

@@ -156,6 +156,8 @@ def load_config(cls: type[M], path: str | Path | None = None, overrides: list[st
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "config"
+        if err["type"] == "extra_forbidden":
+            raise SslabError(f"unknown setting {where!r}") from None
         raise SslabError(f"invalid setting {where}: {err['msg']}") from None
 
 

@@ -28,6 +28,7 @@ import os
 import tarfile
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -720,7 +721,7 @@ def _load_npz(path: Path) -> DataSplits:
             arrays = {k: z[k] for k in z.files}
     except ValueError as err:
         raise SslabError(f"cannot read {path}: {_one_line(err)} (object arrays/pickle are not allowed)") from None
-    except (OSError, zlib.error, EOFError) as err:
+    except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as err:  # e.g. a truncated or damaged file
         raise SslabError(f"cannot read {path}: {_one_line(err)}") from None
     if "x" not in arrays:
         raise SslabError(f"{path}: missing key 'x' (found: {', '.join(sorted(arrays)) or 'none'})")

@@ -75,20 +75,33 @@ def backbone_names() -> list[str]:
     return sorted(RESNETS) + ["timm:<model name>"]
 
 
+def check_backbone_name(name: str) -> None:
+    """The one-line SslabError build_backbone would raise for an unknown name, without building anything."""
+    if name in RESNETS:
+        return
+    if name.startswith("timm:"):
+        import timm
+
+        if not timm.is_model(name[5:]):
+            raise SslabError(f"unknown timm model {name[5:]!r}; timm.list_models() lists them")
+        return
+    raise SslabError(f"unknown backbone {name!r}; choose from {', '.join(backbone_names())}")
+
+
 def build_backbone(name: str, in_chans: int, mean=None, std=None) -> Backbone:
     """`name` is one of RESNETS or `timm:<model>` (random init; no weights are fetched)."""
+    check_backbone_name(name)
     mean = [0.5] * in_chans if mean is None else mean
     std = [0.25] * in_chans if std is None else std
     if name in RESNETS:
         widths, blocks, stem_stride = RESNETS[name]
         net = SmallResNet(widths, blocks, in_chans, stem_stride)
         return Backbone(net, net.dim, mean, std)
-    if name.startswith("timm:"):
-        import timm
+    import timm
 
-        try:
-            net = timm.create_model(name[5:], pretrained=False, num_classes=0, in_chans=in_chans)
-        except Exception as e:  # timm raises RuntimeError for unknown names
-            raise SslabError(f"unknown timm model {name[5:]!r}: {e}") from None
-        return Backbone(net, net.num_features, mean, std)
-    raise SslabError(f"unknown backbone {name!r}; choose from {', '.join(backbone_names())}")
+    try:
+        net = timm.create_model(name[5:], pretrained=False, num_classes=0, in_chans=in_chans)
+    except Exception as e:  # timm raises many types (e.g. for settings a model does not support)
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise SslabError(f"cannot build timm model {name[5:]!r}: {why}") from None
+    return Backbone(net, net.num_features, mean, std)

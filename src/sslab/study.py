@@ -32,6 +32,15 @@ def _labeled(splits: DataSplits) -> None:
         raise SslabError(f"{splits.train.name}: too few images per class to hold out a test split")
     if len(splits.train.classes) < 2:
         raise SslabError(f"{splits.train.name}: evaluation needs at least 2 classes, found {len(splits.train.classes)}")
+    n = len(splits.train.classes)
+    n_train, n_test = np.bincount(splits.train.y, minlength=n), np.bincount(splits.test.y, minlength=n)
+    for c, name in enumerate(splits.train.classes):
+        if n_train[c] == 0:
+            raise SslabError(f"{splits.train.name}: class {name!r} has no training image, so no label fraction can "
+                             "give it a labelled example")
+        if n_test[c] == 0:
+            raise SslabError(f"{splits.train.name}: class {name!r} has no test image ({n_train[c]} in training); "
+                             "evaluation needs one per class in the test split (2 images per class when sslab splits)")
 
 
 def evaluate_backbone(backbone: Backbone | None, info: dict, splits: DataSplits, cfg: EvalConfig,
