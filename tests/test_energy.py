@@ -20,7 +20,7 @@ def run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SSLAB_CACHE", str(tmp / "cache"))
         d = sslab.load_images("digits")
-    cfg = PretrainConfig(epochs=1, budget=None, batch_size=64, backbone="resnet-xs", log_every=5)
+    cfg = PretrainConfig(method="simclr", epochs=1, budget=None, batch_size=64, backbone="resnet-xs", log_every=5)
     sslab.pretrain(d.train, cfg, tmp / "run", show_progress=False, data_spec="digits")
     y = d.test.y
     i, j = np.flatnonzero(y == 0)[:2]

@@ -36,7 +36,7 @@ def test_lr_scales_with_global_batch():
 
 
 def test_default_study_recipe_is_the_schema_default():
-    """`sslab study` with no options reads recipes/simclr.yaml: it must be the measured default study."""
-    a, b = load_config(StudyConfig, "simclr").model_dump(), StudyConfig().model_dump()
+    """`sslab study` with no options reads recipes/vicreg.yaml: it must be the measured default study."""
+    a, b = load_config(StudyConfig, "vicreg").model_dump(), StudyConfig().model_dump()
     a["pretrain"].pop("method_args"), b["pretrain"].pop("method_args")
     assert a == b

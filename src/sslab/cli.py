@@ -86,7 +86,7 @@ def _recipe(config: Optional[Path], method: Optional[str]) -> Optional[Path]:
 
     if config is not None:
         return config
-    recipe = RECIPES / f"{method or 'simclr'}.yaml"
+    recipe = RECIPES / f"{method or 'vicreg'}.yaml"
     return recipe if recipe.is_file() else None
 
 

@@ -32,7 +32,7 @@ class _Strict(BaseModel):
 
 
 class PretrainConfig(_Strict):
-    method: str = "simclr"
+    method: str = "vicreg"  # the default study (README): measured best at 1% labels per CPU-second
     method_args: dict[str, Any] = Field(default_factory=dict)
     backbone: str = "resnet-s2"
     epochs: float | None = Field(None, gt=0)
