@@ -70,24 +70,32 @@ def save_checkpoint(folder: Path, model_state: dict, train_state: dict) -> None:
 
 
 def load_checkpoint(folder: Path, log=None) -> tuple[dict, dict]:
-    """The newest complete checkpoint whose checksums match, among `<folder>`, `<folder>.tmp` (a rotation that was
-    cut short) and `<folder>.prev`. If the latest is corrupt, say so through `log` and fall back."""
-    folder = Path(folder)
-    found, problems = [], []
-    for cand in (folder, _sibling(folder, "tmp"), _sibling(folder, "prev")):
+    """The newest complete checkpoint whose checksums match: `<folder>.tmp` (complete only when a rotation was cut
+    short, and then the newest), else `<folder>`, else `<folder>.prev`. If a newer one is damaged, say so through
+    `log` and fall back."""
+    problems = []
+    for cand in _candidates(Path(folder)):
         try:
             weights, state = _read_checkpoint(cand)
         except SslabError as e:
             if cand.exists():
                 problems.append(str(e))
             continue
-        found.append((int(state.get("step", 0)) if isinstance(state, dict) else 0, cand, weights, state))
-    if not found:
-        raise SslabError(problems[0] if problems else f"no complete checkpoint in {folder}")
-    step, cand, weights, state = max(found, key=lambda t: t[0])
-    if problems and log is not None:
-        log(f"{problems[0]}; using the previous good checkpoint {cand.name} (step {step})")
-    return weights, state
+        if problems and log is not None:
+            step = state.get("step", "?") if isinstance(state, dict) else "?"
+            log(f"{problems[0]}; using the previous good checkpoint {cand.name} (step {step})")
+        return weights, state
+    raise SslabError(problems[0] if problems else f"no complete checkpoint in {folder}")
+
+
+def has_checkpoint(folder: Path) -> bool:
+    """Whether `folder` (or its rotation siblings) holds a complete checkpoint to resume from."""
+    return any(_complete(c) for c in _candidates(Path(folder)))
+
+
+def _candidates(folder: Path) -> tuple[Path, Path, Path]:
+    """Where a checkpoint may be, newest first (see save_checkpoint's rotation)."""
+    return _sibling(folder, "tmp"), folder, _sibling(folder, "prev")
 
 
 def _read_checkpoint(folder: Path) -> tuple[dict, dict]:

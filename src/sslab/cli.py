@@ -58,19 +58,19 @@ def _remove_if_failed(out: Path):
     try:
         yield
     except BaseException:
-        kept = any((out / f"checkpoint{s}" / "checkpoint.json").is_file() for s in ("", ".tmp", ".prev"))
-        if not existed and not kept:
+        from sslab.checkpoint import has_checkpoint
+
+        if not existed and not has_checkpoint(out / "checkpoint"):
             shutil.rmtree(out, ignore_errors=True)
         raise
 
 
 def _check_names(method: str, backbone: str) -> None:
     """Unknown method or backbone names fail before any data is loaded or any file is written."""
-    from sslab.methods import METHODS
+    from sslab.methods import check_method_name
     from sslab.nets import check_backbone_name
 
-    if method not in METHODS:
-        raise SslabError(f"unknown method {method!r}; choose from {', '.join(sorted(METHODS))}")
+    check_method_name(method)
     check_backbone_name(backbone)
 
 

@@ -491,7 +491,7 @@ def _image_to_array(im: Image.Image, size: int | None, gray: bool) -> np.ndarray
     except Exception:  # noqa: BLE001 - a broken EXIF block should not stop decoding
         pass
     if gray:
-        im = _to_uint8_gray(im)
+        im = _to_uint8_gray(im) if im.mode in _GRAY_MODES else im.convert("L")
     elif im.mode != "RGB":
         if im.mode in _GRAY_MODES:
             im = _to_uint8_gray(im)
@@ -874,19 +874,8 @@ def load_image_files(paths: Sequence[str | Path], in_chans: int, image_size: int
     grayscale (in_chans 1) or RGB (3), the shorter side resized to image_size and centre-cropped (like the folder
     loader). One-line SslabError for a missing or unreadable file."""
     arrays = []
-    for p in paths:
-        p = Path(p)
+    for p in map(Path, paths):
         if not p.is_file():
             raise SslabError(f"image not found: {p}")
-        im = _open_image(p, str(p))
-        try:
-            with im:
-                im.load()
-                if in_chans == 1 and im.mode not in _GRAY_MODES:
-                    im = im.convert("L")
-                arrays.append(_image_to_array(im, image_size, gray=in_chans == 1))
-        except SslabError:
-            raise
-        except Exception as err:  # noqa: BLE001 - Pillow raises many types for bad files
-            raise SslabError(f"cannot read image {p}: {_one_line(err)}") from None
+        arrays.append(_decode_one(p, str(p), image_size, gray=in_chans == 1))
     return np.stack(arrays)

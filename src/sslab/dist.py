@@ -47,9 +47,7 @@ def broadcast_float(value: float, src: int = 0) -> float:
     """`value` as process `src` has it (the value itself for one process)."""
     if world_size() == 1:
         return value
-    t = torch.tensor([value], dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
+    t = _for_backend(torch.tensor([value], dtype=torch.float64))
     dist.broadcast(t, src)
     return float(t.item())
 
@@ -58,8 +56,12 @@ def all_gather_list(x: torch.Tensor) -> list[torch.Tensor]:
     """`x` from every process as a list, rank order (no gradient; `[x]` for one process). For small state."""
     if world_size() == 1:
         return [x]
-    if dist.get_backend() == "nccl":
-        x = x.cuda()
+    x = _for_backend(x)
     parts = [torch.empty_like(x) for _ in range(world_size())]
     dist.all_gather(parts, x)
     return [p.cpu() for p in parts]
+
+
+def _for_backend(x: torch.Tensor) -> torch.Tensor:
+    """`x` on the device the process group's backend communicates from (NCCL: this process's GPU)."""
+    return x.cuda() if dist.get_backend() == "nccl" else x

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from sslab import dist, views
-from sslab.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
+from sslab.checkpoint import has_checkpoint, load_checkpoint, load_weights, save_checkpoint, save_weights
 from sslab.config import PretrainConfig, scaled_lr
 from sslab.data import ImageData
 from sslab.errors import SslabError
@@ -294,8 +294,7 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
                 collapsed_streak = collapsed_streak + 1 if status == "collapsed" else 0
                 progress_bar.health = status
                 if collapsed_streak >= COLLAPSE_PATIENCE and cfg.collapse_stop:
-                    kept = f"last checkpoint kept in {ckpt}" if (ckpt / "checkpoint.json").exists() else \
-                        "no checkpoint was written"
+                    kept = f"last checkpoint kept in {ckpt}" if has_checkpoint(ckpt) else "no checkpoint was written"
                     raise SslabError(f"representation collapsed at step {step} ({where} effective rank "
                                      f"{hs['effective_rank']:.2f}, std {hs['std_mean']:.4g}); stopped, {kept}")
             progress_bar.update(step, progress_at(step, time.time() - t0), loss.item())

@@ -143,17 +143,25 @@ class SwAVLoss(nn.Module):
         self.temperature, self.epsilon, self.iters = temperature, epsilon, iters
 
     def forward(self, scores: list[torch.Tensor], n_global: int = 2, extra: list[torch.Tensor] | None = None):
-        total, terms = 0.0, 0
+        codes = []
         for i in range(n_global):
             s = scores[i].detach()
             if extra is not None:
                 s = torch.cat([s, extra[i].to(s.dtype)])
-            q = sinkhorn(s, self.iters, self.epsilon)[: len(scores[i])]
-            for j, sj in enumerate(scores):
-                if j != i:
-                    total = total - (q * F.log_softmax(sj.float() / self.temperature, dim=1)).sum(1).mean()
-                    terms += 1
-        return total / terms
+            codes.append(sinkhorn(s, self.iters, self.epsilon)[: len(scores[i])])
+        return swapped_cross_entropy(codes, [F.log_softmax(s.float() / self.temperature, dim=1) for s in scores])
+
+
+def swapped_cross_entropy(targets: list[torch.Tensor], log_probs: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over pairs (i, j), i != j, of the cross entropy between target distribution `targets[i]` (one per
+    global view) and the prediction `log_probs[j]` (one per view): SwAV's swapped prediction, DINO's distillation."""
+    total, terms = 0.0, 0
+    for i, q in enumerate(targets):
+        for j, lp in enumerate(log_probs):
+            if j != i:
+                total = total - (q * lp).sum(1).mean()
+                terms += 1
+    return total / terms
 
 
 def teacher_temperature(progress: float, start: float = 0.04, end: float = 0.07, warmup: float = 0.3) -> float:
@@ -181,15 +189,9 @@ class DINOLoss(nn.Module):
         t = teacher_temperature(float(self.progress), self.warmup_teacher_temp, self.teacher_temp, self.warmup)
         targets = [F.softmax((o.float() - self.center) / t, dim=1).detach() for o in teacher]
         logp = [F.log_softmax(o.float() / self.student_temp, dim=1) for o in student]
-        total, terms = 0.0, 0
-        for i, q in enumerate(targets):
-            for j, lp in enumerate(logp):
-                if j != i:
-                    total = total - (q * lp).sum(1).mean()
-                    terms += 1
         if self.training:
             self.update_center(torch.cat(teacher))
-        return total / terms
+        return swapped_cross_entropy(targets, logp)
 
     @torch.no_grad()
     def update_center(self, teacher: torch.Tensor) -> None:

@@ -17,9 +17,14 @@ def register(name: str):
     return deco
 
 
-def build_method(name: str, backbone, **kwargs) -> Method:
+def check_method_name(name: str) -> None:
+    """The one-line SslabError for a name that is not registered."""
     if name not in METHODS:
         raise SslabError(f"unknown method {name!r}; choose from {', '.join(sorted(METHODS))}")
+
+
+def build_method(name: str, backbone, **kwargs) -> Method:
+    check_method_name(name)
     try:
         return METHODS[name](backbone, **kwargs)
     except TypeError as e:  # an unknown or missing method argument
