@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sslab import data
+from sslab.data import image as data
 from sslab.data import DataSplits, KNOWN, cache_dir, data_root, label_subset, load_images
 from sslab.errors import SslabError
 

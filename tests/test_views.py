@@ -449,7 +449,7 @@ def test_all_pairs_of_16_differ_under_supervised_config_too():
 
 
 def test_internal_affine_grid_matches_torch():
-    from sslab.views import _affine_grid
+    from sslab.views.image import _affine_grid
 
     theta = torch.randn(5, 2, 3, generator=gen(0))
     for h, w in ((7, 7), (5, 9)):
@@ -461,7 +461,7 @@ def test_border_padding_equals_reflection_for_sampled_crops(real_images):
     aug = Augment(AugmentConfig(size=24, scale=(0.05, 1.0), ratio=(0.3, 3.0)))
     p = aug.sample_params(16, gen(9), image_size=(32, 32))
     y = aug.apply(real_images, p)
-    from sslab.views import _affine_grid
+    from sslab.views.image import _affine_grid
 
     grid = _affine_grid(p["theta"], 24, 24)
     ref = F.grid_sample(real_images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)

@@ -1,0 +1,195 @@
+"""What every data kind shares: where data sets live, the cache folder, fixed stratified test splits, seeded
+label fractions, verified downloads and safe archive members. One module per data kind sits beside this one
+(`image`, `text`); each returns a :class:`DataSplits` of its own split type."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import tarfile
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from sslab.errors import SslabError
+
+TEST_FRACTION = 0.2
+SPLIT_SEED = 0
+_CACHE_VERSION = 1
+
+
+@dataclass
+class DataSplits:
+    train: Any  # ImageData, TextData, ...
+    test: Any | None
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    """Data folder: ``root`` if given, else env ``SSLAB_DATA_ROOT``, else ``~/.cache/sslab/data``."""
+    if root is not None and str(root) != "":
+        return Path(root).expanduser()
+    env = os.environ.get("SSLAB_DATA_ROOT")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "sslab" / "data"
+
+
+def cache_dir() -> Path:
+    """Cache folder: env ``SSLAB_CACHE`` or ``~/.cache/sslab/cache`` (created on demand)."""
+    env = os.environ.get("SSLAB_CACHE")
+    path = Path(env).expanduser() if env else Path.home() / ".cache" / "sslab" / "cache"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SslabError(f"cannot create cache folder {path}: {_one_line(err)}") from None
+    return path
+
+
+def _split_indices(y: np.ndarray, test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED):
+    """Fixed stratified split; classes with < 2 examples go entirely to train."""
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if idx.size < 2:
+            train.append(idx)
+            continue
+        n_test = int(np.floor(test_fraction * idx.size + 0.5))
+        n_test = min(max(n_test, 1), idx.size - 1)
+        perm = rng.permutation(idx)
+        test.append(perm[:n_test])
+        train.append(perm[n_test:])
+    cat = lambda parts: np.sort(np.concatenate(parts)).astype(np.int64) if parts else np.zeros(0, np.int64)  # noqa: E731
+    return cat(train), cat(test)
+
+
+def label_subset(y: np.ndarray, fraction: float, seed: int, *, num_classes: int | None = None) -> np.ndarray:
+    """Sorted indices of a stratified, seeded ``fraction`` of ``y`` with >= 1 example per class.
+
+    Classes are ``0 .. num_classes-1`` (default ``max(y)+1``); a class with no example in ``y``
+    raises.  ``fraction == 1.0`` returns all indices.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer, np.floating)):
+        raise SslabError(f"label fraction must be a number in (0, 1], got {fraction!r}")
+    fraction = float(fraction)
+    if not np.isfinite(fraction) or not 0.0 < fraction <= 1.0:
+        raise SslabError(f"label fraction must be in (0, 1], got {fraction}")
+    if y is None:
+        raise SslabError("label_subset needs labels, got None (unlabeled data)")
+    y = np.asarray(y)
+    if y.ndim != 1 or y.size == 0:
+        raise SslabError(f"labels must be a non-empty 1-D array, got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise SslabError(f"labels must be integers, got dtype {y.dtype}")
+    if y.min() < 0:
+        raise SslabError(f"labels must be >= 0, got {int(y.min())}")
+    n_classes = int(y.max()) + 1 if num_classes is None else int(num_classes)
+    if n_classes <= int(y.max()):
+        raise SslabError(f"label {int(y.max())} out of range for {n_classes} classes")
+    counts = np.bincount(y, minlength=n_classes)
+    missing = np.flatnonzero(counts == 0)
+    if missing.size:
+        raise SslabError(
+            f"class(es) {', '.join(map(str, missing[:10].tolist()))} have no labeled example; "
+            "cannot take a stratified subset with at least one example per class"
+        )
+    if fraction == 1.0:
+        return np.arange(y.size, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in range(n_classes):
+        idx = np.flatnonzero(y == c)
+        k = min(idx.size, max(1, int(np.floor(fraction * idx.size + 0.5))))
+        chosen.append(rng.permutation(idx)[:k])
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def _download(
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None = None,
+    md5: str | None = None,
+    gunzip_sha256: str | None = None,
+    timeout: float = 60.0,
+) -> Path:
+    """Fetch ``url`` to ``dest`` via a ``.part`` file, verify checksums, then rename atomically.
+
+    ``gunzip_sha256`` checks the sha256 of the gzip-decompressed content.  On any failure the
+    partial file is removed and :class:`SslabError` is raised.
+    """
+    if not (sha256 or md5 or gunzip_sha256):
+        raise SslabError(f"refusing to download {url} without a checksum")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    h_sha, h_md5 = hashlib.sha256(), hashlib.md5()
+    try:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp, open(part, "wb") as out:
+                while True:
+                    chunk = resp.read(1 << 20)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    h_sha.update(chunk)
+                    h_md5.update(chunk)
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            raise SslabError(f"download of {url} failed: {_one_line(err)}") from None
+        problems = []
+        if sha256 and h_sha.hexdigest() != sha256.lower():
+            problems.append(f"sha256 {h_sha.hexdigest()} != expected {sha256}")
+        if md5 and h_md5.hexdigest() != md5.lower():
+            problems.append(f"md5 {h_md5.hexdigest()} != expected {md5}")
+        if gunzip_sha256 and not problems:
+            got = _gunzip_sha256(part)
+            if got != gunzip_sha256.lower():
+                problems.append(f"decompressed sha256 {got} != expected {gunzip_sha256}")
+        if problems:
+            raise SslabError(f"checksum mismatch for {url}: {'; '.join(problems)} (download removed)")
+        os.replace(part, dest)
+    finally:
+        if part.exists():
+            part.unlink()
+    return dest
+
+
+def _gunzip_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with gzip.open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except (OSError, EOFError, zlib.error):
+        return "not-a-valid-gzip-file"
+    return h.hexdigest()
+
+
+def _cache_key(identity: dict) -> str:
+    payload = json.dumps({"v": _CACHE_VERSION, **identity}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _file_identity(path: Path) -> dict:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _one_line(err: BaseException | str) -> str:
+    text = (str(err).strip() or type(err).__name__) if isinstance(err, BaseException) else str(err)
+    return " ".join(text.split())
+
+
+def _check_member(tar_path: Path, member: tarfile.TarInfo) -> None:
+    name = member.name
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts:
+        raise SslabError(f"unsafe member path {name!r} in archive {tar_path} (absolute or '..'); refusing to read it")
+
