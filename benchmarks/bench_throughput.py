@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import sslab  # noqa: E402
 from sslab import views  # noqa: E402
 from sslab.data import ImageData  # noqa: E402
-from sslab.engine import to_float  # noqa: E402
+from sslab.views.image import to_float  # noqa: E402
 
 CL = torch.channels_last
 SETUPS = {"resnet-s2": ("fashion-mnist", 1), "resnet18": ("cifar10", 3)}  # backbone -> (data, channels)

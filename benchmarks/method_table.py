@@ -15,8 +15,8 @@ from pathlib import Path
 
 import sslab
 from sslab.config import RECIPES, EvalConfig, PretrainConfig, load_config
-from sslab.engine import load_backbone
-from sslab.study import evaluate_backbone
+from sslab.engine import load_encoder
+from sslab.evaluate import evaluate_encoder
 
 
 def main() -> None:
@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=60.0, help="pretraining seconds per run")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--backbone", default="resnet-s2")
-    ap.add_argument("--methods", default=",".join(sorted(sslab.METHODS)))
+    ap.add_argument("--methods", default=",".join(sorted(n for n, c in sslab.METHODS.items() if c.kind == "image")))
     ap.add_argument("--fractions", default="0.01,1.0")
     ap.add_argument("--out", type=Path, default=Path("runs/method-table"))
     args = ap.parse_args()
@@ -44,8 +44,8 @@ def main() -> None:
                               [f"method={method}", f"backbone={args.backbone}", f"budget={args.budget}", f"seed={seed}"])
             t = time.time()
             pre = sslab.pretrain(splits.train, cfg, run, show_progress=False)
-            backbone, info = load_backbone(run)
-            ev = evaluate_backbone(backbone, info, splits, EvalConfig(fractions=fractions, protocols=["knn", "linear"],
+            encoder, info = load_encoder(run)
+            ev = evaluate_encoder(encoder, info, splits, EvalConfig(fractions=fractions, protocols=["knn", "linear"],
                                                                        baselines=[], seeds=1), log=lambda *a: None)
             # evaluation seed 0 for every pretraining seed: the spread is over pretraining runs
             acc = {f"{r['protocol']}@{r['fraction']}": r["test_acc"] for r in ev["runs"]}

@@ -34,18 +34,40 @@ def global_views(model, seed: int = 1) -> list[torch.Tensor]:
     return views
 
 
+TEXT_META = {"kind": "text", "vocab_size": 40, "context": 16, "pad_id": 0, "unk_id": 1, "cls_id": 2, "sep_id": 3,
+             "mask_id": 4, "bos_id": 2, "eos_id": 3, "special_ids": [0, 1, 2, 3, 4]}
+
+
+def text_inputs(model) -> dict:
+    """The pretext inputs of the whole batch (the same in every process; each takes its share): packed blocks of
+    3 documents per row, views drawn from a fixed generator."""
+    g = torch.Generator().manual_seed(1)
+    n = model.block_len(TEXT_META["context"]) + 1
+    ids = torch.randint(5, TEXT_META["vocab_size"], (BATCH, n), generator=g)
+    doc = torch.arange(n).expand(BATCH, n) // (n // 3 + 1) + 10 * torch.arange(BATCH)[:, None]
+    return model.views({"ids": ids, "doc": doc}, g)
+
+
 def one_step(name: str, rank: int, world: int) -> dict:
     torch.manual_seed(0)
-    model = build_method(name, build_backbone("resnet-xs", CHANNELS))
+    share = BATCH // world
+    cls = sslab.METHODS[name]
+    if cls.kind == "text":
+        from sslab.config import PretrainConfig
+
+        model = build_method(name, cls.build_net("tiny", TEXT_META))
+        model.setup(TEXT_META, PretrainConfig(method=name))
+        local = {k: v[rank * share : (rank + 1) * share] for k, v in text_inputs(model).items()}
+    else:
+        model = build_method(name, build_backbone("resnet-xs", CHANNELS))
+        local = [v[rank * share : (rank + 1) * share] for v in global_views(model)]
     model.train()
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.eval()
-    views = global_views(model)
-    share = BATCH // world
-    local = [v[rank * share : (rank + 1) * share] for v in views]
     wrapped = DDP(model) if world > 1 else model
-    loss = wrapped(*local)
+    out = wrapped(**local) if isinstance(local, dict) else wrapped(*local)
+    loss = out["loss"] if isinstance(out, dict) else out
     loss.backward()
     mean_loss = loss.detach().clone()
     if world > 1:

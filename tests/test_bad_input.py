@@ -20,7 +20,9 @@ from PIL import Image
 
 import sslab
 from sslab.checkpoint import load_checkpoint, load_weights
-from sslab.cli import main
+from sslab.cli import main  # noqa: F401
+
+from cli_contract import assert_error, files_of, leftovers, run_cli  # noqa: E402,F401
 
 TRAIN = ["--data", "digits", "--method", "simclr", "--backbone", "resnet-xs", "--batch-size", "32"]  # 44 steps per epoch of digits
 TINY_RUN = TRAIN + ["--epochs", "0.05"]  # 3 steps: a checkpoint at step 1 and one at the end
@@ -36,39 +38,6 @@ def _env(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------------------------
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
-def leftovers(root: Path) -> list[str]:
-    """Temp files of atomic writes, rotated checkpoints and downloads that a failed command must not leave."""
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.name.endswith((".tmp", ".part")))
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def assert_error(result, *contains: str, root: Path, out: Path | None = None) -> str:
-    """One `error:` line naming the problem, a non-zero exit, no traceback, no temp files, no new `out` folder."""
-    code, stdout, err = result
-    assert code != 0, (stdout, err)
-    assert "Traceback" not in stdout + err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    line = lines[0]
-    assert line.startswith("error:"), err
-    assert "internal error" not in line, err
-    for c in contains:
-        assert c.lower() in line.lower(), (c, line)
-    assert not leftovers(root), leftovers(root)
-    if out is not None:
-        assert not out.exists(), sorted(p.name for p in out.iterdir())
-    return line
-
-
 def save_img(path: Path, mode: str = "L", size: tuple[int, int] = (12, 12), seed: int = 0, fmt: str | None = None):
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -66,7 +66,7 @@ def test_pretrain_writes_run(run1, digits):
     assert not list(out.rglob(".*tmp*"))  # no temp files left behind by the atomic writes
     steps_per_epoch = len(digits.train) // 64
     assert res["steps"] == steps_per_epoch and res["epochs"] == pytest.approx(1.0)
-    assert res["images"] == len(digits.train) and res["batch_size"] == 64
+    assert res["items"] == len(digits.train) and res["unit"] == "images" and res["batch_size"] == 64
     info = json.loads((out / "run.json").read_text())
     assert info["method"] == "simclr" and info["backbone"] == "resnet-xs" and info["data"] == "digits"
     assert info["in_chans"] == 1 and info["image_size"] == 8

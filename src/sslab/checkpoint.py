@@ -23,8 +23,22 @@ def _write(path: Path, data: bytes) -> None:
         raise SslabError(f"could not write {path}: {e.strerror or e}") from None
 
 
+def _tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU, contiguous tensors for safetensors, which refuses tensors that share memory: a tied weight (a language
+    model's input embedding and output layer) is written once per name, as a copy."""
+    out, seen = {}, set()
+    for k, v in state.items():
+        v = v.detach().cpu().contiguous()
+        key = (v.untyped_storage().data_ptr(), v.storage_offset()) if v.numel() else None
+        if key in seen:
+            v = v.clone()
+        seen.add(key)
+        out[k] = v
+    return out
+
+
 def save_weights(path: Path, state: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    tensors = _tensors(state)
     meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
     _write(path, st_save(tensors, metadata=meta))
 
@@ -44,7 +58,7 @@ def save_checkpoint(folder: Path, model_state: dict, train_state: dict) -> None:
     (or a full disk) at any point leaves at least one complete checkpoint; a failed write removes its temp folder."""
     folder = Path(folder)
     tmp, prev = _sibling(folder, "tmp"), _sibling(folder, "prev")
-    weights = st_save({k: v.detach().cpu().contiguous() for k, v in model_state.items()})
+    weights = st_save(_tensors(model_state))
     buf = io.BytesIO()
     torch.save(train_state, buf)
     state = buf.getvalue()

@@ -18,7 +18,9 @@ from sslab.errors import SslabError
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Self-supervised pretraining and label-efficiency studies.")
 
-DataOpt = typer.Option(None, "--data", help="fashion-mnist | cifar10 | digits | an image folder | a .npz file")
+DataOpt = typer.Option(None, "--data", help="images: fashion-mnist | cifar10 | digits | an image folder | a .npz file; "
+                       "text: sst2 | trec | tinyshakespeare | wikitext-2 | a .txt/.csv/.tsv/.jsonl file, glob or folder")
+CorpusOpt = typer.Option(None, "--corpus", help="extra unlabelled text files to pretrain on (repeatable)")
 RootOpt = typer.Option(None, "--data-root", help="where data sets are looked for / downloaded (env SSLAB_DATA_ROOT)")
 ConfigOpt = typer.Option(None, "--config", help="YAML recipe file (or a recipe name)")
 OverridesArg = typer.Argument(None, help="key=value overrides, e.g. pretrain.lr=1e-3 eval.seeds=5")
@@ -67,11 +69,19 @@ def _remove_if_failed(out: Path):
 
 def _check_names(method: str, backbone: str) -> None:
     """Unknown method or backbone names fail before any data is loaded or any file is written."""
-    from sslab.methods import check_method_name
-    from sslab.nets import check_backbone_name
+    from sslab.methods import METHODS, check_method_name
 
     check_method_name(method)
-    check_backbone_name(backbone)
+    METHODS[method].check_backbone(backbone)
+
+
+def _check_corpus(method: str, corpus) -> None:
+    """Extra unlabelled text is for text methods: an image method would silently ignore it."""
+    from sslab.methods import method_kind
+
+    if corpus and method_kind(method) != "text":
+        raise SslabError(f"--corpus adds unlabelled text for text methods; {method} trains on "
+                         f"{method_kind(method)} data")
 
 
 def _pretrain_overrides(method, backbone, budget, epochs, seed, batch_size, devices, num_nodes, accelerator, prefix=""):
@@ -107,6 +117,7 @@ def study(
     seeds: Optional[int] = typer.Option(None, help="evaluation seeds per label fraction"),
     out: Optional[Path] = typer.Option(None, help="run folder (default runs/<data>-<method>)"),
     overwrite: bool = typer.Option(False, help="reuse an existing --out folder"),
+    corpus: Optional[List[str]] = CorpusOpt,
     config: Optional[Path] = ConfigOpt,
     data_root: Optional[Path] = RootOpt,
     overrides: Optional[List[str]] = OverridesArg,
@@ -121,12 +132,15 @@ def study(
         ov.append("pretrain.budget=null")
     if data is not None:
         ov.append(f"data={data}")
+    if corpus:
+        ov.append("corpus=[" + ",".join(json.dumps(str(c)) for c in corpus) + "]")
     if labels is not None:
         ov.append(f"eval.fractions=[{labels}]")
     if seeds is not None:
         ov.append(f"eval.seeds={seeds}")
     cfg = load_config(StudyConfig, _recipe(config, method), ov + list(overrides or []))
     _check_names(cfg.pretrain.method, cfg.pretrain.backbone)
+    _check_corpus(cfg.pretrain.method, cfg.corpus)
     name = f"{Path(cfg.data).name or 'data'}-{cfg.pretrain.method}"
     out_dir = _out_dir(out, name, overwrite=overwrite)
     _writable(out_dir)
@@ -153,14 +167,16 @@ def pretrain(
     out: Optional[Path] = typer.Option(None),
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
     overwrite: bool = typer.Option(False),
+    corpus: Optional[List[str]] = CorpusOpt,
     config: Optional[Path] = ConfigOpt,
     data_root: Optional[Path] = RootOpt,
     overrides: Optional[List[str]] = OverridesArg,
 ):
     """Pretrain an encoder with a self-supervised method; writes backbone.safetensors and checkpoints."""
     from sslab.config import PretrainConfig, load_config
-    from sslab.data import load_images
+    from sslab.data import load_data
     from sslab.engine import pretrain as run_pretrain
+    from sslab.methods import method_kind, prepare_pretraining
 
     ov = _pretrain_overrides(method, backbone, budget, epochs, seed, batch_size, devices, num_nodes, accelerator)
     if epochs is not None:
@@ -176,15 +192,19 @@ def pretrain(
     cfg = load_config(PretrainConfig, config if base else _recipe(config, method), ov + list(overrides or []),
                       base=base)
     _check_names(cfg.method, cfg.backbone)
-    data = data or (run_data if base else "fashion-mnist")
+    _check_corpus(cfg.method, corpus)
+    from sslab.methods import method_kind as _kind
+
+    data = data or (run_data if base else ("fashion-mnist" if _kind(cfg.method) == "image" else "wikitext-2"))
     out_dir = _out_dir(out, f"{Path(data).name}-{cfg.method}", resume=resume, overwrite=overwrite)
     _writable(out_dir)
-    splits = load_images(data, data_root)
+    splits = load_data(data, data_root, kind=method_kind(cfg.method))
     with _remove_if_failed(out_dir):
-        res = run_pretrain(splits.train, cfg, out_dir, resume=resume, data_spec=data)
+        prepared = prepare_pretraining(splits, cfg, out_dir, data_root, corpus)
+        res = run_pretrain(prepared.train, cfg, out_dir, resume=resume, data_spec=data, val_data=prepared.val)
     if res.get("rank", 0) == 0:  # several processes (--devices N): one summary line
         typer.echo(f"{res['method']}: {res['epochs']:.2f} epochs, {res['steps']} steps in {res['seconds']:.0f}s "
-                   f"({res['images_per_s']:.0f} images/s); run saved in {out_dir}")
+                   f"({res['units_per_s']:,.0f} {res['unit']}/s); run saved in {out_dir}")
 
 
 @app.command()
@@ -192,9 +212,11 @@ def evaluate(
     run: Path = typer.Argument(..., help="a pretraining run folder"),
     labels: str = typer.Option("0.01,0.1,1.0", help="label fractions"),
     protocol: str = typer.Option("knn,linear,finetune", help="protocols: knn, linear, finetune"),
-    baselines: str = typer.Option("scratch,scratch+aug,pixels", help="baselines to run beside (or 'none')"),
+    baselines: str = typer.Option("scratch,scratch+aug,raw", help="baselines to run beside (or 'none'); raw: "
+                                  "logistic regression on raw pixels (images) or TF-IDF (text)"),
     seeds: Optional[int] = typer.Option(None),
-    data: Optional[str] = typer.Option(None, help="evaluate on another labelled data set of the same image shape"),
+    data: Optional[str] = typer.Option(None, help="evaluate on another labelled data set of the run's kind (images: "
+                                       "the same shape)"),
     config: Optional[Path] = ConfigOpt,
     data_root: Optional[Path] = RootOpt,
     overrides: Optional[List[str]] = OverridesArg,
@@ -236,15 +258,40 @@ def energy(
     import torch
 
     from sslab.data import load_image_files
-    from sslab.engine import load_method, to_float
+    from sslab.engine import load_method
+    from sslab.views.image import to_float
 
     if not run.is_dir():
         raise SslabError(f"run folder not found: {run}")
     model, info = load_method(run)
+    if not hasattr(model, "energy") or info.get("kind", "image") != "image":
+        raise SslabError(f"{info['method']} runs have no pairwise image energy")
     x = to_float(torch.from_numpy(load_image_files([a, b], info["in_chans"], info["image_size"])), "cpu")
     e = float(model.energy(x[:1], x[1:])[0])
     typer.echo(f"energy {e:.3f} (cosine similarity {1 - e:.3f} of {info['method']} projections; "
                "0 = identical, 2 = opposite)")
+
+
+@app.command()
+def generate(
+    run: Path = typer.Argument(..., help="a GPT pretraining run folder"),
+    prompt: str = typer.Option("\n", help="text to continue"),
+    tokens: int = typer.Option(200, min=1, help="tokens to generate"),
+    temperature: float = typer.Option(1.0, min=0.0, help="sampling temperature (lower: more conservative)"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="sample from the k most likely tokens only"),
+    seed: int = typer.Option(0),
+):
+    """Sample a continuation of a prompt from a GPT run."""
+    from sslab.engine import load_method
+    from sslab.methods.text import run_tokenizer
+
+    if not run.is_dir():
+        raise SslabError(f"run folder not found: {run}")
+    model, info = load_method(run)
+    if not hasattr(model, "generate_text"):
+        raise SslabError(f"{info['method']} runs do not generate text (a gpt run does)")
+    text = model.generate_text(run_tokenizer(info), prompt, tokens, temperature, top_k, seed)
+    typer.echo(prompt + text)
 
 
 @app.command()

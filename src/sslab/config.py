@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sslab.errors import SslabError
 
@@ -28,7 +28,7 @@ def parse_duration(value: str | float | int | None) -> float | None:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
 
 class PretrainConfig(_Strict):
@@ -42,10 +42,18 @@ class PretrainConfig(_Strict):
     lr_scaling: Literal["linear", "sqrt", "none"] = Field(
         "linear", description="scale lr by (global batch / 256) or its square root, as SimCLR/BYOL/MoCo v3 do")
     weight_decay: float = Field(1e-4, ge=0)
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas (language models: beta2 0.95-0.99)")
     warmup: float = Field(0.05, ge=0, lt=1, description="fraction of the run spent warming up the lr")
+    min_lr: float = Field(0.0, ge=0, le=1, description="the cosine schedule ends at this fraction of the lr")
+    grad_clip: float | None = Field(None, gt=0, description="clip the global gradient norm to this (None: off)")
+    accumulate: int = Field(1, ge=1, description="micro-batches per optimiser step (gradient accumulation)")
+    context: int | None = Field(None, gt=1, description="text: tokens per training sequence (None: the method's)")
+    vocab_size: int | None = Field(None, gt=1, description="text: tokenizer vocabulary (None: the method's)")
     aug_strength: float = Field(1.0, ge=0)
     crop_scale: tuple[float, float] | None = Field(None, description="random-resized-crop area range; None: views' default")
-    max_images: int | None = Field(None, gt=0, description="pretrain on at most this many training images")
+    max_items: int | None = Field(None, gt=0, validation_alias=AliasChoices("max_items", "max_images"),
+                                  description="pretrain on at most this many training items (images, token blocks); "
+                                  "max_images is accepted too")
     seed: int = 0
     accelerator: str = "auto"
     devices: int | str = 1
@@ -79,7 +87,9 @@ def scaled_lr(cfg: PretrainConfig, global_batch: int) -> float:
 class EvalConfig(_Strict):
     fractions: list[float] = [0.01, 0.1, 1.0]
     protocols: list[Literal["knn", "linear", "finetune"]] = ["knn", "linear", "finetune"]
-    baselines: list[Literal["scratch", "scratch+aug", "pixels"]] = ["scratch", "scratch+aug", "pixels"]
+    baselines: list[Literal["scratch", "scratch+aug", "raw", "pixels", "tfidf"]] = Field(
+        ["scratch", "scratch+aug", "raw"], description="raw: the data kind's no-learning baseline (logistic regression "
+        "on raw pixels for images, on TF-IDF bag-of-words for text; 'pixels' and 'tfidf' name it too)")
     seeds: int = Field(5, ge=1, description="label subsets / head initialisations per fraction")
     finetune_seeds_large: int = Field(1, ge=1, description="seeds for fine-tuning at fractions >= 10% (costly)")
     knn_k: int = Field(20, gt=0)
@@ -105,6 +115,7 @@ class EvalConfig(_Strict):
 
 class StudyConfig(_Strict):
     data: str = "fashion-mnist"
+    corpus: list[str] = Field(default_factory=list, description="extra unlabelled files to pretrain on (text)")
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 

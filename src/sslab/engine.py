@@ -1,5 +1,8 @@
-"""The pretraining loop: Lightning Fabric for devices/precision/distribution, views made on the device,
-cosine schedule with warm-up, a wall-clock budget, atomic checkpoints, resume, and a NaN guard."""
+"""The pretraining loop, for any data kind and any method: Lightning Fabric for devices, precision and
+distribution; cosine schedule with warm-up and a floor; gradient clipping and accumulation; a wall-clock budget;
+atomic checkpoints and exact resume; NaN/inf and collapse guards. The data kind gives batches (`batch(idx)`),
+counts its units (`units(batch)`) and describes itself (`meta()`); the method makes its pretext views and returns
+its loss. Nothing here knows what an item is."""
 from __future__ import annotations
 
 import json
@@ -8,43 +11,31 @@ import math
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from sslab import dist, views
+from sslab import dist
 from sslab.checkpoint import has_checkpoint, load_checkpoint, load_weights, save_checkpoint, save_weights
 from sslab.config import PretrainConfig, scaled_lr
-from sslab.data import ImageData
 from sslab.errors import SslabError
-from sslab.health import alignment, collapse_status, embedding_health, uniformity
-from sslab.methods import Method, build_method
-from sslab.nets import Backbone, build_backbone
+from sslab.methods import Method, build_for_data
+from sslab.progress import Progress
 
 log = logging.getLogger("sslab")
-_SEVERITY = {"ok": 0, "warning": 1, "collapsed": 2}
 COLLAPSE_PATIENCE = 3  # consecutive "collapsed" probes before a run with collapse_stop is stopped
 COLLAPSE_GRACE_STEPS = 10  # no collapse verdict on probes before this step
+PROBE_ITEMS = 512  # items in the fixed batch the method's probe sees
 
 
-def to_float(x_uint8: torch.Tensor, device, channels_last: bool = False) -> torch.Tensor:
-    """(B, H, W, C) uint8 -> (B, C, H, W) float in [0, 1] on `device`."""
-    x = x_uint8.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
-
-
-def pixel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
-    sample = x[:: max(1, len(x) // 10000)].astype(np.float32) / 255
-    return sample.mean(axis=(0, 1, 2)).tolist(), (sample.std(axis=(0, 1, 2)) + 1e-3).tolist()
-
-
-def lr_at(progress: float, base: float, warmup: float) -> float:
+def lr_at(progress: float, base: float, warmup: float, floor: float = 0.0) -> float:
+    """Linear warm-up to `base`, then cosine decay to `floor * base`."""
     if progress < warmup:
         return base * progress / warmup
     t = (progress - warmup) / max(1e-8, 1 - warmup)
-    return base * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
 
 def make_fabric(cfg: PretrainConfig):
@@ -63,91 +54,118 @@ def make_fabric(cfg: PretrainConfig):
     return fabric
 
 
-def run_info(cfg: PretrainConfig, data: ImageData, mean, std, data_spec: str) -> dict:
-    return {"method": cfg.method, "method_args": cfg.method_args, "backbone": cfg.backbone,
-            "in_chans": int(data.x.shape[3]), "image_size": int(data.x.shape[1]), "mean": mean, "std": std,
+def run_info(cfg: PretrainConfig, meta: dict, data_spec: str) -> dict:
+    """run.json: what rebuilds the run's networks (method, backbone, the data kind's meta) and its settings."""
+    return {"method": cfg.method, "method_args": cfg.method_args, "backbone": cfg.backbone, **meta,
             "data": data_spec, "config": cfg.model_dump()}
 
 
-def _run_info(run_dir: Path) -> dict:
+def read_run_info(run_dir: str | Path) -> dict:
     try:
-        return json.loads((run_dir / "run.json").read_text())
+        info = json.loads((Path(run_dir) / "run.json").read_text())
     except (OSError, ValueError):
         raise SslabError(f"{run_dir} is not a pretraining run (no readable run.json)") from None
+    info["run_dir"] = str(run_dir)
+    return info
 
 
-def backbone_from_info(info: dict) -> Backbone:
-    """A freshly initialised backbone of the architecture and input statistics a run recorded in run.json."""
-    return build_backbone(info["backbone"], info["in_chans"], info["mean"], info["std"])
+def method_from_info(info: dict) -> Method:
+    """A freshly initialised method of the architecture and data description a run recorded in run.json."""
+    cfg = PretrainConfig.model_validate(info["config"]) if "config" in info else None
+    return build_for_data(info["method"], info["backbone"], info.get("method_args", {}), info, cfg)
 
 
-def load_backbone(run_dir: str | Path) -> tuple[Backbone, dict]:
-    """Rebuild a pretrained backbone from `run_dir/run.json` and `run_dir/backbone.safetensors`."""
-    run_dir = Path(run_dir)
-    info = _run_info(run_dir)
-    bb = backbone_from_info(info)
-    bb.load_state_dict(load_weights(run_dir / "backbone.safetensors"))
+def load_encoder(run_dir: str | Path) -> tuple[torch.nn.Module, dict]:
+    """The pretrained encoder of a run (`encoder()` of its method, backbone weights from
+    `run_dir/backbone.safetensors`): a module from a raw batch of the run's data kind to features, in eval mode."""
+    info = read_run_info(run_dir)
+    model = method_from_info(info)
+    model.backbone.load_state_dict(load_weights(Path(run_dir) / "backbone.safetensors"))
+    return model.encoder().eval(), info
+
+
+def load_backbone(run_dir: str | Path) -> tuple[torch.nn.Module, dict]:
+    """Rebuild a pretrained backbone (the network transfer starts from) from `run_dir/run.json` and
+    `run_dir/backbone.safetensors`."""
+    info = read_run_info(run_dir)
+    bb = method_from_info(info).backbone
+    bb.load_state_dict(load_weights(Path(run_dir) / "backbone.safetensors"))
     return bb, info
 
 
 def load_method(run_dir: str | Path) -> tuple[Method, dict]:
     """Rebuild the full pretrained method (backbone + projector and any other heads) of a run from
     `run_dir/run.json` and the last checkpoint `run_dir/checkpoint/model.safetensors`, in eval mode."""
-    run_dir = Path(run_dir)
-    info = _run_info(run_dir)
-    model = build_method(info["method"], backbone_from_info(info), **info.get("method_args", {}))
-    weights, _ = load_checkpoint(run_dir / "checkpoint")
+    info = read_run_info(run_dir)
+    model = method_from_info(info)
+    weights, _ = load_checkpoint(Path(run_dir) / "checkpoint")
     model.load_state_dict(weights)
     return model.eval(), info
 
 
-def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool = False, data_spec: str = "",
-             show_progress: bool = True) -> dict:
-    """Pretrain `cfg.method` on the images of `data` (labels unused) and write the run to `out`:
-    run.json, backbone.safetensors, checkpoint/ (model + optimiser + RNG state) and metrics.jsonl."""
+def to_device(batch: Any, device) -> Any:
+    """A raw batch (a tensor, or a dict / list of them) on `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def _call(model, inputs):
+    return model(**inputs) if isinstance(inputs, dict) else model(*inputs)
+
+
+def _split(out) -> tuple[torch.Tensor, dict]:
+    """A method's output: the loss, and the other named values to log."""
+    if isinstance(out, dict):
+        return out["loss"], {k: v for k, v in out.items() if k != "loss"}
+    return out, {}
+
+
+def _plain(v) -> float:
+    return float(v.detach().float().item()) if isinstance(v, torch.Tensor) else float(v)
+
+
+def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, data_spec: str = "",
+             show_progress: bool = True, val_data=None) -> dict:
+    """Pretrain `cfg.method` on the items of `data` (any data kind; labels unused) and write the run to `out`:
+    run.json, backbone.safetensors, checkpoint/ (model + optimiser + RNG state) and metrics.jsonl. The method's
+    probe sees a fixed batch of `val_data` (held-out items) when given, else of `data`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     fabric = make_fabric(cfg)
     device = fabric.device
-    x_all = data.x if cfg.max_images is None else data.x[: cfg.max_images]
-    n = len(x_all)
+    n = len(data) if cfg.max_items is None else min(len(data), cfg.max_items)
     if n < 2:
-        raise SslabError(f"need at least 2 images to pretrain, got {n}")
+        raise SslabError(f"need at least 2 {data.unit} to pretrain, got {n}")
     batch = min(cfg.batch_size, n)
-    mean, std = pixel_stats(x_all)
-    backbone = build_backbone(cfg.backbone, data.x.shape[3], mean, std)
-    model = build_method(cfg.method, backbone, **cfg.method_args)
+    micro = math.ceil(batch / cfg.accumulate)
+    meta = data.meta(limit=n)
+    info = run_info(cfg, meta, data_spec)
+    model = build_for_data(cfg.method, cfg.backbone, cfg.method_args, info, cfg)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if cfg.sync_batchnorm and fabric.world_size > 1:  # before the optimiser sees the parameters
         if device.type == "cpu":
             raise SslabError("pretrain.sync_batchnorm needs GPUs: PyTorch's SyncBatchNorm does not run on the CPU")
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    opt = torch.optim.AdamW(model.optim_groups(cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
     train_model = torch.compile(model) if cfg.compile else model
     train_model, opt = fabric.setup(train_model, opt)
-    size, chans = data.x.shape[1], data.x.shape[3]
-    aug_cfg = views.simclr_config(size, cfg.aug_strength, chans)
-    if cfg.crop_scale is not None:
-        aug_cfg = replace(aug_cfg, scale=tuple(cfg.crop_scale))
-    augment = views.Augment(aug_cfg).to(device)
-    augs = [augment, augment]
-    if getattr(model, "num_local_crops", 0):  # multi-crop: 2 global views + small local ones (SwAV, DINO)
-        local_size = getattr(model, "local_crop_size", None) or max(8, round(size * 3 / 7))
-        local_aug = views.Augment(replace(aug_cfg, size=local_size, scale=(0.05, 0.4))).to(device)
-        augs += [local_aug] * model.num_local_crops
-    x_cpu = torch.from_numpy(np.ascontiguousarray(x_all))
     steps_per_epoch = max(1, n // (batch * fabric.world_size))
     base_lr = scaled_lr(cfg, batch * fabric.world_size)
     total_steps = math.ceil(cfg.epochs * steps_per_epoch) if cfg.epochs else None
     budget = cfg.budget if not cfg.epochs else None
     if total_steps is None and budget is None:
         raise SslabError("set either epochs or budget")
+    # a host synchronisation per step is free on the CPU; on an accelerator the NaN/inf guard reads its verdict
+    # only at logging steps and before checkpoints (and every step with on_nonfinite=skip, which needs it)
+    check_every_step = device.type == "cpu" or cfg.on_nonfinite == "skip"
 
     g_data = torch.Generator().manual_seed(cfg.seed)
     g_aug = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + fabric.global_rank)
@@ -166,15 +184,12 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
         g_aug.set_state(aug_states[fabric.global_rank] if aug_states is not None else state["g_aug"])
         torch.set_rng_state(state["torch_rng"])
         history = json.loads(state["history"])
-    info = run_info(cfg, data, mean, std, data_spec)
     if fabric.global_rank == 0:
         (out / "run.json").write_text(json.dumps(info, indent=2))
-    probe = to_float(x_cpu[torch.randperm(n, generator=torch.Generator().manual_seed(0))[:512]], device)
-    # two fixed augmented views of (part of) the probe batch for the alignment metric, drawn from their own
-    # generator so that the training RNG streams (g_aug, the global one) are untouched
-    g_probe = torch.Generator(device=device).manual_seed(12345)
-    with torch.no_grad():
-        probe_views = [augment(probe[:256], g_probe) for _ in range(2)]
+    probe_src = val_data if val_data is not None and len(val_data) > 0 else data
+    probe_n = n if probe_src is data else len(probe_src)
+    probe = to_device(probe_src.batch(torch.randperm(probe_n, generator=torch.Generator().manual_seed(0))[:PROBE_ITEMS]),
+                      device)
     collapsed_streak, warned = 0, ""  # warned: the non-ok status last reported (one line per streak)
 
     def progress_at(s: int, elapsed: float) -> float:
@@ -187,7 +202,7 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
     def save(elapsed: float) -> None:
         nonlocal saved_step
         saved_step = step
-        # every process's augmentation stream, so a multi-process resume continues each one exactly
+        # every process's view-sampling stream, so a multi-process resume continues each one exactly
         aug_states = dist.all_gather_list(g_aug.get_state())
         if fabric.global_rank != 0:
             return
@@ -197,6 +212,7 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
             state["g_aug_ranks"] = list(aug_states)
         save_checkpoint(ckpt, model.state_dict(), state)
         save_weights(out / "backbone.safetensors", model.backbone.state_dict(), {"run": info})
+        model.export(out)
 
     def batches():
         epoch = step // steps_per_epoch
@@ -220,9 +236,25 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
         """Seconds since the run started, as process 0 sees them (the same number in every process)."""
         return dist.broadcast_float(time.time() - t0) if fabric.world_size > 1 else time.time() - t0
 
-    progress_bar = _Progress(show_progress and fabric.global_rank == 0, total_steps, budget)
+    def check(loss) -> None:
+        """The NaN/inf guard (the same verdict in every process): stop, or (on_nonfinite=skip) return True."""
+        nonlocal skipped
+        if not _nonfinite(loss, model):
+            skipped = 0
+            return False
+        skipped += 1
+        what = f"loss became {_plain(loss)}" if not torch.isfinite(loss).all() else "a gradient became non-finite"
+        if cfg.on_nonfinite == "stop" or skipped >= cfg.max_skipped:
+            why = "" if cfg.on_nonfinite == "stop" else f" ({skipped} bad batches in a row)"
+            raise SslabError(f"{what} at step {step}{why}; stopped, last good checkpoint kept in {ckpt}")
+        progress_bar.message(f"{what} at step {step}: batch skipped ({skipped} in a row)")
+        return True
+
+    progress_bar = Progress("pretrain", show_progress and fabric.global_rank == 0)
     model.train()
     skipped = batches_skipped = 0  # non-finite batches: in a row, and in all
+    units = 0  # the data kind's units trained on by this process
+    last_loss, status_now = float("nan"), "ok"
     try:
         for idx in batches():
             # one clock for all processes (rank 0's), so every process stops at the same step
@@ -230,76 +262,71 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
             p = progress_at(step, elapsed)
             if p >= 1.0:
                 break
-            lr = lr_at(p, base_lr, cfg.warmup)
+            lr = lr_at(p, base_lr, cfg.warmup, cfg.min_lr)
             for group in opt.param_groups:
                 group["lr"] = lr
-            x = to_float(x_cpu[idx], device, cfg.channels_last)
-            loss = train_model(*views.multi_views(augs, x, g_aug))
             opt.zero_grad(set_to_none=True)
-            fabric.backward(loss)
-            bad = _nonfinite(loss, model)  # the same verdict in every process
-            if bad:
-                skipped += 1
-                what = f"loss became {loss.item()}" if not torch.isfinite(loss) else "a gradient became non-finite"
-                if cfg.on_nonfinite == "stop" or skipped >= cfg.max_skipped:
-                    why = "" if cfg.on_nonfinite == "stop" else f" ({skipped} bad batches in a row)"
-                    raise SslabError(f"{what} at step {step}{why}; stopped, last good checkpoint kept in {ckpt}")
-                progress_bar.message(f"{what} at step {step}: batch skipped ({skipped} in a row)")
-                opt.zero_grad(set_to_none=True)
-                batches_skipped += 1
-                step += 1  # the step is spent without an update, so data order and schedule stay on course
-                continue
-            skipped = 0
+            parts = [idx[i : i + micro] for i in range(0, len(idx), micro)]
+            loss, logs = 0.0, {}
+            for k, part in enumerate(parts):
+                raw = to_device(data.batch(part), device)
+                units += data.units(raw)
+                with fabric.no_backward_sync(train_model, enabled=k < len(parts) - 1):
+                    part_loss, part_logs = _split(_call(train_model, model.views(raw, g_aug)))
+                    fabric.backward(part_loss / len(parts))
+                loss = loss + part_loss.detach() / len(parts)
+                logs = part_logs
+            log_now = step + 1 == 1 or (step + 1) % cfg.log_every == 0
+            if check_every_step or log_now:
+                if check(loss):
+                    opt.zero_grad(set_to_none=True)
+                    batches_skipped += 1
+                    step += 1  # the step is spent without an update, so data order and schedule stay on course
+                    continue
+            if cfg.grad_clip:
+                fabric.clip_gradients(train_model, opt, max_norm=cfg.grad_clip)
             opt.step()
             now = clock()  # EMA schedules and checkpoint times must agree across processes
             model.after_step(progress_at(step + 1, now))
             step += 1
-            if step % cfg.log_every == 0 or step == 1:
+            if log_now:
                 model.eval()
-                with torch.no_grad():
-                    z = model.embed(probe)
-                    h = embedding_health(z)
-                    hp = embedding_health(model.projector(z)) if getattr(model, "check_projection", False) else None
-                    align = alignment(model.embed(probe_views[0]), model.embed(probe_views[1]))
-                    uniform = uniformity(z)
+                probed = model.probe(probe)
                 model.train()
-                # backbone features and the projections the loss sees; collapse shows in the projections first
-                statuses = [(collapse_status(h), h, "embedding")]
-                if hp is not None:
-                    statuses.append((collapse_status(hp), hp, "projection"))
-                status, hs, where = max(statuses, key=lambda t: _SEVERITY[t[0]])
+                status = probed.pop("collapse", "ok")
+                detail = probed.pop("collapse_detail", "")
                 if step < COLLAPSE_GRACE_STEPS:  # fresh heads under eval-mode BN (running stats not settled yet)
                     status = "ok"              # look squeezed at first: no verdict yet
-                row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss.item(), "lr": lr,
-                       "emb_std": h["std_mean"], "eff_rank": h["effective_rank"], "align": align,
-                       "uniform": uniform, "time": round(time.time() - t0, 2)}
-                if hp is not None:
-                    row["proj_std"], row["proj_rank"] = hp["std_mean"], hp["effective_rank"]
+                last_loss = _plain(loss)
+                row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": last_loss, "lr": lr,
+                       **{k: _plain(v) for k, v in logs.items()}, **probed, "time": round(time.time() - t0, 2)}
                 if status != "ok":
                     row["collapse"] = status
                 history.append(row)
                 metrics_file.write(json.dumps(row) + "\n")
                 metrics_file.flush()
                 if tb is not None:
-                    for k in ("loss", "lr", "emb_std", "eff_rank", "align", "uniform", "proj_std", "proj_rank"):
-                        if k in row:
-                            tb.add_scalar(f"pretrain/{k}", row[k], step)
+                    for k, v in row.items():
+                        if k not in ("step", "epoch", "time") and isinstance(v, (int, float)):
+                            tb.add_scalar(f"pretrain/{k}", v, step)
                 if status == "ok":
                     warned = ""
                 elif status != warned and fabric.global_rank == 0:
                     warned = status
-                    progress_bar.message(f"representation collapse {status} at step {step}: {where} effective rank "
-                                         f"{hs['effective_rank']:.2f} of {hs['dim']}, std {hs['std_mean']:.4g} "
-                                         f"(ideal {hs['std_ideal']:.4g})")
+                    progress_bar.message(f"representation collapse {status} at step {step}: {detail}")
                 collapsed_streak = collapsed_streak + 1 if status == "collapsed" else 0
-                progress_bar.health = status
+                status_now = status
                 if collapsed_streak >= COLLAPSE_PATIENCE and cfg.collapse_stop:
                     kept = f"last checkpoint kept in {ckpt}" if has_checkpoint(ckpt) else "no checkpoint was written"
-                    raise SslabError(f"representation collapsed at step {step} ({where} effective rank "
-                                     f"{hs['effective_rank']:.2f}, std {hs['std_mean']:.4g}); stopped, {kept}")
-            progress_bar.update(step, progress_at(step, time.time() - t0), loss.item())
+                    raise SslabError(f"representation collapsed at step {step} ({detail}); stopped, {kept}")
+            elif check_every_step:
+                last_loss = _plain(loss)
+            health = {"warning": " [collapse warning]", "collapsed": " [collapsed]"}.get(status_now, "")
+            progress_bar.update(progress_at(step, time.time() - t0), f"step {step} loss {last_loss:.4f}{health}")
             collapsing = collapsed_streak and cfg.collapse_stop  # never overwrite the last good checkpoint
             if not collapsing and (step == 1 or now - last_save > cfg.checkpoint_every):  # first one early
+                if not check_every_step and not log_now:
+                    check(loss)  # never checkpoint weights the guard has not seen
                 save(now)
                 last_save = now
     finally:
@@ -310,10 +337,13 @@ def pretrain(data: ImageData, cfg: PretrainConfig, out: str | Path, resume: bool
     seconds = time.time() - t0
     if not (collapsed_streak and cfg.collapse_stop) and saved_step != step:  # a collapsing run keeps its last good one
         save(seconds)
-    return {"method": cfg.method, "backbone": cfg.backbone, "steps": step, "epochs": step / steps_per_epoch,
-            "seconds": seconds, "images_per_s": step * batch * fabric.world_size / max(seconds, 1e-9),
-            "images": n, "batch_size": batch, "history": history, "batches_skipped": batches_skipped,
-            "rank": fabric.global_rank}
+    total_units = int(dist.all_reduce_sum(torch.tensor([float(units)])).item()) if fabric.world_size > 1 else units
+    rate = total_units / max(seconds - elapsed_before, 1e-9)  # this session's units over this session's time
+    res = {"method": cfg.method, "backbone": cfg.backbone, "steps": step, "epochs": step / steps_per_epoch,
+           "seconds": seconds, "unit": data.unit, "units_per_s": rate, f"{data.unit}_per_s": rate,
+           "items": n, "batch_size": batch, "history": history, "batches_skipped": batches_skipped,
+           "rank": fabric.global_rank}
+    return res
 
 
 def _nonfinite(loss: torch.Tensor, model: torch.nn.Module) -> bool:
@@ -325,8 +355,8 @@ def _nonfinite(loss: torch.Tensor, model: torch.nn.Module) -> bool:
     return bool(dist.all_reduce_sum((~ok).float().reshape(1)).item() > 0)
 
 
-def _say(text: str) -> None:
-    print(f"sslab: {text}", file=sys.stderr, flush=True)
+def _say(message: str) -> None:
+    print(f"sslab: {message}", file=sys.stderr, flush=True)
 
 
 def _tensorboard(out: Path):
@@ -336,36 +366,3 @@ def _tensorboard(out: Path):
     except ImportError:
         return None
     return SummaryWriter(str(out / "tb"))
-
-
-class _Progress:
-    """A rich progress bar with ETA and the live loss (silent when disabled)."""
-
-    def __init__(self, enabled: bool, total_steps: int | None, budget: float | None):
-        self.bar, self.health = None, "ok"
-        if not enabled:
-            return
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("pretrain"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                            TextColumn("step {task.fields[step]} loss {task.fields[loss]:.4f}"),
-                            TextColumn("{task.fields[health]}"), transient=False)
-        self.task = self.bar.add_task("pretrain", total=1000, step=0, loss=float("nan"), health="")
-        self.bar.start()
-
-    def update(self, step: int, progress: float, loss: float) -> None:
-        if self.bar is not None:
-            health = {"warning": "[yellow]collapse warning", "collapsed": "[red]collapsed"}.get(self.health, "")
-            self.bar.update(self.task, completed=int(progress * 1000), step=step, loss=loss, health=health)
-
-    def message(self, text: str) -> None:
-        """One warning line: printed above the bar when it is shown, else logged (logger 'sslab')."""
-        if self.bar is not None:
-            self.bar.console.print(f"[yellow]warning:[/yellow] {text}")
-        else:
-            log.warning(text)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()

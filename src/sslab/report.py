@@ -28,7 +28,7 @@ from sslab.errors import SslabError
 __all__ = ["summarize", "write_report", "print_summary"]
 
 # Preferred display order / colours. Anything else is accepted and placed after these.
-INIT_ORDER = ["ssl", "ssl+aug", "scratch+aug", "scratch", "pixels"]
+INIT_ORDER = ["ssl", "ssl+aug", "scratch+aug", "scratch", "pixels", "tfidf"]
 PROTOCOL_ORDER = ["finetune", "linear", "knn", "logreg"]
 INIT_COLORS = {
     "ssl": "#1f77b4",
@@ -36,6 +36,7 @@ INIT_COLORS = {
     "scratch": "#ff7f0e",
     "scratch+aug": "#d62728",
     "pixels": "#7f7f7f",
+    "tfidf": "#7f7f7f",
 }
 _EXTRA_COLORS = ["#2ca02c", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939"]
 PROTOCOL_STYLE = {  # (marker, linestyle)
@@ -45,9 +46,20 @@ PROTOCOL_STYLE = {  # (marker, linestyle)
     "logreg": ("D", "--"),
 }
 _EXTRA_MARKERS = ["v", "P", "X", "*", "h"]
-BASELINE_INITS = {"pixels"}  # drawn dashed in the label-fraction plot
+BASELINE_INITS = {"pixels", "tfidf"}  # the no-learning baselines, drawn dashed in the label-fraction plot
 
 _DPI = 110
+# history keys drawn elsewhere (loss, health panels) or not measures at all; any other numeric key a method's probe
+# or loss logs (held-out loss, perplexity, masked-token accuracy, ...) gets its own panel
+_HISTORY_KNOWN = {"step", "epoch", "time", "loss", "lr", "emb_std", "eff_rank", "align", "uniform", "proj_std",
+                  "proj_rank", "collapse"}
+_UNIT_NAMES = {"image": "images", "text": "texts"}
+
+
+def _throughput(pretrain: dict) -> str | None:
+    unit = pretrain.get("unit") or "images"
+    rate = _num(pretrain.get("units_per_s", pretrain.get("images_per_s")))
+    return f"{rate:,.0f} {unit}/s" if rate is not None else None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -291,6 +303,29 @@ def _plot_pretrain_loss(pretrain: dict, path: Path) -> str | None:
         ax.legend(h1 + h2, l1 + l2, loc="center right", fontsize=8)
     _save(fig, path)
     return "Pretraining loss versus " + xlabel + (" with the learning rate on a second axis" if lx else "")
+
+
+def _plot_measures(pretrain: dict, path: Path) -> str | None:
+    """One panel per other measure the method logged during pretraining (held-out loss, perplexity, masked-token
+    and next-sentence accuracy, ...)."""
+    history = _as_list(pretrain.get("history"))
+    xkeys, xlabel = _history_xkey(history)
+    keys = sorted({k for p in history if isinstance(p, dict) for k, v in p.items()
+                   if k not in _HISTORY_KNOWN and _num(v) is not None})
+    series = [(k, *_series(history, xkeys, k)) for k in keys]
+    series = [s for s in series if s[1]]
+    if not series:
+        return None
+    fig = _new_figure(4.0 * len(series), 3.4)
+    for ax, (k, xs, ys) in zip(fig.subplots(1, len(series), squeeze=False)[0], series):
+        ax.plot(xs, ys, color="#1f77b4", lw=1.6, marker="o", ms=3)
+        ax.set_xlabel(xlabel)
+        ax.set_title(k.replace("_", " "), fontsize=10)
+        ax.grid(alpha=0.3)
+        if k == "perplexity":
+            ax.set_yscale("log")
+    _save(fig, path)
+    return ", ".join(k.replace("_", " ") for k, *_ in series) + " during pretraining versus " + xlabel
 
 
 def _plot_fraction(summary: list[dict], path: Path) -> str | None:
@@ -578,13 +613,14 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
         w(f'<code class="cmd">$ {_e(results["command"])}</code>')
 
     # data
+    unit = _UNIT_NAMES.get(str(data.get("kind", "image")), "examples")
     if data:
         w("<h2>Data</h2>")
         classes = [str(c) for c in _as_list(data.get("classes"))]
         w(_kv_table([
             ("dataset", data.get("name")),
-            ("training images", _fmt_value(data["n_train"]) if data.get("n_train") is not None else None),
-            ("test images", _fmt_value(data["n_test"]) if data.get("n_test") is not None else None),
+            (f"training {unit}", _fmt_value(data["n_train"]) if data.get("n_train") is not None else None),
+            (f"test {unit}", _fmt_value(data["n_test"]) if data.get("n_test") is not None else None),
             ("image shape (H × W × C)", _fmt_value(data["shape"]) if data.get("shape") else None),
             ("classes", len(classes) if classes else None),
         ]))
@@ -615,6 +651,13 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
             w(f'<figure><img src="plots/{_e(fname)}" alt="{_e(alt)}"><figcaption><b>{_e(heading)}.</b> {_e(alt)}.'
               "</figcaption></figure>")
 
+    samples = [s for s in _as_list(results.get("samples")) if isinstance(s, dict)]
+    if samples:
+        w("<h2>Sample generations</h2>")
+        for s in samples:
+            w(f'<p class="caption">{_e(s.get("note", ""))}</p><pre class="config"><b>{_e(s.get("prompt", ""))}</b>'
+              f'{_e(s.get("text", ""))}</pre>')
+
     # pretraining
     if pretrain:
         w("<h2>Pretraining</h2>")
@@ -626,8 +669,7 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
             ("epochs", _fmt_value(pretrain["epochs"]) if pretrain.get("epochs") is not None else None),
             ("optimizer steps", _fmt_value(pretrain["steps"]) if pretrain.get("steps") is not None else None),
             ("wall time", _fmt_seconds(pretrain.get("seconds")) if pretrain.get("seconds") is not None else None),
-            ("throughput", f"{_num(pretrain.get('images_per_s')):,.0f} images/s"
-             if _num(pretrain.get("images_per_s")) is not None else None),
+            ("throughput", _throughput(pretrain)),
             ("final loss", f"{_num(last['loss']):.4g}" if last else None),
         ]))
     if health:
@@ -653,13 +695,12 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
         ("runs per cell (n)", (f"{min(ns)}" if min(ns) == max(ns) else f"{min(ns)}–{max(ns)}") if ns else None),
         ("protocols", ", ".join(protocols) if protocols else None),
         ("label fractions", ", ".join(_frac_label(f) for f in fracs) if fracs else None),
-        ("test set", f"{_fmt_value(data['n_test'])} held-out images" if data.get("n_test") is not None else None),
+        ("test set", f"{_fmt_value(data['n_test'])} held-out {unit}" if data.get("n_test") is not None else None),
         ("total time", _fmt_seconds(timing.get("total_seconds")) if timing.get("total_seconds") is not None else None),
         ("pretraining time", _fmt_seconds(timing.get("pretrain_seconds") if timing.get("pretrain_seconds") is not None
                                           else pretrain.get("seconds"))
          if (timing.get("pretrain_seconds") is not None or pretrain.get("seconds") is not None) else None),
-        ("pretraining throughput", f"{_num(pretrain.get('images_per_s')):,.0f} images/s"
-         if _num(pretrain.get("images_per_s")) is not None else None),
+        ("pretraining throughput", _throughput(pretrain)),
     ]
     for k, v in timing.items():
         if k not in ("total_seconds", "pretrain_seconds") and _num(v) is not None and k.endswith("seconds"):
@@ -722,6 +763,7 @@ def write_report(run_dir: str | Path, results: dict | None = None) -> Path:
         ("accuracy_vs_fraction.png", "Accuracy vs. label fraction", lambda p: _plot_fraction(summary, p)),
         ("train_vs_test.png", "Overfitting: train vs. test curves", lambda p: _plot_curves(runs, p)),
         ("embedding_health.png", "Embedding health", lambda p: _plot_health(health, pretrain, p)),
+        ("pretext_measures.png", "Pretext measures", lambda p: _plot_measures(pretrain, p)),
     ]
     plots: list[tuple[str, str, str]] = []
     for fname, heading, fn in specs:

@@ -6,96 +6,15 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from sslab import __version__
 from sslab.atomic import atomic_write
 from sslab.config import EvalConfig, StudyConfig
-from sslab.data import DataSplits, label_subset, load_images
-from sslab.engine import backbone_from_info, load_backbone, pixel_stats, pretrain
-from sslab.errors import SslabError
-from sslab.evaluate import extract_features, finetune, knn_accuracy, linear_probe
-from sslab.health import embedding_health
-from sslab.nets import Backbone
+from sslab.data import load_data
+from sslab.engine import load_encoder, method_from_info, pretrain, read_run_info
+from sslab.evaluate import check_labelled, evaluate_encoder, kind_adapter
+from sslab.methods import method_kind, prepare_pretraining
+from sslab.progress import Progress
 from sslab.report import print_summary, summarize, write_report
-
-
-def _device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _labeled(splits: DataSplits) -> None:
-    if splits.train.y is None or splits.test is None:
-        raise SslabError(f"{splits.train.name}: evaluation needs labelled data (class sub-folders), found unlabelled images")
-    if len(splits.test) == 0:
-        raise SslabError(f"{splits.train.name}: too few images per class to hold out a test split")
-    if len(splits.train.classes) < 2:
-        raise SslabError(f"{splits.train.name}: evaluation needs at least 2 classes, found {len(splits.train.classes)}")
-    n = len(splits.train.classes)
-    n_train, n_test = np.bincount(splits.train.y, minlength=n), np.bincount(splits.test.y, minlength=n)
-    for c, name in enumerate(splits.train.classes):
-        if n_train[c] == 0:
-            raise SslabError(f"{splits.train.name}: class {name!r} has no training image, so no label fraction can "
-                             "give it a labelled example")
-        if n_test[c] == 0:
-            raise SslabError(f"{splits.train.name}: class {name!r} has no test image ({n_train[c]} in training); "
-                             "evaluation needs one per class in the test split (2 images per class when sslab splits)")
-
-
-def evaluate_backbone(backbone: Backbone | None, info: dict, splits: DataSplits, cfg: EvalConfig,
-                      log=print) -> dict:
-    """Every protocol x fraction x seed for the pretrained `backbone` (None: baselines only) and the
-    baselines named in `cfg.baselines`. Returns {"runs": [...], "health": {...}}."""
-    _labeled(splits)
-    device = _device()
-    tr, te = splits.train, splits.test
-    n_classes = len(tr.classes)
-    runs: list[dict] = []
-    health = None
-    feats = {}
-    if backbone is not None:
-        t = time.time()
-        feats["ssl"] = (extract_features(backbone, tr.x, device), extract_features(backbone, te.x, device))
-        health = embedding_health(feats["ssl"][1], full=True)
-        log(f"features extracted in {time.time() - t:.1f}s; effective rank {health['effective_rank']:.1f} of {health['dim']}")
-    if "pixels" in cfg.baselines:
-        flat = lambda x: torch.from_numpy(x.reshape(len(x), -1).astype(np.float32) / 255)  # noqa: E731
-        feats["pixels"] = (flat(tr.x), flat(te.x))
-
-    def record(init, protocol, fraction, seed, n_labels, res):
-        runs.append({"init": init, "protocol": protocol, "fraction": fraction, "seed": seed, "n_labels": n_labels, **res})
-        train = "" if res["train_acc"] is None else f"  train {res['train_acc']:.2%}"
-        log(f"  {init:12s} {protocol:9s} {fraction:>6.1%} seed {seed}: test {res['test_acc']:.2%}{train}")
-
-    for fraction in cfg.fractions:
-        for seed in range(cfg.seeds):
-            idx = label_subset(tr.y, fraction, seed)
-            ytr = tr.y[idx]
-            for init, (ftr, fte) in feats.items():
-                if init == "pixels":
-                    record("pixels", "logreg", fraction, seed, len(idx),
-                           linear_probe(ftr[idx], ytr, fte, te.y, cfg, seed, n_classes))
-                    continue
-                if "knn" in cfg.protocols:
-                    acc = knn_accuracy(ftr[idx], ytr, fte, te.y, cfg.knn_k, cfg.knn_temperature)
-                    record(init, "knn", fraction, seed, len(idx), {"train_acc": None, "test_acc": acc, "curve": None})
-                if "linear" in cfg.protocols:
-                    record(init, "linear", fraction, seed, len(idx), linear_probe(ftr[idx], ytr, fte, te.y, cfg, seed, n_classes))
-            if seed >= cfg.finetune_seeds_large and fraction >= 0.1:
-                continue
-            inits = []
-            if backbone is not None and "finetune" in cfg.protocols:
-                inits.append(("ssl", backbone, cfg.finetune_aug))
-            for name in ("scratch", "scratch+aug"):
-                if name in cfg.baselines:
-                    torch.manual_seed(seed)
-                    fresh = backbone_from_info(info)
-                    inits.append((name, fresh, name.endswith("+aug")))
-            for init, net, aug in inits:
-                res = finetune(net, tr.x[idx], ytr, te.x, te.y, cfg, seed, n_classes, aug, device)
-                record(init, "finetune", fraction, seed, len(idx), res)
-    return {"runs": runs, "health": health}
 
 
 def findings(summary: list[dict]) -> list[str]:
@@ -119,7 +38,7 @@ def findings(summary: list[dict]) -> list[str]:
                        f"({d:+.1%}{_spread(a, b, d)}).")
     for frac in sorted({k[2] for k in get}):
         ssl = sorted((v for k, v in get.items() if k[0] == "ssl" and k[2] == frac), key=lambda v: -v["mean"])
-        base = [v for k, v in get.items() if k[0] in ("scratch", "scratch+aug", "pixels") and k[2] == frac]
+        base = [v for k, v in get.items() if k[0] != "ssl" and k[2] == frac]
         if ssl and base:
             b = max(base, key=lambda v: v["mean"])
             parts = [f"{s['protocol']} {fmt(s)} ({s['mean'] - b['mean']:+.1%}{_spread(s, b, s['mean'] - b['mean'])})"
@@ -147,31 +66,48 @@ def save_results(out: Path, results: dict) -> Path:
     return write_report(out, results)
 
 
-def _data_info(splits: DataSplits) -> dict:
+def _data_info(splits) -> dict:
     tr = splits.train
-    return {"name": tr.name, "n_train": len(tr), "n_test": len(splits.test) if splits.test else 0,
-            "shape": list(tr.x.shape[1:]), "classes": list(tr.classes)}
+    return {"name": tr.name, "kind": tr.kind, "n_train": len(tr), "n_test": len(splits.test) if splits.test else 0,
+            "classes": list(tr.classes), **kind_adapter(tr.kind).describe(tr)}
+
+
+def _fresh(info: dict):
+    """A randomly initialised encoder of the run's architecture (the scratch baselines)."""
+    return lambda seed: method_from_info(info).encoder()
+
+
+def _baseline_notes(kind: str) -> str:
+    return ("scratch: the same network from random init fine-tuned on the labels; scratch+aug: the same with "
+            f"augmentation; {kind_adapter(kind).RAW_NOTE}.")
 
 
 def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=print, show_progress=True) -> dict:
-    """Pretrain on the training images (labels unused), evaluate against the baselines, write the report."""
+    """Pretrain on the training split (labels unused), evaluate against the baselines, write the report."""
     t0 = time.time()
     out = Path(out)
-    splits = load_images(cfg.data, root)
-    _labeled(splits)
-    log(f"data {splits.train.name}: {len(splits.train)} train / {len(splits.test)} test images, "
-        f"shape {splits.train.x.shape[1:]}, {len(splits.train.classes)} classes")
-    pre = pretrain(splits.train, cfg.pretrain, out, data_spec=cfg.data, show_progress=show_progress)
-    log(f"pretrained {pre['method']} on {pre['images']} images: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
-        f"({pre['images_per_s']:.0f} images/s)")
-    backbone, info = load_backbone(out)
-    ev = evaluate_backbone(backbone, info, splits, cfg.eval, log)
+    kind = method_kind(cfg.pretrain.method)
+    splits = load_data(cfg.data, root, kind=kind)
+    check_labelled(splits)
+    log(f"data {splits.train.name}: {len(splits.train)} train / {len(splits.test)} test {splits.train.unit}, "
+        f"{len(splits.train.classes)} classes")
+    prepared = prepare_pretraining(splits, cfg.pretrain, out, root=root, corpus=cfg.corpus)
+    pre = pretrain(prepared.train, cfg.pretrain, out, data_spec=cfg.data, show_progress=show_progress,
+                   val_data=prepared.val)
+    log(f"pretrained {pre['method']} on {pre['items']} items: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
+        f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
+    encoder, info = load_encoder(out)
+    extra = prepared.after(out, info)
+    progress = Progress("evaluate", show_progress)
+    try:
+        ev = evaluate_encoder(encoder, info, splits, cfg.eval, log, fresh=_fresh(info), progress=progress)
+    finally:
+        progress.close()
     results = assemble({
         "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": command, "config": cfg.model_dump(), "data": _data_info(splits), "pretrain": pre,
-        "health": ev["health"], "runs": ev["runs"],
-        "baseline_notes": "scratch: the same backbone from random init fine-tuned on the labels; scratch+aug: "
-                          "the same with augmentation; pixels: logistic regression on raw pixels.",
+        "health": ev["health"], "runs": ev["runs"], **extra,
+        "baseline_notes": _baseline_notes(splits.train.kind),
         "timing": {"total_seconds": time.time() - t0, "pretrain_seconds": pre["seconds"]},
     })
     path = save_results(out, results)
@@ -182,13 +118,10 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=p
 def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, root=None, log=print) -> dict:
     """Evaluate a saved pretraining run (its data set unless `data` names another)."""
     run_dir = Path(run_dir)
-    backbone, info = load_backbone(run_dir)
-    splits = load_images(data or info["data"], root)
-    if splits.train.x.shape[1:] != (info["image_size"], info["image_size"], info["in_chans"]):
-        raise SslabError(f"images of shape {splits.train.x.shape[1:]} do not match the run's "
-                         f"{info['image_size']}x{info['image_size']}x{info['in_chans']}")
+    encoder, info = load_encoder(run_dir)
+    splits = load_data(data or info["data"], root, kind=info.get("kind", "image"))
     t0 = time.time()
-    ev = evaluate_backbone(backbone, info, splits, cfg, log)
+    ev = evaluate_encoder(encoder, info, splits, cfg, log, fresh=_fresh(info))
     prev = {}
     if (run_dir / "results.json").exists():
         try:
@@ -202,9 +135,10 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, 
         "config": {"pretrain": info["config"], "eval": cfg.model_dump()}, "data": _data_info(splits),
         "pretrain": prev.get("pretrain") or {"method": info["method"], "backbone": info["backbone"], "history": history},
         "health": ev["health"], "runs": ev["runs"], "timing": {"eval_seconds": time.time() - t0},
+        "baseline_notes": _baseline_notes(splits.train.kind),
     })
     save_results(run_dir, results)
     return results
 
 
-__all__ = ["study", "evaluate_run", "evaluate_backbone", "findings", "pixel_stats", "print_summary"]
+__all__ = ["study", "evaluate_run", "findings", "print_summary", "read_run_info"]

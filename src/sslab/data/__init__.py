@@ -1,7 +1,30 @@
-"""Data sets by kind: `image` (uint8 arrays) and `text` (token streams and labelled examples), behind the few
-shared pieces in `base` (data root, cache, fixed test splits, label fractions, verified downloads)."""
+"""Data sets by kind: `image` (uint8 arrays) and `text` (examples, token streams), behind the few shared pieces
+in `base` (data root, cache, fixed test splits, label fractions, verified downloads). Every split object of every
+kind has `kind`, `unit`, `len()`, `batch(idx)` (a raw batch) and, where labelled, `y` and `classes`."""
+from __future__ import annotations
+
 from sslab.data.base import DataSplits, cache_dir, data_root, label_subset
 from sslab.data.image import KNOWN, ImageData, load_image_files, load_images
+from sslab.errors import SslabError
+
+
+def load_data(spec: str, root=None, kind: str | None = None) -> DataSplits:
+    """Load `spec` as the data kind a method trains on (`kind`), or as whatever it looks like (None)."""
+    from sslab.data.text import is_text_spec, load_text
+
+    text = is_text_spec(str(spec))
+    if kind == "text" or (kind is None and text):
+        if not text and str(spec).strip().lower() in KNOWN:
+            raise SslabError(f"{spec} is an image data set; text methods need text (a named corpus, a .txt/.csv/.tsv/"
+                             ".jsonl file, a glob or a folder of .txt files)")
+        return load_text(str(spec), root)
+    try:
+        return load_images(spec, root)
+    except SslabError as e:
+        if text:  # a folder of text files given to an image method
+            raise SslabError(f"{e}; it is text, which a text method can use (sslab methods)") from None
+        raise
+
 
 __all__ = ["DataSplits", "ImageData", "KNOWN", "cache_dir", "data_root", "label_subset", "load_images",
-           "load_image_files"]
+           "load_image_files", "load_data"]

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps
 
 from sslab.atomic import atomic_write
@@ -118,8 +119,32 @@ class ImageData:
     classes: list[str] = field(default_factory=list)
     name: str = ""
 
+    kind = "image"  # what the methods and the harness dispatch on
+    unit = "images"  # what throughput is counted in
+
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+    def batch(self, idx) -> torch.Tensor:
+        """The raw batch of items `idx` (a 1-D index tensor or array): uint8 (B, H, W, C) on the CPU."""
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return torch.from_numpy(self.x[idx.numpy()]) if len(idx) else torch.from_numpy(self.x[:0])
+
+    def units(self, batch: torch.Tensor) -> int:
+        return int(batch.shape[0])
+
+    def meta(self, limit: int | None = None) -> dict:
+        """What a network and the views need to know: channels, side, and the per-channel pixel statistics of
+        (the first `limit`) images, which the backbone normalises with."""
+        mean, std = pixel_stats(self.x if limit is None else self.x[:limit])
+        return {"kind": "image", "in_chans": int(self.x.shape[3]), "image_size": int(self.x.shape[1]),
+                "mean": mean, "std": std}
+
+
+def pixel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std (+1e-3) of uint8 images in [0, 1], from at most ~10,000 of them."""
+    sample = x[:: max(1, len(x) // 10000)].astype(np.float32) / 255
+    return sample.mean(axis=(0, 1, 2)).tolist(), (sample.std(axis=(0, 1, 2)) + 1e-3).tolist()
 
 
 

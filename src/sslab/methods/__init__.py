@@ -1,10 +1,10 @@
 """Methods by name. Adding one is one file with `@register("name")` and its import below."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from sslab.errors import SslabError
-from sslab.methods.base import Method
+from sslab.methods.base import JointEmbedding, Method, Prepared
 
 METHODS: dict[str, Callable[..., Method]] = {}
 
@@ -23,12 +23,46 @@ def check_method_name(name: str) -> None:
         raise SslabError(f"unknown method {name!r}; choose from {', '.join(sorted(METHODS))}")
 
 
-def build_method(name: str, backbone, **kwargs) -> Method:
+def method_kind(name: str) -> str:
+    """The data kind a registered method trains on ("image", "text")."""
+    check_method_name(name)
+    return METHODS[name].kind
+
+
+def build_method(name: str, net, **kwargs) -> Method:
+    """The method `name` around `net` (an image backbone, or the text model its `build_net` makes)."""
     check_method_name(name)
     try:
-        return METHODS[name](backbone, **kwargs)
+        return METHODS[name](net, **kwargs)
     except TypeError as e:  # an unknown or missing method argument
         raise SslabError(f"invalid method_args for {name}: {e}") from None
 
 
+def build_for_data(method: str, backbone: str, method_args: dict, meta: dict, cfg: Any = None) -> Method:
+    """A fresh method for data described by `meta` (the data kind's `meta()`, as recorded in run.json): its
+    network from `backbone`, its views set up for the data and the pretraining settings `cfg` (None: defaults)."""
+    from sslab.config import PretrainConfig
+
+    check_method_name(method)
+    cls = METHODS[method]
+    if meta.get("kind", "image") != cls.kind:
+        raise SslabError(f"method {method!r} trains on {cls.kind} data, not on {meta.get('kind', 'image')} data")
+    model = build_method(method, cls.build_net(backbone, meta), **method_args)
+    model.setup(meta, cfg if cfg is not None else PretrainConfig(method=method, backbone=backbone))
+    return model
+
+
+def prepare_pretraining(splits, cfg: Any, out, root=None, corpus: list[str] | None = None) -> Prepared:
+    """What `cfg.method` pretrains on, made from the loaded `splits` (see `Method.prepare`)."""
+    check_method_name(cfg.method)
+    if corpus:  # extra unlabelled text: pretraining only, kept apart from the labelled texts
+        from sslab.data.text import load_corpus
+
+        splits.train.extra = load_corpus(list(corpus), root=root)
+    return METHODS[cfg.method].prepare(splits, cfg, out)
+
+
 from sslab.methods import barlow, byol, dino, moco, simclr, simsiam, swav, vicreg  # noqa: E402,F401  (registers them)
+
+__all__ = ["METHODS", "Method", "JointEmbedding", "Prepared", "prepare_pretraining", "register", "build_method", "build_for_data", "method_kind",
+           "check_method_name"]

@@ -2,11 +2,11 @@
 from sslab.heads import mlp
 from sslab.losses import BarlowTwinsLoss
 from sslab.methods import register
-from sslab.methods.base import Method
+from sslab.methods.base import JointEmbedding
 
 
 @register("barlow-twins")
-class BarlowTwins(Method):
+class BarlowTwins(JointEmbedding):
     def __init__(self, backbone, proj_dim: int = 512, hidden_dim: int = 512, lambd: float = 5e-3):
         super().__init__()
         self.backbone = backbone

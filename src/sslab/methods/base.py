@@ -1,32 +1,180 @@
-"""What every method is: a plain `nn.Module` whose forward takes two augmented views and returns the loss."""
+"""What every method is: a plain `nn.Module` that owns its pretext views and returns its loss.
+
+The engine calls, per step, `inputs = model.views(batch, generator)` (the raw batch of the data kind, on the
+device) and then `model(*inputs)` (a tuple) or `model(**inputs)` (a dict), which returns the loss or a dict
+`{"loss": ..., "<name>": value to log, ...}`. Every `log_every` steps it calls `model.probe(batch)` on a fixed
+batch and logs what comes back (embedding health, held-out loss, masked-token accuracy, ...). Outside the
+engine a method is used as any module: `loss = model(v1, v2)`.
+
+`JointEmbedding` is the family of the image methods (SimCLR, BYOL, VICReg, ...): two (or more) augmented views
+through a backbone and a projector; `sslab.methods.text` holds the language-model family.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sslab.health import alignment, collapse_status, embedding_health, uniformity
+from sslab.nets import build_backbone, check_backbone_name
+from sslab.views import image as image_views
+
+SEVERITY = {"ok": 0, "warning": 1, "collapsed": 2}
+
+
+@dataclass
+class Prepared:
+    """What a method pretrains on: `train` (a data kind's split or a derived one, e.g. token blocks), `val`
+    (held-out items for the probe, or None), and `after(out, info) -> dict`: extra results for the report once
+    pretraining is done (e.g. sample generations)."""
+    train: Any
+    val: Any = None
+    after: Callable[[Any, dict], dict] = field(default=lambda out, info: {})
+
 
 class Method(nn.Module):
-    """Subclasses set `self.backbone` and `self.projector`, implement `forward(x1, x2) -> loss` (multi-crop methods:
-    `forward(*views)`, global views first, and they must also accept just two views), and may
-    override `after_step(progress)` (called after each optimiser step with progress in [0, 1])."""
+    """Subclasses implement `forward(...) -> loss | {"loss": ..., ...}` and `encoder()` (the network used for
+    transfer, taking a raw batch of the data kind); they may override `views`, `probe`, `after_step` (called after
+    each optimiser step with progress in [0, 1]) and `optim_groups`. `build_net(backbone, meta)` builds the network
+    the method is constructed around from the data kind's description `meta` (see `sslab.methods.build_for_data`),
+    and `setup(meta, cfg)` gives the method what its views need to know about the data."""
+
+    kind: str = "image"  # the data kind the method trains on
+
+    @classmethod
+    def build_net(cls, backbone: str, meta: dict) -> nn.Module:
+        raise NotImplementedError
+
+    @classmethod
+    def check_backbone(cls, backbone: str) -> None:
+        """The one-line SslabError `build_net` would raise for an unknown backbone name, without building."""
+
+    @classmethod
+    def prepare(cls, splits, cfg: Any, out) -> Prepared:
+        """Turn loaded data splits into what this method pretrains on (labels unused); may write to the run
+        folder `out` (a tokenizer, a token stream). Default: the training split as it is."""
+        return Prepared(splits.train)
+
+    def setup(self, meta: dict, cfg: Any) -> None:
+        """Prepare the pretext views for data described by `meta` (sizes, channels, tokenizer ids) and the
+        pretraining settings `cfg`."""
+
+    def views(self, batch: Any, generator: torch.Generator | None = None) -> tuple | dict:
+        """The model inputs made from one raw batch: augmented views, masks, collated text, ..."""
+        return (batch,)
+
+    def after_step(self, progress: float) -> None:
+        pass
+
+    def export(self, out) -> None:
+        """Write what the run folder should hold besides sslab's own files (e.g. the model in HF format);
+        called by process 0 at every checkpoint."""
+
+    @torch.no_grad()
+    def probe(self, batch: Any) -> dict:
+        """Values to log, computed on a fixed batch in eval mode. A `"collapse"` entry ("ok", "warning",
+        "collapsed") with a `"collapse_detail"` text feeds the engine's collapse guard."""
+        return {}
+
+    def encoder(self) -> nn.Module:
+        """The representation used for transfer: a module mapping a raw batch to features (B, dim) with `.dim`."""
+        raise NotImplementedError
+
+    def optim_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW parameter groups: weight decay on matrices and kernels, none on biases, norms and embeddings'
+        1-D parameters (as nanoGPT and BYOL/SimCLR's LARS exclusions do)."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        return [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+                {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+
+
+class ImageEncoder(nn.Module):
+    """A backbone fed raw uint8 image batches (B, H, W, C): what the transfer protocols call on images."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone, self.dim = backbone, backbone.dim
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Raw uint8 (B, H, W, C) images, or float (B, C, H, W) ones already converted (and augmented)."""
+        if batch.dtype == torch.uint8:
+            batch = image_views.to_float(batch, batch.device, channels_last=True)
+        return self.backbone(batch)
+
+
+class JointEmbedding(Method):
+    """Subclasses set `self.backbone` and `self.projector` and implement `forward(x1, x2) -> loss` (multi-crop
+    methods: `forward(*views)`, global views first, and they must also accept just two views)."""
 
     backbone: nn.Module
     projector: nn.Module
-    num_local_crops: int = 0  # multi-crop: the engine passes 2 global views + this many local (small) views
-    local_crop_size: int | None = None  # side of the local views; None: the engine picks ~3/7 of the image side
-    # the engine's collapse diagnosis also checks the projector's outputs (not only backbone features): set by the
+    num_local_crops: int = 0  # multi-crop: 2 global views + this many local (small) views
+    local_crop_size: int | None = None  # side of the local views; None: ~3/7 of the image side
+    # the collapse diagnosis also checks the projector's outputs (not only backbone features): set by the
     # predictive methods (BYOL, SimSiam) whose known failure -- every projection the same -- shows there first.
     # Off elsewhere: DINO's head emits logits with a large shared component, and on digits eval-mode projections
     # of SwAV / MoCo read as squeezed early in healthy runs.
     check_projection: bool = False
 
-    def after_step(self, progress: float) -> None:
-        pass
+    @classmethod
+    def build_net(cls, backbone: str, meta: dict) -> nn.Module:
+        return build_backbone(backbone, meta["in_chans"], meta["mean"], meta["std"])
+
+    @classmethod
+    def check_backbone(cls, backbone: str) -> None:
+        check_backbone_name(backbone)
+
+    def view_configs(self, base: image_views.AugmentConfig) -> list[image_views.AugmentConfig]:
+        """One augmentation recipe per view; the same one twice by default (BYOL overrides: asymmetric views)."""
+        return [base, base]
+
+    def setup(self, meta: dict, cfg: Any) -> None:
+        size, chans = meta["image_size"], meta["in_chans"]
+        base = image_views.simclr_config(size, cfg.aug_strength, chans)
+        if cfg.crop_scale is not None:
+            base = replace(base, scale=tuple(cfg.crop_scale))
+        augs = [image_views.Augment(c) for c in self.view_configs(base)]
+        if self.num_local_crops:  # multi-crop: small local views (SwAV, DINO)
+            local = replace(base, size=self.local_crop_size or max(8, round(size * 3 / 7)), scale=(0.05, 0.4))
+            augs += [image_views.Augment(local)] * self.num_local_crops
+        self.channels_last = cfg.channels_last
+        self._augs = augs  # a plain list: no parameters, nothing in the state dict
+
+    def views(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        x = image_views.to_float(batch, batch.device, getattr(self, "channels_last", False))
+        return image_views.multi_views(self._augs, x, generator)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Representation used for transfer: backbone features (before the projector)."""
+        """Representation used for transfer: backbone features (before the projector), of float images."""
         return self.backbone(x)
+
+    def encoder(self) -> nn.Module:
+        return ImageEncoder(self.backbone)
+
+    @torch.no_grad()
+    def probe(self, batch: torch.Tensor) -> dict:
+        """Embedding health of the backbone features (and projections where `check_projection`), alignment of
+        two fixed augmented views (their own generator: the training streams are untouched) and uniformity."""
+        x = image_views.to_float(batch, batch.device)
+        g = torch.Generator(device=x.device).manual_seed(12345)
+        v1, v2 = self._augs[0](x[:256], g), self._augs[0](x[:256], g)
+        z = self.embed(x)
+        h = embedding_health(z)
+        row = {"emb_std": h["std_mean"], "eff_rank": h["effective_rank"],
+               "align": alignment(self.embed(v1), self.embed(v2)), "uniform": uniformity(z)}
+        statuses = [(collapse_status(h), h, "embedding")]
+        if self.check_projection:
+            hp = embedding_health(self.projector(z))
+            row["proj_std"], row["proj_rank"] = hp["std_mean"], hp["effective_rank"]
+            statuses.append((collapse_status(hp), hp, "projection"))
+        status, hs, where = max(statuses, key=lambda t: SEVERITY[t[0]])
+        row["collapse"] = status
+        row["collapse_detail"] = (f"{where} effective rank {hs['effective_rank']:.2f} of {hs['dim']}, "
+                                  f"std {hs['std_mean']:.4g} (ideal {hs['std_ideal']:.4g})")
+        return row
 
     @torch.no_grad()
     def energy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

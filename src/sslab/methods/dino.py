@@ -5,11 +5,11 @@ import torch
 from sslab.heads import DINOHead, cosine_momentum, ema_update, momentum_copy, multicrop_forward
 from sslab.losses import DINOLoss
 from sslab.methods import register
-from sslab.methods.base import Method
+from sslab.methods.base import JointEmbedding
 
 
 @register("dino")
-class DINO(Method):
+class DINO(JointEmbedding):
     def __init__(self, backbone, out_dim: int = 1024, hidden_dim: int = 512, bottleneck_dim: int = 128,
                  momentum: float = 0.996, student_temp: float = 0.1, teacher_temp: float = 0.07,
                  warmup_teacher_temp: float = 0.04, warmup_teacher_temp_frac: float = 0.3,

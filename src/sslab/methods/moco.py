@@ -5,10 +5,10 @@ import torch
 from sslab.heads import KeyQueue, cosine_momentum, ema_update, mlp, momentum_copy
 from sslab.losses import InfoNCELoss
 from sslab.methods import register
-from sslab.methods.base import Method
+from sslab.methods.base import JointEmbedding
 
 
-class _Momentum(Method):
+class _Momentum(JointEmbedding):
     def __init__(self, backbone, projector, momentum: float, temperature: float):
         super().__init__()
         self.backbone, self.projector = backbone, projector

@@ -2,11 +2,11 @@
 from sslab.heads import mlp
 from sslab.losses import NTXentLoss
 from sslab.methods import register
-from sslab.methods.base import Method
+from sslab.methods.base import JointEmbedding
 
 
 @register("simclr")
-class SimCLR(Method):
+class SimCLR(JointEmbedding):
     def __init__(self, backbone, proj_dim: int = 128, hidden_dim: int = 512, temperature: float = 0.2):
         super().__init__()
         self.backbone = backbone

@@ -4,11 +4,11 @@ and demonstrations)."""
 from sslab.heads import mlp
 from sslab.losses import NegativeCosineLoss
 from sslab.methods import register
-from sslab.methods.base import Method
+from sslab.methods.base import JointEmbedding
 
 
 @register("simsiam")
-class SimSiam(Method):
+class SimSiam(JointEmbedding):
     check_projection = True  # collapse diagnosis also watches the projections
 
     def __init__(self, backbone, proj_dim: int = 512, hidden_dim: int = 512, pred_hidden_dim: int = 128,

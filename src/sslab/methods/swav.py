@@ -7,11 +7,11 @@ from torch import nn
 from sslab.heads import KeyQueue, mlp, multicrop_forward
 from sslab.losses import SwAVLoss
 from sslab.methods import register
-from sslab.methods.base import Method
+from sslab.methods.base import JointEmbedding
 
 
 @register("swav")
-class SwAV(Method):
+class SwAV(JointEmbedding):
     def __init__(self, backbone, proj_dim: int = 128, hidden_dim: int = 512, num_prototypes: int = 300,
                  temperature: float = 0.1, epsilon: float = 0.05, sinkhorn_iters: int = 3,
                  freeze_prototypes_steps: int = 20, queue_size: int = 0, local_crops: int = 2,

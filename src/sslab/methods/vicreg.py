@@ -2,11 +2,11 @@
 from sslab.heads import mlp
 from sslab.losses import VICRegLoss
 from sslab.methods import register
-from sslab.methods.base import Method
+from sslab.methods.base import JointEmbedding
 
 
 @register("vicreg")
-class VICReg(Method):
+class VICReg(JointEmbedding):
     def __init__(self, backbone, proj_dim: int = 512, hidden_dim: int = 512, sim_weight: float = 25.0,
                  var_weight: float = 25.0, cov_weight: float = 1.0):
         super().__init__()

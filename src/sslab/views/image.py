@@ -448,3 +448,9 @@ def supervised_config(size: int) -> AugmentConfig:
         blur_p=0.0,
         solarize_p=0.0,
     )
+
+
+def to_float(x_uint8: Tensor, device, channels_last: bool = False) -> Tensor:
+    """(B, H, W, C) uint8 -> (B, C, H, W) float in [0, 1] on `device`."""
+    x = x_uint8.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()

@@ -1,6 +1,6 @@
-"""Transfer measurements at label fractions: weighted kNN and a linear probe on frozen features, fine-tuning
-with a task head, and the baselines (the same net from scratch with/without augmentation, and logistic
-regression on raw pixels). Supervised runs record train and test accuracy per epoch."""
+"""The transfer protocols, for any data kind: weighted kNN and a linear probe on frozen features, and fine-tuning
+an encoder with a linear task head. An encoder maps a raw batch of its data kind (`data.batch(idx)`) to features
+(B, dim); supervised runs record train and test accuracy along the way."""
 from __future__ import annotations
 
 import copy
@@ -11,19 +11,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslab import views
 from sslab.config import EvalConfig
-from sslab.engine import to_float
-from sslab.nets import Backbone
+from sslab.engine import to_device
 
 
 @torch.no_grad()
-def extract_features(backbone: nn.Module, x: np.ndarray, device="cpu", batch: int = 1024) -> torch.Tensor:
-    """Frozen features of uint8 images (N, H, W, C), eval mode, as a float tensor on the CPU."""
-    was_training = backbone.training
-    backbone.eval().to(device)
-    feats = [backbone(to_float(torch.from_numpy(x[i : i + batch]), device)).float().cpu() for i in range(0, len(x), batch)]
-    backbone.train(was_training)
+def extract_features(encoder: nn.Module, data, device="cpu", batch: int = 1024) -> torch.Tensor:
+    """Frozen features of every item of `data`, eval mode, as a float tensor on the CPU."""
+    was_training = encoder.training
+    encoder.eval().to(device)
+    n = len(data)
+    feats = [encoder(to_device(data.batch(torch.arange(i, min(i + batch, n))), device)).float().cpu()
+             for i in range(0, n, batch)]
+    encoder.train(was_training)
     return torch.cat(feats)
 
 
@@ -47,7 +47,7 @@ def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def linear_probe(train_f, train_y, test_f, test_y, cfg: EvalConfig, seed: int, n_classes: int) -> dict:
-    """Softmax regression on standardised frozen features (also used on raw pixels: logistic regression)."""
+    """Softmax regression on standardised frozen features (also used on raw features: logistic regression)."""
     g = torch.Generator().manual_seed(seed)
     mu, sd = train_f.mean(0), train_f.std(0) + 1e-6
     xtr, xte = (train_f - mu) / sd, (test_f - mu) / sd
@@ -75,57 +75,59 @@ def linear_probe(train_f, train_y, test_f, test_y, cfg: EvalConfig, seed: int, n
     return {"train_acc": curve[-1]["train_acc"], "test_acc": curve[-1]["test_acc"], "curve": curve}
 
 
-def finetune(backbone: Backbone, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-             cfg: EvalConfig, seed: int, n_classes: int, augment: bool, device="cpu") -> dict:
-    """Train `backbone` (a copy) plus a linear task head on the labelled images; returns final train/test
-    accuracy and per-epoch curves (test curve on a fixed subset of `cfg.curve_test_images`)."""
+def finetune(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, n_classes: int,
+             augment=None, device="cpu") -> dict:
+    """Train `encoder` (a copy) plus a linear task head on the labelled items `idx` of `train`; returns final
+    train/test accuracy and per-epoch curves (test curve on a fixed subset of `cfg.curve_test_images`).
+    `augment(raw_batch, generator)`: the data kind's supervised augmentation, or None."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    model = nn.Sequential(copy.deepcopy(backbone), nn.Linear(backbone.dim, n_classes)).to(device)
+    model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(encoder.dim, n_classes)).to(device)
     model = model.to(memory_format=torch.channels_last)
-    bs = min(cfg.batch_size, len(x_train))
-    per_epoch = math.ceil(len(x_train) / bs)
-    epochs = max(1, min(cfg.finetune_epochs, cfg.finetune_images // len(x_train)))
+    idx = torch.as_tensor(idx, dtype=torch.long)
+    y_all = torch.as_tensor(train.y)
+    bs = min(cfg.batch_size, len(idx))
+    per_epoch = math.ceil(len(idx) / bs)
+    epochs = max(1, min(cfg.finetune_epochs, cfg.finetune_images // len(idx)))
     epochs = max(epochs, math.ceil(cfg.finetune_min_steps / per_epoch))  # tiny label sets still train enough
     curve_every = max(1, epochs // cfg.curve_points)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.finetune_lr, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.finetune_lr, total_steps=epochs * per_epoch, pct_start=0.1)
-    aug = views.Augment(views.supervised_config(x_train.shape[1])).to(device) if augment else None
+    total = max(4, epochs * per_epoch)  # warm-up: 10% of the steps, at least 2 (OneCycleLR divides by its phases)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.finetune_lr, total_steps=total, pct_start=max(0.1, 2.5 / total))
     g_aug = torch.Generator(device=device).manual_seed(seed)
-    xtr, ytr = torch.from_numpy(np.ascontiguousarray(x_train)), torch.as_tensor(y_train)
-    sub = np.random.default_rng(0).permutation(len(x_test))[: cfg.curve_test_images]
+    sub = torch.as_tensor(np.random.default_rng(0).permutation(len(test))[: cfg.curve_test_images])
     curve = []
     for epoch in range(epochs):
         model.train()
-        perm = torch.randperm(len(xtr), generator=g)
-        for i in range(0, len(xtr), bs):
+        perm = idx[torch.randperm(len(idx), generator=g)]
+        for i in range(0, len(perm), bs):
             b = perm[i : i + bs]
-            x, y = to_float(xtr[b], device, True), ytr[b].to(device)
-            if aug is not None:
-                x = aug(x, g_aug)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            x, y = to_device(train.batch(b), device), y_all[b].to(device)
+            if augment is not None:
+                x = augment(x, g_aug)
+            loss = F.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
         if (epoch + 1) % curve_every == 0 or epoch == epochs - 1:
-            train_acc = _eval(model, x_train, y_train, device, limit=cfg.curve_test_images)
-            test_acc = _eval(model, x_test[sub], y_test[sub], device)
+            train_acc = evaluate_accuracy(model, train, idx[: cfg.curve_test_images], device)
+            test_acc = evaluate_accuracy(model, test, sub, device)
             curve.append({"epoch": epoch + 1, "train_acc": train_acc, "test_acc": test_acc})
-    return {"train_acc": _eval(model, x_train, y_train, device), "test_acc": _eval(model, x_test, y_test, device),
-            "curve": curve}
+    return {"train_acc": evaluate_accuracy(model, train, idx, device),
+            "test_acc": evaluate_accuracy(model, test, torch.arange(len(test)), device), "curve": curve}
 
 
 @torch.no_grad()
-def _eval(model: nn.Module, x: np.ndarray, y: np.ndarray, device, limit: int | None = None, batch: int = 1024) -> float:
-    """Accuracy in eval mode (BN running statistics), on the first `limit` images if given."""
+def evaluate_accuracy(model: nn.Module, data, idx, device, batch: int = 1024) -> float:
+    """Accuracy of `model` on the items `idx` of `data`, in eval mode (BN running statistics)."""
     model.eval()
-    if limit is not None:
-        x, y = x[:limit], y[:limit]
+    idx = torch.as_tensor(idx, dtype=torch.long)
+    y = torch.as_tensor(data.y)
     correct = 0
-    for i in range(0, len(x), batch):
-        logits = model(to_float(torch.from_numpy(x[i : i + batch]), device, True))
-        correct += (logits.argmax(1).cpu() == torch.as_tensor(y[i : i + batch])).sum().item()
+    for i in range(0, len(idx), batch):
+        b = idx[i : i + batch]
+        logits = model(to_device(data.batch(b), device))
+        correct += (logits.argmax(1).cpu() == y[b]).sum().item()
     model.train()
-    return correct / len(x)
+    return correct / max(1, len(idx))

