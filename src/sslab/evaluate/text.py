@@ -1,0 +1,69 @@
+"""What the transfer harness needs to know about text: labelled texts tokenized with the run's own tokenizer
+(truncated to its context), token-level augmentation for the scratch+aug baseline (token dropout, random deletion,
+adjacent swaps; special tokens untouched), and TF-IDF bag-of-words logistic regression as the no-learning
+baseline (scikit-learn)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+RAW_BASELINE = "tfidf"
+RAW_NOTE = ("tfidf: logistic regression on TF-IDF bag-of-words features (word unigrams and bigrams, sublinear tf, "
+            "fitted on the training texts; scikit-learn, C chosen by 3-fold cross-validation on the labelled subset)")
+AUG = {"p_dropout": 0.1, "p_delete": 0.1, "p_swap": 0.1}  # the scratch+aug strength, stated in the report
+
+
+def labelled(split, info: dict):
+    from sslab.data.text import encode_examples
+    from sslab.methods.text import run_tokenizer
+
+    return encode_examples(run_tokenizer(info), split, max_len=info["context"])
+
+
+def augmenter(info: dict, device):
+    from sslab.views.text import augment_tokens
+
+    specials = torch.tensor(info["special_ids"], dtype=torch.long, device=device)
+    unk = info.get("mask_id") if info.get("mask_id") is not None else info.get("unk_id")
+
+    def augment(batch: dict, generator: torch.Generator) -> dict:
+        ids, mask = augment_tokens(batch["input_ids"], batch["attention_mask"], generator=generator,
+                                   special_ids=specials, unk_id=unk, pad_id=info["pad_id"], **AUG)
+        return {**batch, "input_ids": ids, "attention_mask": mask}
+
+    return augment
+
+
+class TfidfFeatures:
+    """Sparse TF-IDF rows of the training and test texts (the vocabulary from the training texts)."""
+
+    def __init__(self, train_texts, test_texts):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=100_000)
+        self.train = vec.fit_transform(train_texts)
+        self.test = vec.transform(test_texts)
+
+
+def raw_features(train, test):
+    return TfidfFeatures(train.texts, test.texts)
+
+
+def raw_probe(feats: TfidfFeatures, idx, y_train, y_test, cfg, seed: int, n_classes: int) -> dict:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    x = feats.train[idx]
+    clf = LogisticRegression(C=10.0, max_iter=2000)
+    if int(np.bincount(y_train).min()) >= 3:  # C by 3-fold cross-validation on the labelled subset only
+        folds = StratifiedKFold(3, shuffle=True, random_state=seed)
+        clf = GridSearchCV(clf, {"C": [0.1, 1.0, 10.0, 100.0]}, cv=folds).fit(x, y_train).best_estimator_
+    else:
+        clf.fit(x, y_train)
+    return {"train_acc": float((clf.predict(x) == y_train).mean()),
+            "test_acc": float((clf.predict(feats.test) == y_test).mean()), "curve": None}
+
+
+def describe(split) -> dict:
+    lengths = [len(t.split()) for t in split.texts]
+    return {"mean_words": round(float(np.mean(lengths)), 1) if lengths else 0}

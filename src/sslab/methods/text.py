@@ -1,0 +1,213 @@
+"""The language-model family: a method trains a Hugging Face model (built from a config, from scratch) on a
+tokenized corpus. `prepare` trains the tokenizer on the task's own training text (plus any `--corpus` files) and
+writes the memory-mapped token streams; the method's `views` collate packed blocks into its pretext inputs
+(masking, next-sentence pairs, causal shift); `encoder()` pools the trunk's hidden states for transfer; `export`
+keeps the model and tokenizer in HF format in `<run>/hf` (`AutoModel.from_pretrained(<run>/hf)` loads them)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from sslab import dist
+from sslab.errors import SslabError
+from sslab.methods.base import Method, Prepared
+from sslab.nets.text import TEXT_SIZES, TextEncoder, build_text_model, text_base, text_size
+
+TOKENIZER_DIR = "tokenizer"
+PROBE_TEXT_ITEMS = 64  # held-out blocks in the probe batch (the engine's fixed batch holds more)
+# Most unknown tokens a trained tokenizer may give on its training text. Measured on SST-2's first 300
+# sentences, wordpiece: vocab_size 10 -> 99.98 % [UNK], 40 -> 75 %, 60 -> 43 %, 100 -> 4.5 %, 300 -> 0 %.
+MAX_UNKNOWN = 0.25
+UNKNOWN_SAMPLE = 1000  # texts encoded to measure it
+
+
+class TokenData:
+    """Token blocks (`sslab.data.text.TokenBlocks`) plus the description of the tokenizer the networks need."""
+
+    kind, unit = "text", "tokens"
+
+    def __init__(self, blocks, meta: dict):
+        self.blocks, self._meta = blocks, meta
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def batch(self, idx):
+        return self.blocks.batch(torch.as_tensor(idx, dtype=torch.long))
+
+    def units(self, batch) -> int:
+        return self.blocks.units(batch)
+
+    def meta(self, limit: int | None = None) -> dict:
+        return dict(self._meta)
+
+
+def load_tokenizer(folder: str | Path):
+    from transformers import PreTrainedTokenizerFast
+
+    folder = Path(folder)
+    if not (folder / "tokenizer.json").is_file():
+        raise SslabError(f"no tokenizer in {folder} (tokenizer.json missing)")
+    return PreTrainedTokenizerFast.from_pretrained(str(folder))
+
+
+def run_tokenizer(info: dict):
+    """The tokenizer a text run trained (in `<run>/tokenizer`)."""
+    return load_tokenizer(Path(info.get("run_dir", ".")) / info.get("tokenizer", TOKENIZER_DIR))
+
+
+def tokenizer_meta(tok, context: int, tokenizer_kind: str) -> dict:
+    ids = {name: getattr(tok, f"{name}_token_id") for name in ("pad", "unk", "cls", "sep", "mask", "bos", "eos")}
+    return {"kind": "text", "tokenizer": TOKENIZER_DIR, "tokenizer_kind": tokenizer_kind, "vocab_size": len(tok),
+            "context": context, **{f"{k}_id": v for k, v in ids.items()},
+            "special_ids": sorted(set(tok.all_special_ids))}
+
+
+class TextMethod(Method):
+    """Subclasses set `arch` ("bert", "roberta", "gpt2"), `tokenizer_kind` ("wordpiece", "bpe", "char"), `specials`,
+    `pooling` (the default transfer representation) and implement `views` and `forward`."""
+
+    kind = "text"
+    arch: str = "bert"
+    tokenizer_kind: str = "wordpiece"
+    specials: dict[str, str] = {}
+    pooling: str = "mean"
+    default_context: int = 128
+    default_vocab: int = 8192
+    min_context: int = 2  # the shortest context whose packed blocks the views can use
+    lowercase: bool = False
+
+    def __init__(self, net, pooling: str | None = None, probe_items: int = PROBE_TEXT_ITEMS):
+        super().__init__()
+        self.net = net
+        if pooling is not None:
+            if pooling not in TextEncoder.POOLINGS:
+                raise SslabError(f"unknown pooling {pooling!r}; choose from {', '.join(TextEncoder.POOLINGS)}")
+            self.pooling = pooling
+        self.probe_items = probe_items
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def check_backbone(cls, backbone: str) -> None:
+        if backbone not in TEXT_SIZES:
+            raise SslabError(f"unknown text model size {backbone!r} for {cls.arch}; choose from {', '.join(TEXT_SIZES)}")
+
+    @classmethod
+    def block_len(cls, context: int) -> int:
+        """Tokens per packed block (the stream is cut into blocks of this + 1)."""
+        return context - 1
+
+    @classmethod
+    def build_net(cls, backbone: str, meta: dict):
+        text_size(backbone)
+        return build_text_model(cls.arch, backbone, meta["vocab_size"], meta["context"], meta["pad_id"],
+                                bos_id=meta.get("bos_id"), eos_id=meta.get("eos_id"))
+
+    @classmethod
+    def prepare(cls, splits, cfg: Any, out) -> Prepared:
+        from sslab.data.text import TokenBlocks, train_tokenizer, write_token_stream
+
+        out = Path(out)
+        context = cfg.context or cls.default_context
+        if context < cls.min_context:
+            raise SslabError(f"context {context} is too short for {cfg.method}: it needs at least "
+                             f"{cls.min_context} tokens")
+        train_texts, train_docs = splits.train.pretrain_texts()
+        tok_dir = out / TOKENIZER_DIR
+        kind = cfg.method_args.get("tokenizer", cls.tokenizer_kind)  # e.g. GPT on characters
+        if (tok_dir / "tokenizer.json").is_file():  # resume: the run's own tokenizer
+            tok = load_tokenizer(tok_dir)
+        else:
+            tok = train_tokenizer(train_texts, kind, cfg.vocab_size or cls.default_vocab, cls.specials,
+                                  lowercase=cls.lowercase)
+            _check_unknown(tok, train_texts, cfg.vocab_size or cls.default_vocab)
+            tok.save_pretrained(str(tok_dir))
+        sep = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
+        block = cls.block_len(context)
+        stream = write_token_stream(tok, train_texts, out / "data" / "train.bin", sep, train_docs)
+        blocks = TokenBlocks(stream, block)
+        if len(blocks) < 2:
+            raise SslabError(f"{splits.train.name}: the training text gives {blocks.n_tokens} tokens, fewer than two "
+                             f"blocks of {block + 1}; add text or lower the context (context=N)")
+        meta = {**tokenizer_meta(tok, context, kind), "run_dir": str(out)}
+        val = None
+        if splits.test is not None and len(splits.test):
+            vstream = write_token_stream(tok, splits.test.texts, out / "data" / "val.bin", sep, splits.test.doc_ids())
+            vblocks = TokenBlocks(vstream, block)
+            val = TokenData(vblocks, meta) if len(vblocks) else None
+        return Prepared(TokenData(blocks, meta), val, cls.after_pretraining)
+
+    @classmethod
+    def after_pretraining(cls, out, info: dict) -> dict:
+        return {}
+
+    def setup(self, meta: dict, cfg: Any) -> None:
+        self.meta = {k: v for k, v in meta.items() if k != "config"}
+        self.register_buffer("special_ids", torch.tensor(meta["special_ids"], dtype=torch.long), persistent=False)
+
+    # ------------------------------------------------------------------ transfer
+    @property
+    def backbone(self):
+        """The trunk without LM heads: what transfer starts from (and what backbone.safetensors holds)."""
+        return text_base(self.net)
+
+    def encoder(self) -> TextEncoder:
+        trunk = self.backbone
+        return TextEncoder(trunk, self.pooling, trunk.config.hidden_size)
+
+    def export(self, out) -> None:
+        """The model in HF format with its tokenizer: `AutoModel.from_pretrained(<run>/hf)`."""
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Writing model shards" bar at every checkpoint
+        hf = Path(out) / "hf"
+        self.net.save_pretrained(str(hf), safe_serialization=True)
+        tok_dir = Path(out) / TOKENIZER_DIR
+        if (tok_dir / "tokenizer.json").is_file():
+            load_tokenizer(tok_dir).save_pretrained(str(hf))
+
+    @torch.no_grad()
+    def probe(self, batch) -> dict:
+        """Held-out pretext measures on a fixed batch (views drawn from a fixed generator): the loss and what
+        the method logs, prefixed `val_`."""
+        head = {k: v[: self.probe_items] for k, v in batch.items()}
+        g = torch.Generator(device=head["ids"].device).manual_seed(0)
+        inputs = self.views(head, g)
+        out = self(**inputs) if isinstance(inputs, dict) else self(*inputs)
+        out = out if isinstance(out, dict) else {"loss": out}
+        return {f"val_{k}": float(v) for k, v in out.items()}
+
+
+def _check_unknown(tok, texts: list[str], vocab_size: int) -> None:
+    """A vocabulary too small for the corpus's characters turns most text into the unknown token: refuse it."""
+    if tok.unk_token_id is None:
+        return
+    ids = tok(texts[:UNKNOWN_SAMPLE], add_special_tokens=False)["input_ids"]
+    n = sum(map(len, ids))
+    unk = sum(row.count(tok.unk_token_id) for row in ids)
+    if n and unk / n > MAX_UNKNOWN:
+        raise SslabError(f"vocab_size {vocab_size} is too small for this corpus: {unk / n:.0%} of its tokens would "
+                         f"be {tok.unk_token}; raise vocab_size")
+
+
+def masked_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Accuracy of the predictions at the positions with a label (not -100)."""
+    chosen = labels != -100
+    if not bool(chosen.any()):
+        return torch.zeros((), device=logits.device)
+    return (logits[chosen].argmax(-1) == labels[chosen]).float().mean()
+
+
+def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the labelled tokens of the *global* batch: each process divides its sum by the
+    average count per process, so that DDP's gradient averaging gives the exact mean even when processes hold
+    different numbers of masked tokens (a plain per-process mean would weight them unequally)."""
+    total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100,
+                            reduction="sum")
+    count = (labels != -100).sum().float()
+    if dist.world_size() > 1:
+        count = dist.all_reduce_sum(count.detach().reshape(1))[0] / dist.world_size()
+    return total / count.clamp_min(1.0)

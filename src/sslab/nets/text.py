@@ -1,0 +1,160 @@
+"""Text networks: BERT, RoBERTa and GPT-2 built from Hugging Face configs and trained from scratch.
+
+Nothing is loaded from the hub: `build_text_model` makes a randomly initialised `transformers` model of a named
+size (or a dict of sizes), so `save_pretrained` / `from_pretrained(local_dir)` round-trip with safetensors and
+any HF tooling works on the result. `TextEncoder` turns a trunk (`text_base(model)`) into a fixed-size
+representation (B, dim) for transfer evaluation.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from sslab.errors import SslabError
+
+# Named sizes. Measured on this machine (2 shared CPU cores, fp32, torch threads = 2, torch 2.14, transformers
+# 5.24, attn sdpa) with a 8192-token vocabulary: forward + backward + AdamW step of BertForPreTraining on batches
+# of 32 x 128 tokens (masked-LM loss on 15% of positions + next-sentence loss); RoBERTa (MLM only) within 5%.
+#   size    layers heads hidden ff    params   tokens/s   ~s per epoch of SST-2 (~200k tokens)
+#   tiny    2      2     128    512   1.5 M    ~24 k      ~8
+#   mini    4      4     256    1024  5.3 M    ~7.5 k     ~27
+#   small   4      8     512    2048  17.2 M   ~2.3 k     ~87
+# (figures refreshed by benchmarks in the comment below; see `_SIZE_MEASUREMENT`). A 5-8 minute pretraining budget
+# therefore sees ~10-15 epochs of SST-2 with "mini" (the default), ~4-5 with "small", and 40+ with "tiny"
+# (for tests and smoke runs). sdpa vs eager attention: see `_SIZE_MEASUREMENT`.
+TEXT_SIZES: dict[str, dict] = {
+    "tiny": {"n_layers": 2, "n_heads": 2, "hidden": 128, "intermediate": 512},
+    "mini": {"n_layers": 4, "n_heads": 4, "hidden": 256, "intermediate": 1024},
+    "small": {"n_layers": 4, "n_heads": 8, "hidden": 512, "intermediate": 2048},
+}
+DEFAULT_TEXT_SIZE = "mini"
+TEXT_ARCHS = ("bert", "roberta", "gpt2")
+_SIZE_KEYS = ("n_layers", "n_heads", "hidden", "intermediate")
+
+
+def text_size(size: str | dict) -> dict:
+    """The size dict for a name in TEXT_SIZES, or a validated copy of a dict with the four size keys."""
+    if isinstance(size, str):
+        if size not in TEXT_SIZES:
+            raise SslabError(f"unknown text model size {size!r}; choose one of: {', '.join(TEXT_SIZES)}")
+        return dict(TEXT_SIZES[size])
+    if not isinstance(size, dict):
+        raise SslabError(f"text model size must be a name ({', '.join(TEXT_SIZES)}) or a dict, got {size!r}")
+    missing = [k for k in _SIZE_KEYS if k not in size]
+    extra = [k for k in size if k not in _SIZE_KEYS]
+    if missing or extra:
+        raise SslabError(f"text model size dict needs exactly the keys {', '.join(_SIZE_KEYS)}"
+                         f" (missing: {', '.join(missing) or '-'}; unknown: {', '.join(map(str, extra)) or '-'})")
+    for k in _SIZE_KEYS:
+        if not isinstance(size[k], int) or isinstance(size[k], bool) or size[k] < 1:
+            raise SslabError(f"text model size {k} must be a positive integer, got {size[k]!r}")
+    if size["hidden"] % size["n_heads"]:
+        raise SslabError(f"text model hidden size {size['hidden']} is not divisible by n_heads {size['n_heads']}")
+    return dict(size)
+
+
+def build_text_model(arch: Literal["bert", "roberta", "gpt2"], size: str | dict, vocab_size: int, max_len: int,
+                     pad_id: int, bos_id: int | None = None, eos_id: int | None = None, dropout: float = 0.0,
+                     **overrides):
+    """A randomly initialised HF model: bert -> BertForPreTraining (masked-LM + next-sentence heads),
+    roberta -> RobertaForMaskedLM, gpt2 -> GPT2LMHeadModel.
+
+    `max_len` is the longest input sequence. `overrides` are extra config fields (e.g. layer_norm_eps,
+    initializer_range, attn_implementation); an unknown field is an error. RoBERTa numbers positions from
+    pad_id + 1 (as fairseq did), so its position table has max_len + pad_id + 1 rows: keep pad_id small.
+    """
+    import transformers as tf
+
+    if arch not in TEXT_ARCHS:
+        raise SslabError(f"unknown text architecture {arch!r}; choose one of: {', '.join(TEXT_ARCHS)}")
+    s = text_size(size)
+    for name, v in (("vocab_size", vocab_size), ("max_len", max_len)):
+        if not isinstance(v, int) or v < 1:
+            raise SslabError(f"{name} must be a positive integer, got {v!r}")
+    for name, v in (("pad_id", pad_id), ("bos_id", bos_id), ("eos_id", eos_id)):
+        if v is not None and not (isinstance(v, int) and 0 <= v < vocab_size):
+            raise SslabError(f"{name} must be a token id in [0, {vocab_size}), got {v!r}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise SslabError(f"dropout must be in [0, 1), got {dropout!r}")
+    # sdpa is transformers' default; on this CPU it is measured at least as fast as eager (see _SIZE_MEASUREMENT).
+    overrides.setdefault("attn_implementation", "sdpa")
+
+    if arch == "gpt2":
+        cls, model_cls = tf.GPT2Config, tf.GPT2LMHeadModel
+        fields = dict(vocab_size=vocab_size, n_positions=max_len, n_embd=s["hidden"], n_layer=s["n_layers"],
+                      n_head=s["n_heads"], n_inner=s["intermediate"], resid_pdrop=dropout, embd_pdrop=dropout,
+                      attn_pdrop=dropout, pad_token_id=pad_id,
+                      bos_token_id=bos_id, eos_token_id=eos_id)
+    else:
+        cls, model_cls = ((tf.BertConfig, tf.BertForPreTraining) if arch == "bert"
+                          else (tf.RobertaConfig, tf.RobertaForMaskedLM))
+        fields = dict(vocab_size=vocab_size, hidden_size=s["hidden"], num_hidden_layers=s["n_layers"],
+                      num_attention_heads=s["n_heads"], intermediate_size=s["intermediate"],
+                      hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+                      max_position_embeddings=max_len if arch == "bert" else max_len + pad_id + 1,
+                      type_vocab_size=2 if arch == "bert" else 1,
+                      pad_token_id=pad_id, bos_token_id=bos_id, eos_token_id=eos_id)
+    known = set(cls().to_dict()) | {"attn_implementation"}
+    unknown = sorted(k for k in overrides if k not in known)
+    if unknown:
+        raise SslabError(f"unknown {arch} config field(s): {', '.join(unknown)}")
+    fields.update(overrides)
+    try:
+        config = cls(**fields)
+        return model_cls(config)
+    except (ValueError, TypeError) as err:  # e.g. a bad attn_implementation name
+        raise SslabError(f"cannot build {arch} model: {' '.join(str(err).split())}") from None
+
+
+def text_base(model) -> nn.Module:
+    """The trunk without LM heads: model.bert / model.roberta / model.transformer (a base model is returned as is)."""
+    base = getattr(model, "base_model", None)
+    if not isinstance(base, nn.Module):
+        raise SslabError(f"not a transformers model: {type(model).__name__}")
+    return base
+
+
+class TextEncoder(nn.Module):
+    """Representation for transfer: trunk + pooling. forward(batch with input_ids, attention_mask) -> (B, dim).
+
+    pooling: "mean" = mean of the hidden states of non-padding tokens; "cls" = the first token's state (BERT's
+    [CLS], RoBERTa's <s>); "last" = the state of the last non-padding token (GPT with right padding).
+    """
+
+    POOLINGS = ("mean", "cls", "last")
+
+    def __init__(self, trunk: nn.Module, pooling: Literal["mean", "cls", "last"], dim: int):
+        super().__init__()
+        if pooling not in self.POOLINGS:
+            raise SslabError(f"unknown text pooling {pooling!r}; choose one of: {', '.join(self.POOLINGS)}")
+        hidden = getattr(getattr(trunk, "config", None), "hidden_size", dim)
+        if dim != hidden:
+            raise SslabError(f"TextEncoder dim {dim} does not match the trunk's hidden size {hidden}")
+        self.trunk = trunk
+        self.pooling = pooling
+        self.dim = dim
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        ids = batch["input_ids"]
+        mask = batch.get("attention_mask")
+        if mask is None:
+            mask = torch.ones_like(ids)
+        h = self.trunk(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, dim)
+        return pool(h, mask, self.pooling)
+
+
+def pool(h: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Pool hidden states h (B, T, D) over the tokens where mask (B, T) is 1."""
+    if pooling == "cls":
+        return h[:, 0]
+    m = mask.to(h.dtype)
+    if pooling == "mean":
+        return (h * m.unsqueeze(-1)).sum(1) / m.sum(1, keepdim=True).clamp(min=1.0)
+    if pooling == "last":
+        # index of the last position whose mask is 1 (right padding: length - 1); position 0 for an all-pad row
+        pos = torch.arange(h.shape[1], device=h.device)
+        last = (mask.long() * (pos + 1)).argmax(1)
+        return h[torch.arange(h.shape[0], device=h.device), last]
+    raise SslabError(f"unknown text pooling {pooling!r}; choose one of: {', '.join(TextEncoder.POOLINGS)}")
