@@ -173,8 +173,7 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
     ckpt = out / "checkpoint"
     if resume:
         weights, state = load_checkpoint(ckpt, log=_say if fabric.global_rank == 0 else None)
-        model.load_state_dict(weights)
-        opt.load_state_dict(state["optimizer"])
+        _load_state(fabric, train_model, model, opt, weights, state["optimizer"])
         step, elapsed_before = state["step"], state["elapsed"]
         g_data.set_state(state["g_data"])
         aug_states = state.get("g_aug_ranks")
@@ -204,14 +203,15 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
         saved_step = step
         # every process's view-sampling stream, so a multi-process resume continues each one exactly
         aug_states = dist.all_gather_list(g_aug.get_state())
+        weights, opt_state = _full_state(fabric, train_model, model, opt)  # a collective under FSDP
         if fabric.global_rank != 0:
             return
-        state = {"optimizer": opt.state_dict(), "step": step, "elapsed": elapsed, "g_data": g_data.get_state(),
+        state = {"optimizer": opt_state, "step": step, "elapsed": elapsed, "g_data": g_data.get_state(),
                  "g_aug": g_aug.get_state(), "torch_rng": torch.get_rng_state(), "history": json.dumps(history)}
         if fabric.world_size > 1:
             state["g_aug_ranks"] = list(aug_states)
-        save_checkpoint(ckpt, model.state_dict(), state)
-        save_weights(out / "backbone.safetensors", model.backbone.state_dict(), {"run": info})
+        save_checkpoint(ckpt, weights, state)
+        save_weights(out / "backbone.safetensors", _submodule_state(model, model.backbone, weights), {"run": info})
         model.export(out)
 
     def batches():
@@ -344,6 +344,43 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
            "items": n, "batch_size": batch, "history": history, "batches_skipped": batches_skipped,
            "rank": fabric.global_rank}
     return res
+
+
+def _sharded(fabric) -> bool:
+    return "FSDP" in type(fabric.strategy).__name__
+
+
+def _full_state(fabric, train_model, model, opt) -> tuple[dict, dict]:
+    """The whole model's and optimiser's state: the module's own under DDP or one process; under FSDP the full
+    (unsharded) state gathered to the CPU through PyTorch's distributed-checkpoint API (every process calls it)."""
+    if not _sharded(fabric):
+        return model.state_dict(), opt.state_dict()
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                         get_optimizer_state_dict)
+
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    module = train_model._forward_module
+    return get_model_state_dict(module, options=opts), get_optimizer_state_dict(module, opt.optimizer, options=opts)
+
+
+def _load_state(fabric, train_model, model, opt, weights: dict, opt_state: dict) -> None:
+    if not _sharded(fabric):
+        model.load_state_dict(weights)
+        opt.load_state_dict(opt_state)
+        return
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
+                                                         set_optimizer_state_dict)
+
+    opts = StateDictOptions(full_state_dict=True)
+    module = train_model._forward_module
+    set_model_state_dict(module, weights, options=opts)
+    set_optimizer_state_dict(module, opt.optimizer, opt_state, options=opts)
+
+
+def _submodule_state(model: torch.nn.Module, sub: torch.nn.Module, state: dict) -> dict:
+    """The entries of a full state dict that belong to `sub` (e.g. the backbone), with its own key names."""
+    prefix = next(name for name, m in model.named_modules() if m is sub)
+    return {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")} if prefix else dict(state)
 
 
 def _nonfinite(loss: torch.Tensor, model: torch.nn.Module) -> bool:

@@ -14,16 +14,25 @@ from torch import nn
 
 from sslab.errors import SslabError
 
-# Named sizes. Measured on this machine (2 shared CPU cores, fp32, torch threads = 2, torch 2.14, transformers
-# 5.24, attn sdpa) with a 8192-token vocabulary: forward + backward + AdamW step of BertForPreTraining on batches
-# of 32 x 128 tokens (masked-LM loss on 15% of positions + next-sentence loss); RoBERTa (MLM only) within 5%.
-#   size    layers heads hidden ff    params   tokens/s   ~s per epoch of SST-2 (~200k tokens)
-#   tiny    2      2     128    512   1.5 M    ~24 k      ~8
-#   mini    4      4     256    1024  5.3 M    ~7.5 k     ~27
-#   small   4      8     512    2048  17.2 M   ~2.3 k     ~87
-# (figures refreshed by benchmarks in the comment below; see `_SIZE_MEASUREMENT`). A 5-8 minute pretraining budget
-# therefore sees ~10-15 epochs of SST-2 with "mini" (the default), ~4-5 with "small", and 40+ with "tiny"
-# (for tests and smoke runs). sdpa vs eager attention: see `_SIZE_MEASUREMENT`.
+# Named sizes: Google's BERT miniatures (Turc et al. 2019: BERT-Tiny, -Mini, -Small). Measured on this machine
+# (2 shared CPU cores, fp32, torch threads = 2, torch 2.14, transformers 5.24), vocabulary 8192, batches of
+# 32 x 128 tokens, forward + backward + AdamW of BertForPreTraining (MLM on 15% of positions + next-sentence),
+# several runs under other jobs' load (1-3), so ranges (at load ~5 with spin-waiting OpenMP threads everything
+# ran 2-3x slower still; those runs are left out):
+#   size   layers heads hidden ff    params(V=8192)  tokens/s, HF loss        tokens/s, MLM logits only at
+#                                                    (logits at all 128 pos.)  the masked positions
+#   tiny   2      2     128    512    1.5 M           3.0-4.6 k                14.5-15.5 k
+#   mini   4      4     256    1024   5.4 M           1.3-2.0 k                1.7-3.3 k
+#   small  4      8     512    2048   17.4 M          0.4-0.6 k                0.4-0.5 k
+# RoBERTa (RobertaForMaskedLM) 1.3-3.3 k (tiny), 0.7-1.2 k (mini), 0.4-0.7 k (small); GPT-2 mini 1.2-1.6 k.
+# With a vocabulary of 8192 the full-sequence MLM decoder dominates small trunks: computing the MLM logits only
+# at masked positions (model.cls.predictions(h[masked]) / model.lm_head(h[masked])) is ~5x faster for tiny.
+# An SST-2 epoch (~200k real tokens, if sentences are packed or bucketed rather than padded to 128) therefore
+# takes ~15-65 s with tiny, ~60-150 s with mini and ~6-8 min with small: a 5-8 minute pretraining budget sees
+# several epochs with "mini" (the default: 2-5 with the HF loss, 3-8 with masked-only logits), 5-30 with "tiny"
+# (also for tests and smoke runs) and about one with "small".
+# Attention: sdpa vs eager showed no consistent difference at length 128 (tiny 4.3 k vs 3.0 k tokens/s in one run,
+# 3.0 k vs 3.9 k in another; mini likewise), within this machine's noise; sdpa (transformers' default) is kept.
 TEXT_SIZES: dict[str, dict] = {
     "tiny": {"n_layers": 2, "n_heads": 2, "hidden": 128, "intermediate": 512},
     "mini": {"n_layers": 4, "n_heads": 4, "hidden": 256, "intermediate": 1024},
@@ -78,7 +87,7 @@ def build_text_model(arch: Literal["bert", "roberta", "gpt2"], size: str | dict,
             raise SslabError(f"{name} must be a token id in [0, {vocab_size}), got {v!r}")
     if not 0.0 <= float(dropout) < 1.0:
         raise SslabError(f"dropout must be in [0, 1), got {dropout!r}")
-    # sdpa is transformers' default; on this CPU it is measured at least as fast as eager (see _SIZE_MEASUREMENT).
+    # sdpa is transformers' default; measured no slower than eager here (see the comment on TEXT_SIZES).
     overrides.setdefault("attn_implementation", "sdpa")
 
     if arch == "gpt2":
