@@ -193,3 +193,13 @@ def _check_member(tar_path: Path, member: tarfile.TarInfo) -> None:
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts:
         raise SslabError(f"unsafe member path {name!r} in archive {tar_path} (absolute or '..'); refusing to read it")
 
+
+def class_tree(d: Path, files_in) -> dict[str, list[Path]]:
+    """``{class: files}`` for the non-hidden subfolders of ``d`` in which ``files_in(subfolder, recursive=True)``
+    finds files (images, text files)."""
+    tree = {}
+    for sub in sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = files_in(sub, recursive=True)
+        if files:
+            tree[sub.name] = files
+    return tree

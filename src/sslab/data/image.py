@@ -37,7 +37,7 @@ from PIL import Image, ImageOps
 
 from sslab.atomic import atomic_write
 from sslab.data.base import (DataSplits, _check_member, _download, _file_identity, _one_line,  # noqa: F401
-                              _split_indices, _cache_key, cache_dir, data_root, label_subset)
+                              _split_indices, _cache_key, cache_dir, class_tree, data_root, label_subset)
 from sslab.errors import SslabError
 
 __all__ = [
@@ -462,13 +462,7 @@ def _images_in(d: Path, recursive: bool) -> list[Path]:
 
 
 def _class_tree(d: Path) -> dict[str, list[Path]]:
-    """``{class: images}`` for non-hidden subfolders of ``d`` that contain images."""
-    tree = {}
-    for sub in sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = _images_in(sub, recursive=True)
-        if files:
-            tree[sub.name] = files
-    return tree
+    return class_tree(d, _images_in)
 
 
 def _load_folder(root: Path, image_size: int | None) -> DataSplits:

@@ -45,6 +45,7 @@ import torch
 from sslab.atomic import atomic_write
 from sslab.data.base import (
     DataSplits,
+    class_tree,
     _download,
     _one_line,
     _split_indices,
@@ -561,12 +562,7 @@ def _text_files(d: Path, recursive: bool) -> list[Path]:
 
 
 def _class_tree(d: Path) -> dict[str, list[Path]]:
-    tree = {}
-    for sub in sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = _text_files(sub, recursive=True)
-        if files:
-            tree[sub.name] = files
-    return tree
+    return class_tree(d, _text_files)
 
 
 def _read_doc(p: Path) -> str:

@@ -15,16 +15,24 @@ from sslab.config import EvalConfig
 from sslab.engine import to_device
 
 
+def by_length(data, idx: torch.Tensor) -> torch.Tensor:
+    """`idx` grouped by item length when the data kind has lengths (text: a batch is padded to its longest item,
+    so batching similar lengths avoids computing on padding), else as given."""
+    lengths = getattr(data, "lengths", None)
+    return idx if lengths is None else idx[torch.argsort(torch.as_tensor(lengths)[idx], stable=True)]
+
+
 @torch.no_grad()
 def extract_features(encoder: nn.Module, data, device="cpu", batch: int = 1024) -> torch.Tensor:
     """Frozen features of every item of `data`, eval mode, as a float tensor on the CPU."""
     was_training = encoder.training
     encoder.eval().to(device)
-    n = len(data)
-    feats = [encoder(to_device(data.batch(torch.arange(i, min(i + batch, n))), device)).float().cpu()
-             for i in range(0, n, batch)]
+    order = by_length(data, torch.arange(len(data)))
+    feats = [encoder(to_device(data.batch(order[i : i + batch]), device)).float().cpu()
+             for i in range(0, len(order), batch)]
     encoder.train(was_training)
-    return torch.cat(feats)
+    out = torch.cat(feats)
+    return out[torch.argsort(order)]  # back to the items' order
 
 
 @torch.no_grad()
@@ -122,7 +130,7 @@ def finetune(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, 
 def evaluate_accuracy(model: nn.Module, data, idx, device, batch: int = 1024) -> float:
     """Accuracy of `model` on the items `idx` of `data`, in eval mode (BN running statistics)."""
     model.eval()
-    idx = torch.as_tensor(idx, dtype=torch.long)
+    idx = by_length(data, torch.as_tensor(idx, dtype=torch.long))
     y = torch.as_tensor(data.y)
     correct = 0
     for i in range(0, len(idx), batch):

@@ -47,11 +47,14 @@ class BERT(TextMethod):
                 "next_sentence_label": pairs["next_sentence_label"]}
 
     def forward(self, input_ids, attention_mask, token_type_ids, labels, next_sentence_label):
-        out = self.net(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        mlm = lm_loss(out.prediction_logits, labels)
-        nsp = torch.nn.functional.cross_entropy(out.seq_relationship_logits.float(), next_sentence_label)
+        out = self.net.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        chosen = labels != -100  # the vocabulary projection only where a token is predicted (15% of positions:
+        logits = self.net.cls.predictions(out.last_hidden_state[chosen])  # most of a small model's step otherwise)
+        nsp_logits = self.net.cls.seq_relationship(out.pooler_output)
+        mlm = lm_loss(logits, labels[chosen])
+        nsp = torch.nn.functional.cross_entropy(nsp_logits.float(), next_sentence_label)
         with torch.no_grad():
-            nsp_acc = (out.seq_relationship_logits.argmax(-1) == next_sentence_label).float().mean()
-            mlm_acc = masked_accuracy(out.prediction_logits, labels)
+            nsp_acc = (nsp_logits.argmax(-1) == next_sentence_label).float().mean()
+            mlm_acc = masked_accuracy(logits, labels[chosen])
         return {"loss": mlm + self.nsp_weight * nsp, "mlm_loss": mlm.detach(), "nsp_loss": nsp.detach(),
                 "mlm_acc": mlm_acc, "nsp_acc": nsp_acc}

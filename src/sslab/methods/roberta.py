@@ -24,5 +24,7 @@ class RoBERTa(TextMethod):
         return {"input_ids": ids, "labels": labels}
 
     def forward(self, input_ids, labels):
-        logits = self.net(input_ids=input_ids).logits
-        return {"loss": lm_loss(logits, labels), "mlm_acc": masked_accuracy(logits.detach(), labels)}
+        hidden = self.net.roberta(input_ids=input_ids).last_hidden_state
+        chosen = labels != -100  # the vocabulary projection only where a token is predicted
+        logits = self.net.lm_head(hidden[chosen])
+        return {"loss": lm_loss(logits, labels[chosen]), "mlm_acc": masked_accuracy(logits.detach(), labels[chosen])}
