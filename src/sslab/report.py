@@ -316,8 +316,13 @@ def _plot_measures(pretrain: dict, path: Path) -> str | None:
     series = [s for s in series if s[1]]
     if not series:
         return None
-    fig = _new_figure(4.0 * len(series), 3.4)
-    for ax, (k, xs, ys) in zip(fig.subplots(1, len(series), squeeze=False)[0], series):
+    cols = min(4, len(series))
+    rows = math.ceil(len(series) / cols)
+    fig = _new_figure(4.0 * cols, 3.0 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).reshape(-1)
+    for ax in axes[len(series):]:
+        ax.set_axis_off()
+    for ax, (k, xs, ys) in zip(axes, series):
         ax.plot(xs, ys, color="#1f77b4", lw=1.6, marker="o", ms=3)
         ax.set_xlabel(xlabel)
         ax.set_title(k.replace("_", " "), fontsize=10)

@@ -80,15 +80,20 @@ def _prob(value: float, name: str, fn: str, *, open_low: bool = False) -> float:
     return p
 
 
+def _as_ints(x: object, fn: str, what: str) -> Tensor:
+    """`x` (a tensor or a sequence of ints) as a flat CPU int64 tensor; one-line SslabError naming `what` else."""
+    try:
+        t = torch.as_tensor(x if isinstance(x, Tensor) else list(x))
+    except (TypeError, ValueError, RuntimeError):
+        raise SslabError(f"{fn}: {what} must be a sequence of ints, got {x!r}"[:300]) from None
+    if t.numel() and (t.dtype == torch.bool or t.is_floating_point() or t.is_complex()):
+        raise SslabError(f"{fn}: {what} must be ints, got dtype {t.dtype}")
+    return t.detach().cpu().reshape(-1).long()
+
+
 def _special_list(special_ids: Tensor | Sequence[int], fn: str) -> Tensor:
     """Sorted unique special ids as a CPU int64 tensor (a tiny list; a device tensor costs one copy)."""
-    try:
-        s = torch.as_tensor(special_ids if isinstance(special_ids, Tensor) else list(special_ids))
-    except (TypeError, ValueError, RuntimeError):
-        raise SslabError(f"{fn}: special_ids must be a sequence of ints, got {special_ids!r}") from None
-    if s.numel() and (s.dtype == torch.bool or s.is_floating_point() or s.is_complex()):
-        raise SslabError(f"{fn}: special_ids must be ints, got dtype {s.dtype}")
-    return torch.unique(s.detach().cpu().reshape(-1).long())
+    return torch.unique(_as_ints(special_ids, fn, "special_ids"))
 
 
 def _lookup(table: Tensor, ids: Tensor) -> Tensor:
@@ -425,15 +430,10 @@ def pack_sequences(seqs: Sequence[Sequence[int]], block: int, sep_id: int | None
     sep = torch.tensor([sep_id], dtype=torch.long) if sep_id is not None else None
     parts: list[Tensor] = []
     for i, seq in enumerate(seqs):
-        try:
-            t = torch.as_tensor(seq if isinstance(seq, Tensor) else list(seq))
-        except (TypeError, ValueError, RuntimeError):
-            raise SslabError(f"{fn}: sequence {i} is not a sequence of ints") from None
-        if t.numel() and (t.dtype == torch.bool or t.is_floating_point() or t.is_complex()):
-            raise SslabError(f"{fn}: sequence {i} must hold ints, got dtype {t.dtype}")
+        ids = _as_ints(seq, fn, f"sequence {i}")
         if sep is not None and i > 0:
             parts.append(sep)
-        parts.append(t.detach().cpu().reshape(-1).long())
+        parts.append(ids)
     flat = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
     n = flat.numel() // block
     return flat[: n * block].reshape(n, block)
