@@ -1,6 +1,32 @@
 """Character-level GPT on Tiny Shakespeare: nanoGPT's CPU reference recipe vs sslab's recipe, in plain PyTorch.
 
-RESULTS: see the block `# MEASURED` below (filled in from runs of this file).
+RESULTS (2 shared CPU cores, torch 2.14, transformers 5.24, 2 threads, OMP_WAIT_POLICY=PASSIVE, seed 0):
+    .venv/bin/python benchmarks/gpt_reference.py --interleave   # both recipes in one process, in turns
+  reference (nanoGPT CPU recipe, 2000 iters x 12 x 64 = 1.54M characters): val 2.62 @100, 2.08 @1000, 1.953 @1600,
+      final 1.907 (whole val set 1.897) after 322 s of training. It NEVER reaches 1.88 in its 2000 iterations
+      (nanoGPT's model differs: bias=False, exact GELU; its eval uses fresh random batches); the same curve, to
+      4 decimals, in all three runs of it. So the budget used below is the reference's whole 2000-iteration training time, stricter
+      than "time to 1.88".
+  sslab recipe (SSLAB below: same model, batch 8 x 64, lr 3e-3, 30 warm-up iters, cosine to 1e-4 over 3000 iters):
+      val 1.8001 @2550 (288 s), <= 1.80 first at iter 2700 = 303.6 s (1.38M characters), final 1.771 @3000
+      (whole val set 1.754) after 333 s.
+  => time to 1.80 (sslab) / reference's full 2000-iteration time = 303.6 / 322.3 = 0.94 (interleaved run).
+  Seconds per step, interleaved (step_seconds, --timing): sslab/ref = 0.67 on a quieter machine, 0.71 in the run
+  above; a sequential back-to-back run (ref, then sslab) gave 0.86 from load drift (315.6 s vs 274.7 s, ratio
+  1.15 there), which is why the recipes are compared interleaved. The margin is thin (~5-10%): 1.80 is crossed
+  between iters 2550 and 2700.
+  Search (loss vs iteration does not depend on the load, so most runs used 1 thread each, two in parallel):
+      ref arch, 16 x 128 batch, lr 3e-3, 700 iters (1.43M chars)     -> 2.012: large batches lose, step-limited
+      ref arch, 12 x 64, lr 3e-3, warm-up 30, 2000 iters             -> 1.80 at iter 1800 (0.90 of the ref's
+                                                                        steps, same step time), final 1.786
+      ref arch, 12 x 64, lr 6e-3                                     -> no better than 3e-3 (2.080 vs 2.065 @700)
+      ref arch, 8 x 64, lr 3e-3, 3000 iters  (chosen)                 -> 1.80 at ~2550-2700 x 0.67-0.71 step time
+      ref arch, 8 x 64, lr 3e-3, 2400 iters                           -> final 1.820: too short
+      ref arch, 4 x 64, lr 2e-3, 4000 iters                           -> worse per unit time (2.061 vs 2.031)
+      n_embd 192 / 6 heads, 4 x 64, lr 2e-3, 2400 iters               -> much worse per unit time (2.237 vs 2.095)
+  Contrary to the hint, larger batch x context did not use the 2 cores better here: step time was proportional
+  to characters per step (8 x 64 took 0.67 of 12 x 64; 4 x 64 0.40), and fewer, larger steps learn less per
+  character in this short, step-limited regime.
 
 Reference = nanoGPT README, "I only have a macbook":
     python train.py config/train_shakespeare_char.py --device=cpu --compile=False --eval_iters=20
@@ -22,10 +48,10 @@ is not jittered by eval sampling (nanoGPT draws fresh random windows each time).
 context is scored on its own (longer) windows, as nanoGPT would; `main` also reports the final candidate scored
 on 64-character windows.
 
-Torch uses 2 threads. The machine is shared, so compare the two recipes only within one process, back to back,
-as ratios:
-    .venv/bin/python benchmarks/gpt_reference.py            # reference, then the sslab recipe
-    .venv/bin/python benchmarks/gpt_reference.py --only ref # or --only sslab
+Torch uses 2 threads. The machine is shared, so compare the two recipes only within one process, as ratios:
+    .venv/bin/python benchmarks/gpt_reference.py --interleave     # both in turns, one eval interval each
+    .venv/bin/python benchmarks/gpt_reference.py --order ref      # or one recipe (--order ref,sslab: in sequence)
+    .venv/bin/python benchmarks/gpt_reference.py --timing         # seconds per step, interleaved
 """
 from __future__ import annotations
 
@@ -41,23 +67,19 @@ from pathlib import Path
 # Effective only when this file is run as a script (before torch is first imported).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
+import torch
 
-# MEASURED: (filled in below after runs)
-
-REFERENCE = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, max_iters=2000, lr=1e-3,
-                 min_lr=1e-4, warmup_iters=100, lr_decay_iters=2000, betas=(0.9, 0.99), weight_decay=0.1,
-                 grad_clip=1.0, dropout=0.0)
-# sslab's recipe (see MEASURED): found by the search recorded above.
-SSLAB = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=8, max_iters=3000, lr=3e-3,
-             min_lr=1e-4, warmup_iters=30, lr_decay_iters=3000, betas=(0.9, 0.99), weight_decay=0.1,
-             grad_clip=1.0, dropout=0.0)
+REFERENCE = {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "batch_size": 12, "max_iters": 2000,
+             "lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 100, "lr_decay_iters": 2000, "betas": (0.9, 0.99),
+             "weight_decay": 0.1, "grad_clip": 1.0, "dropout": 0.0}
+# sslab's recipe: found by the search recorded at the top of this file.
+SSLAB = {**REFERENCE, "batch_size": 8, "max_iters": 3000, "lr_decay_iters": 3000, "lr": 3e-3, "warmup_iters": 30}
 
 REF_TARGET, SSLAB_TARGET = 1.88, 1.80
 # Evaluation: the same 600 windows of 64 characters for both (50 x 12 and 75 x 8), every ~77k training characters;
 # with windows fixed across evaluations the curve is smooth, and the final whole-val-set figure checks it.
-REF_EVAL = dict(eval_every=100, eval_iters=50)
-SSLAB_EVAL = dict(eval_every=150, eval_iters=75)
+REF_EVAL = {"eval_every": 100, "eval_iters": 50}
+SSLAB_EVAL = {"eval_every": 150, "eval_iters": 75}
 
 
 def load_chars(data_root: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -117,18 +139,48 @@ def full_val_batches(val: torch.Tensor, block_size: int, batch_size: int = 64):
     return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, n, batch_size)]
 
 
-def run_recipe(data_root: str | os.PathLike | None = None, *, n_layer: int, n_head: int, n_embd: int,
-               block_size: int, batch_size: int, max_iters: int, lr: float, min_lr: float, warmup_iters: int,
-               lr_decay_iters: int, betas: tuple[float, float], weight_decay: float, grad_clip: float,
-               dropout: float, time_limit: float | None = None, eval_every: int = 100, eval_iters: int = 50,
-               seed: int = 0, stop_at: float | None = None, verbose: bool = False, threads: int = 2,
-               final_eval: bool = False):
-    """Train a character GPT with one recipe; return the val curve [(train seconds, iter, val loss), ...].
+def run_recipe(data_root: str | os.PathLike | None = None, *, time_limit: float | None = None, eval_every: int = 100,
+               eval_iters: int = 50, seed: int = 0, stop_at: float | None = None, verbose: bool = False,
+               threads: int = 2, final_eval: bool = False, **hyperparams):
+    """Train a character GPT with one recipe (the fields of REFERENCE); return the val curve
+    [(train seconds, iter, val loss), ...].
 
     Evaluates at iteration 0, every `eval_every` iterations and at the end. Stops after max_iters, when the
     training clock passes `time_limit` seconds, or (if `stop_at`) once val loss <= stop_at. With `final_eval`
     the last entry gets a 4th field: the loss over the whole val set at this block size and at block size 64.
     """
+    curve = []
+    for curve in train_gpt(data_root, time_limit=time_limit, eval_every=eval_every, eval_iters=eval_iters, seed=seed,
+                           stop_at=stop_at, verbose=verbose, threads=threads, final_eval=final_eval, **hyperparams):
+        pass
+    return curve
+
+
+def run_interleaved(runs: dict[str, dict], data_root=None, threads: int = 2, seed: int = 0, verbose: bool = True):
+    """Train several recipes in this process in turns, one evaluation interval each (A, B, A, B, ...), so that a
+    shared machine's changing load falls on all of them alike; each keeps its own training clock.
+    `runs` maps a name to run_recipe's keyword arguments. Returns {name: curve}."""
+    gens = {name: train_gpt(data_root, threads=threads, seed=seed, final_eval=True, **kw) for name, kw in runs.items()}
+    curves = {name: [] for name in runs}
+    while gens:
+        for name in list(gens):
+            try:
+                curves[name] = next(gens[name])
+            except StopIteration:
+                del gens[name]
+                continue
+            if verbose:
+                t, it, loss = curves[name][-1][:3]
+                print(f"  {name:6s} {t:7.1f}s  iter {it:5d}  val {loss:.4f}", flush=True)
+    return curves
+
+
+def train_gpt(data_root, *, n_layer: int, n_head: int, n_embd: int, block_size: int, batch_size: int,
+              max_iters: int, lr: float, min_lr: float, warmup_iters: int, lr_decay_iters: int,
+              betas: tuple[float, float], weight_decay: float, grad_clip: float, dropout: float,
+              time_limit: float | None = None, eval_every: int = 100, eval_iters: int = 50, seed: int = 0,
+              stop_at: float | None = None, verbose: bool = False, threads: int = 2, final_eval: bool = False):
+    """run_recipe as a generator: yields the curve so far after each evaluation."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     train, val, chars = load_chars(data_root or os.environ.get("SSLAB_DATA_ROOT", "/work/shared/data"))
@@ -147,12 +199,14 @@ def run_recipe(data_root: str | os.PathLike | None = None, *, n_layer: int, n_he
             curve.append((clock, it, loss))
             if verbose:
                 print(f"  {clock:7.1f}s  iter {it:5d}  val {loss:.4f}", flush=True)
-            if it >= max_iters or (time_limit is not None and clock >= time_limit) or (stop_at and loss <= stop_at):
-                if final_eval:
-                    full = evaluate(model, full_val_batches(val, block_size))
-                    full64 = evaluate(model, full_val_batches(val, 64)) if block_size != 64 else full
-                    curve[-1] = (clock, it, loss, (full, full64))
-                return curve
+            done = it >= max_iters or (time_limit is not None and clock >= time_limit) or (stop_at and loss <= stop_at)
+            if done and final_eval:
+                full = evaluate(model, full_val_batches(val, block_size))
+                full64 = evaluate(model, full_val_batches(val, 64)) if block_size != 64 else full
+                curve[-1] = (clock, it, loss, (full, full64))
+            yield curve
+            if done:
+                return
         t0 = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = lr_at(it, lr, min_lr, warmup_iters, lr_decay_iters)
@@ -229,6 +283,8 @@ def main(argv=None) -> None:
     ap.add_argument("--order", default="ref,sslab", help="recipes to run, in order (ref, sslab)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--interleave", action="store_true",
+                    help="train the recipes in turns, one evaluation interval each, instead of one after the other")
     ap.add_argument("--timing", action="store_true",
                     help="only time steps of both recipes, interleaved, and combine with the iterations to target")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -245,7 +301,12 @@ def main(argv=None) -> None:
               f"{sec['sslab'] / sec['ref']:.3f}")
         return
     curves = {}
-    for name in args.order.split(","):
+    if args.interleave:
+        names = args.order.split(",")
+        print({n: (runs[n][0], runs[n][1]) for n in names}, flush=True)
+        curves = run_interleaved({n: dict(**runs[n][0], **runs[n][1]) for n in names}, args.data_root,
+                                 threads=args.threads, seed=args.seed)
+    for name in ([] if args.interleave else args.order.split(",")):
         hp, ev, target = runs[name]
         print(f"{name}: {hp} {ev}", flush=True)
         curves[name] = run_recipe(args.data_root, **hp, **ev, seed=args.seed, threads=args.threads,
@@ -253,8 +314,10 @@ def main(argv=None) -> None:
         print(report(name, curves[name], target), flush=True)
     print("\n".join(report(n, c, runs[n][2]) for n, c in curves.items()))
     hits = {n: time_to(c, runs[n][2]) for n, c in curves.items()}
-    if len(hits) == 2 and all(hits.values()):
-        print(f"time ratio sslab(to {SSLAB_TARGET}) / ref(to {REF_TARGET}) = {hits['sslab'][0] / hits['ref'][0]:.2f}")
+    if len(hits) == 2 and hits["sslab"]:
+        # if the reference never reaches its target, compare with its whole training time (a stricter bound)
+        ref_t, what = (hits["ref"][0], f"ref to {REF_TARGET}") if hits["ref"] else (curves["ref"][-1][0], "ref total")
+        print(f"time ratio sslab(to {SSLAB_TARGET}) / {what} = {hits['sslab'][0] / ref_t:.2f}")
 
 
 if __name__ == "__main__":

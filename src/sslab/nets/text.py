@@ -92,19 +92,18 @@ def build_text_model(arch: Literal["bert", "roberta", "gpt2"], size: str | dict,
 
     if arch == "gpt2":
         cls, model_cls = tf.GPT2Config, tf.GPT2LMHeadModel
-        fields = dict(vocab_size=vocab_size, n_positions=max_len, n_embd=s["hidden"], n_layer=s["n_layers"],
-                      n_head=s["n_heads"], n_inner=s["intermediate"], resid_pdrop=dropout, embd_pdrop=dropout,
-                      attn_pdrop=dropout, pad_token_id=pad_id,
-                      bos_token_id=bos_id, eos_token_id=eos_id)
+        fields = {"vocab_size": vocab_size, "n_positions": max_len, "n_embd": s["hidden"], "n_layer": s["n_layers"],
+                  "n_head": s["n_heads"], "n_inner": s["intermediate"], "resid_pdrop": dropout, "embd_pdrop": dropout,
+                  "attn_pdrop": dropout, "pad_token_id": pad_id, "bos_token_id": bos_id, "eos_token_id": eos_id}
     else:
         cls, model_cls = ((tf.BertConfig, tf.BertForPreTraining) if arch == "bert"
                           else (tf.RobertaConfig, tf.RobertaForMaskedLM))
-        fields = dict(vocab_size=vocab_size, hidden_size=s["hidden"], num_hidden_layers=s["n_layers"],
-                      num_attention_heads=s["n_heads"], intermediate_size=s["intermediate"],
-                      hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
-                      max_position_embeddings=max_len if arch == "bert" else max_len + pad_id + 1,
-                      type_vocab_size=2 if arch == "bert" else 1,
-                      pad_token_id=pad_id, bos_token_id=bos_id, eos_token_id=eos_id)
+        fields = {"vocab_size": vocab_size, "hidden_size": s["hidden"], "num_hidden_layers": s["n_layers"],
+                  "num_attention_heads": s["n_heads"], "intermediate_size": s["intermediate"],
+                  "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout,
+                  "max_position_embeddings": max_len if arch == "bert" else max_len + pad_id + 1,
+                  "type_vocab_size": 2 if arch == "bert" else 1,
+                  "pad_token_id": pad_id, "bos_token_id": bos_id, "eos_token_id": eos_id}
     known = set(cls().to_dict()) | {"attn_implementation"}
     unknown = sorted(k for k in overrides if k not in known)
     if unknown:
