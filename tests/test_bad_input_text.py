@@ -248,7 +248,7 @@ def test_unknown_text_model_size(capsys, tmp_path, sentences, cmd):
     data = labelled_file(tmp_path / "l.txt", sentences)
     out = tmp_path / "o"
     assert_error(run_cli(capsys, cmd, "--data", data, "--method", "bert", "--backbone", "huge", "--out", out),
-                 "unknown text model size 'huge'", "tiny, mini, small", root=tmp_path, out=out)
+                 "unknown text model size 'huge'", "tiny", "mini", "small", root=tmp_path, out=out)
 
 
 @pytest.mark.parametrize("method,words", [("gpt", ["vocab_size >= 259", "got 10"]),

@@ -35,6 +35,8 @@ from sslab.errors import SslabError
 # 3.0 k vs 3.9 k in another; mini likewise), within this machine's noise; sdpa (transformers' default) is kept.
 TEXT_SIZES: dict[str, dict] = {
     "tiny": {"n_layers": 2, "n_heads": 2, "hidden": 128, "intermediate": 512},
+    # nanoGPT's CPU Shakespeare model (4 layers, 4 heads, width 128): the GPT benchmark's size
+    "nano": {"n_layers": 4, "n_heads": 4, "hidden": 128, "intermediate": 512},
     "mini": {"n_layers": 4, "n_heads": 4, "hidden": 256, "intermediate": 1024},
     "small": {"n_layers": 4, "n_heads": 8, "hidden": 512, "intermediate": 2048},
 }
