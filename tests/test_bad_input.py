@@ -108,7 +108,7 @@ def _make(root: Path, case: str) -> Path:
         labelled(d / "train")
         (d / "test").mkdir()
     elif case == "unsupported-file":
-        d = root / "data.csv"
+        d = root / "data.parquet"  # neither images nor text (a .csv is text now)
         d.write_text("x,y\n")
     elif case == "npz-missing":
         d = root / "data.npz"

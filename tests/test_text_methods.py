@@ -148,3 +148,19 @@ def test_text_study_end_to_end(tmp_path):
     html = (tmp_path / "run" / "report.html").read_text()
     assert "tfidf" in html and "pretext_measures.png" in html and "texts" in html
     assert res["data"]["kind"] == "text" and res["pretrain"]["unit"] == "tokens"
+
+
+@needs_trec
+def test_study_on_a_text_file_needs_no_method(tmp_path, capsys, monkeypatch):
+    """`sslab study --data questions.txt` (a labelled file never seen) picks the text default, BERT."""
+    monkeypatch.chdir(tmp_path)
+    lines = (ROOT / "sentences" / "TREC.train").read_bytes().decode("latin-1").splitlines()[:600]
+    data = tmp_path / "questions.txt"
+    data.write_text("\n".join(f"{ln.split(':')[0]} {ln.split(' ', 1)[1]}" for ln in lines) + "\n")
+    code = main(["study", "--data", str(data), "--budget", "3s", "--out", str(tmp_path / "run"),
+                 "pretrain.backbone=tiny", "eval.fractions=[1.0]", "eval.seeds=1", "eval.finetune_images=300",
+                 "eval.finetune_min_steps=5", "eval.protocols=[knn]"])
+    assert code == 0, capsys.readouterr().err
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["method"] == "bert" and info["kind"] == "text"
+    assert (tmp_path / "run" / "report.html").is_file()

@@ -100,6 +100,19 @@ def _recipe(config: Optional[Path], method: Optional[str]) -> Optional[Path]:
     return recipe if recipe.is_file() else None
 
 
+def _default_method(data: Optional[str], config: Optional[Path]) -> Optional[str]:
+    """Without --method (and --config): BERT for text data (a named text set, a text file or glob, a folder of
+    <class>/*.txt), else the recipe default (VICReg for images)."""
+    if data is None or config is not None:
+        return None
+    from sslab.data.text import is_text_spec
+
+    folder = Path(data).expanduser()
+    if folder.is_dir() and not any(folder.glob("*/*.txt")):  # loose .txt files beside no classes: not a text set
+        return None
+    return "bert" if is_text_spec(data) else None
+
+
 def _command() -> str:
     return "sslab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
@@ -127,6 +140,7 @@ def study(
     from sslab.report import print_summary
     from sslab.study import study as run_study
 
+    method = method or _default_method(data, config)
     ov = _pretrain_overrides(method, backbone, budget, epochs, seed, batch_size, None, None, None, "pretrain.")
     if epochs is not None:
         ov.append("pretrain.budget=null")
@@ -178,6 +192,7 @@ def pretrain(
     from sslab.engine import pretrain as run_pretrain
     from sslab.methods import method_kind, prepare_pretraining
 
+    method = method or (None if resume else _default_method(data, config))
     ov = _pretrain_overrides(method, backbone, budget, epochs, seed, batch_size, devices, num_nodes, accelerator)
     if epochs is not None:
         ov.append("budget=null")
