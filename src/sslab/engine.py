@@ -75,22 +75,26 @@ def method_from_info(info: dict) -> Method:
     return build_for_data(info["method"], info["backbone"], info.get("method_args", {}), info, cfg)
 
 
-def load_encoder(run_dir: str | Path) -> tuple[torch.nn.Module, dict]:
-    """The pretrained encoder of a run (`encoder()` of its method, backbone weights from
-    `run_dir/backbone.safetensors`): a module from a raw batch of the run's data kind to features, in eval mode."""
+def _pretrained(run_dir: str | Path) -> tuple[Method, dict]:
+    """A run's method rebuilt from run.json with the pretrained backbone weights (`backbone.safetensors`)."""
     info = read_run_info(run_dir)
     model = method_from_info(info)
     model.backbone.load_state_dict(load_weights(Path(run_dir) / "backbone.safetensors"))
+    return model, info
+
+
+def load_encoder(run_dir: str | Path) -> tuple[torch.nn.Module, dict]:
+    """The pretrained encoder of a run (`encoder()` of its method, backbone weights from
+    `run_dir/backbone.safetensors`): a module from a raw batch of the run's data kind to features, in eval mode."""
+    model, info = _pretrained(run_dir)
     return model.encoder().eval(), info
 
 
 def load_backbone(run_dir: str | Path) -> tuple[torch.nn.Module, dict]:
     """Rebuild a pretrained backbone (the network transfer starts from) from `run_dir/run.json` and
     `run_dir/backbone.safetensors`."""
-    info = read_run_info(run_dir)
-    bb = method_from_info(info).backbone
-    bb.load_state_dict(load_weights(Path(run_dir) / "backbone.safetensors"))
-    return bb, info
+    model, info = _pretrained(run_dir)
+    return model.backbone, info
 
 
 def load_method(run_dir: str | Path) -> tuple[Method, dict]:

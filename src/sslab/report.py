@@ -53,7 +53,6 @@ _DPI = 110
 # or loss logs (held-out loss, perplexity, masked-token accuracy, ...) gets its own panel
 _HISTORY_KNOWN = {"step", "epoch", "time", "loss", "lr", "emb_std", "eff_rank", "align", "uniform", "proj_std",
                   "proj_rank", "collapse"}
-_UNIT_NAMES = {"image": "images", "text": "texts"}
 
 
 def _throughput(pretrain: dict) -> str | None:
@@ -618,7 +617,7 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
         w(f'<code class="cmd">$ {_e(results["command"])}</code>')
 
     # data
-    unit = _UNIT_NAMES.get(str(data.get("kind", "image")), "examples")
+    unit = str(data.get("unit") or "images")  # the data kind's unit (results.json before text: images)
     if data:
         w("<h2>Data</h2>")
         classes = [str(c) for c in _as_list(data.get("classes"))]

@@ -68,7 +68,7 @@ def save_results(out: Path, results: dict) -> Path:
 
 def _data_info(splits) -> dict:
     tr = splits.train
-    return {"name": tr.name, "kind": tr.kind, "n_train": len(tr), "n_test": len(splits.test) if splits.test else 0,
+    return {"name": tr.name, "kind": tr.kind, "unit": tr.unit, "n_train": len(tr), "n_test": len(splits.test) if splits.test else 0,
             "classes": list(tr.classes), **kind_adapter(tr.kind).describe(tr)}
 
 
