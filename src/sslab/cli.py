@@ -131,6 +131,8 @@ def study(
     out: Optional[Path] = typer.Option(None, help="run folder (default runs/<data>-<method>)"),
     overwrite: bool = typer.Option(False, help="reuse an existing --out folder"),
     corpus: Optional[List[str]] = CorpusOpt,
+    from_: Optional[str] = typer.Option(None, "--from", help="a pretrained starting point to compare: a local Hugging "
+                                        "Face text model folder (config.json + safetensors) or an earlier sslab run"),
     config: Optional[Path] = ConfigOpt,
     data_root: Optional[Path] = RootOpt,
     overrides: Optional[List[str]] = OverridesArg,
@@ -152,6 +154,8 @@ def study(
         ov.append(f"eval.fractions=[{labels}]")
     if seeds is not None:
         ov.append(f"eval.seeds={seeds}")
+    if from_ is not None:
+        ov.append(f"foundation={json.dumps(str(from_))}")
     cfg = load_config(StudyConfig, _recipe(config, method), ov + list(overrides or []))
     _check_names(cfg.pretrain.method, cfg.pretrain.backbone)
     _check_corpus(cfg.pretrain.method, cfg.corpus)

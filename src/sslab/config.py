@@ -96,6 +96,8 @@ class EvalConfig(_Strict):
     knn_temperature: float = Field(0.07, gt=0)
     linear_epochs: int = Field(100, gt=0)
     linear_steps: int = Field(1500, gt=0, description="cap on linear-probe steps (epochs shrink for big label sets)")
+    linear_cv: bool = Field(False, description="linear probe by scikit-learn logistic regression with its L2 strength "
+                            "chosen by 3-fold cross-validation on the labelled subset (no per-epoch curve)")
     finetune_epochs: int = Field(50, gt=0, description="most epochs of a fine-tune run")
     finetune_images: int = Field(60_000, gt=0, description="cap on images seen per fine-tune run")
     finetune_min_steps: int = Field(200, gt=0, description="least optimiser steps per fine-tune run")
@@ -116,6 +118,8 @@ class EvalConfig(_Strict):
 class StudyConfig(_Strict):
     data: str = "fashion-mnist"
     corpus: list[str] = Field(default_factory=list, description="extra unlabelled files to pretrain on (text)")
+    foundation: str | None = Field(None, description="a pretrained model to compare (CLI --from): a local Hugging Face "
+                                   "text model folder or an earlier sslab run")
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 

@@ -28,11 +28,12 @@ from sslab.errors import SslabError
 __all__ = ["summarize", "write_report", "print_summary"]
 
 # Preferred display order / colours. Anything else is accepted and placed after these.
-INIT_ORDER = ["ssl", "ssl+aug", "scratch+aug", "scratch", "pixels", "tfidf"]
+INIT_ORDER = ["ssl", "ssl+aug", "foundation", "scratch+aug", "scratch", "pixels", "tfidf"]
 PROTOCOL_ORDER = ["finetune", "linear", "knn", "logreg"]
 INIT_COLORS = {
     "ssl": "#1f77b4",
     "ssl+aug": "#9467bd",
+    "foundation": "#2ca02c",
     "scratch": "#ff7f0e",
     "scratch+aug": "#d62728",
     "pixels": "#7f7f7f",
@@ -230,7 +231,8 @@ def print_summary(results: dict, console=None) -> None:
             if d is None:
                 row.append(Text("–"))
                 continue
-            txt = f"{_pct(d['mean'])}±{_pct(d['std'])} n={d['n']}"
+            txt = (f"{_pct(d['mean'])}±{_pct(d['std'])} n={d['n']}" if d["n"] > 1
+                   else f"{_pct(d['mean'])} (one run)")
             row.append(Text(txt, style="bold" if _is_best(d, best) else ""))
         table.add_row(*row)
     console.print(table)
@@ -573,7 +575,8 @@ def _results_table_html(summary: list[dict]) -> str:
             if d is None:
                 tds.append('<td class="num">–</td>')
                 continue
-            txt = f"{_pct(d['mean'])} ± {_pct(d['std'])} (n={d['n']})"
+            txt = (f"{_pct(d['mean'])} ± {_pct(d['std'])} (n={d['n']})" if d["n"] > 1
+                   else f"{_pct(d['mean'])} (one run)")
             is_best = _is_best(d, best)
             txt = f"<b>{_e(txt)}</b>" if is_best else _e(txt)
             train = f"<small>train {_e(_pct(d['train_mean']))}</small>" if d["train_mean"] is not None else ""

@@ -11,6 +11,7 @@ from sslab.atomic import atomic_write
 from sslab.config import EvalConfig, StudyConfig
 from sslab.data import load_data
 from sslab.engine import load_encoder, method_from_info, pretrain, read_run_info
+from sslab.errors import SslabError
 from sslab.evaluate import check_labelled, evaluate_encoder, kind_adapter
 from sslab.methods import method_kind, prepare_pretraining
 from sslab.progress import Progress
@@ -20,7 +21,8 @@ from sslab.report import print_summary, summarize, write_report
 def findings(summary: list[dict]) -> list[str]:
     """Plain-language answers to the study's questions, from the summarised numbers."""
     get = {(s["init"], s["protocol"], s["fraction"]): s for s in summary}
-    fmt = lambda s: f"{s['mean']:.1%} ± {s['std']:.1%} (n={s['n']})"  # noqa: E731
+    fmt = lambda s: (f"{s['mean']:.1%} ± {s['std']:.1%} (n={s['n']})" if s["n"] > 1  # noqa: E731
+                     else f"{s['mean']:.1%} (one run)")
     out = []
     for frac in (0.1, 0.01):
         s = get.get(("scratch", "finetune", frac))
@@ -36,6 +38,25 @@ def findings(summary: list[dict]) -> list[str]:
             verdict = "improves" if d > 0 else "lowers"
             out.append(f"Augmentation {verdict} scratch test accuracy at {frac:.0%} labels: {fmt(b)} -> {fmt(a)} "
                        f"({d:+.1%}{_spread(a, b, d)}).")
+    for frac in sorted({k[2] for k in get}):  # the question "how much does SSL add over training from scratch?"
+        ssl = [v for k, v in get.items() if k[0] == "ssl" and k[2] == frac]
+        b = get.get(("scratch", "finetune", frac))
+        if ssl and b:
+            s = max(ssl, key=lambda v: v["mean"])
+            d = s["mean"] - b["mean"]
+            out.append(f"Against the same network trained from scratch at {frac:.0%} labels ({fmt(b)}), SSL pretraining "
+                       f"(best protocol: {s['protocol']}, {fmt(s)}) {'adds' if d > 0 else 'loses'} {abs(d):.1%}"
+                       f"{_spread(s, b, d)}.")
+    for frac in sorted({k[2] for k in get}):  # where a pretrained foundation model stands
+        found = [v for k, v in get.items() if k[0] == "foundation" and k[2] == frac]
+        if found:
+            f = max(found, key=lambda v: v["mean"])
+            parts = [f"{name} {fmt(v)} ({f['mean'] - v['mean']:+.1%}{_spread(f, v, f['mean'] - v['mean'])})"
+                     for name, v in (("own SSL", max((v for k, v in get.items() if k[0] == "ssl" and k[2] == frac),
+                                                      key=lambda v: v["mean"], default=None)),
+                                     ("scratch", get.get(("scratch", "finetune", frac)))) if v]
+            out.append(f"The foundation model at {frac:.0%} labels (best protocol: {f['protocol']}, {fmt(f)}) against "
+                       + ("; ".join(parts) or "nothing else measured") + ".")
     for frac in sorted({k[2] for k in get}):
         ssl = sorted((v for k, v in get.items() if k[0] == "ssl" and k[2] == frac), key=lambda v: -v["mean"])
         base = [v for k, v in get.items() if k[0] != "ssl" and k[2] == frac]
@@ -77,6 +98,28 @@ def _fresh(info: dict):
     return lambda seed: method_from_info(info).encoder()
 
 
+def _params(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def load_foundation(spec: str, kind: str, context: int | None = None):
+    """(encoder, info) of a pretrained starting point: an earlier sslab run (a folder with run.json) or, for text,
+    a local Hugging Face model folder (config.json + safetensors weights, its own tokenizer.json)."""
+    path = Path(spec).expanduser()
+    if (path / "run.json").is_file():
+        run_kind = read_run_info(path).get("kind", "image")
+        if run_kind != kind:
+            raise SslabError(f"--from {spec}: a run on {run_kind} data, the study is on {kind} data")
+        encoder, info = load_encoder(path)
+        return encoder, {**info, "foundation": str(path)}
+    if kind != "text":
+        raise SslabError(f"--from {spec}: for {kind} data --from takes an earlier sslab run (a folder with run.json)")
+    from sslab.methods.text import foundation_encoder
+
+    encoder, info, _ = foundation_encoder(path, context or 128)
+    return encoder, info
+
+
 def _baseline_notes(kind: str) -> str:
     return ("scratch: the same network from random init fine-tuned on the labels; scratch+aug: the same with "
             f"augmentation; {kind_adapter(kind).RAW_NOTE}.")
@@ -91,6 +134,7 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=p
     check_labelled(splits)
     log(f"data {splits.train.name}: {len(splits.train)} train / {len(splits.test)} test {splits.train.unit}, "
         f"{len(splits.train.classes)} classes")
+    foundation = load_foundation(cfg.foundation, kind, cfg.pretrain.context) if cfg.foundation else None
     prepared = prepare_pretraining(splits, cfg.pretrain, out, root=root, corpus=cfg.corpus)
     pre = pretrain(prepared.train, cfg.pretrain, out, data_spec=cfg.data, show_progress=show_progress,
                    val_data=prepared.val)
@@ -103,6 +147,18 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=p
         ev = evaluate_encoder(encoder, info, splits, cfg.eval, log, fresh=_fresh(info), progress=progress)
     finally:
         progress.close()
+    if foundation is not None:  # the pretrained starting point, frozen and fine-tuned, through the same protocols
+        fenc, finfo = foundation
+        log(f"foundation model {finfo['foundation']} ({_params(fenc) / 1e6:.1f} M parameters)")
+        progress = Progress("evaluate foundation", show_progress)
+        try:
+            fev = evaluate_encoder(fenc, finfo, splits, cfg.eval.model_copy(update={"baselines": []}), log,
+                                   progress=progress, name="foundation")
+        finally:
+            progress.close()
+        ev["runs"] += fev["runs"]
+        extra["foundation"] = {"path": finfo["foundation"], "backbone": finfo["backbone"],
+                               "parameters": _params(fenc), "health": fev["health"]}
     results = assemble({
         "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": command, "config": cfg.model_dump(), "data": _data_info(splits), "pretrain": pre,

@@ -22,18 +22,20 @@ from sslab.health import embedding_health
 @dataclass(frozen=True)
 class Protocol:
     """`frozen`: fn(train_f, train_y, test_f, test_y, cfg, seed, n_classes) on frozen features; else
-    fn(encoder, train, idx, test, cfg, seed, n_classes, augment, device), which trains the encoder."""
+    fn(encoder, train, idx, test, cfg, seed, n_classes, augment, device), which trains the encoder.
+    `seeded`: the result depends on the seed beyond the label subset (kNN does not: with all labels it runs once)."""
     name: str
     fn: Callable
     frozen: bool
     metric: str = "accuracy"
+    seeded: bool = True
 
 
 PROTOCOLS: dict[str, Protocol] = {}
 
 
-def register_protocol(name: str, fn: Callable, frozen: bool, metric: str = "accuracy") -> None:
-    PROTOCOLS[name] = Protocol(name, fn, frozen, metric)
+def register_protocol(name: str, fn: Callable, frozen: bool, metric: str = "accuracy", seeded: bool = True) -> None:
+    PROTOCOLS[name] = Protocol(name, fn, frozen, metric, seeded)
 
 
 def _knn(train_f, train_y, test_f, test_y, cfg, seed, n_classes):
@@ -41,7 +43,7 @@ def _knn(train_f, train_y, test_f, test_y, cfg, seed, n_classes):
             "test_acc": knn_accuracy(train_f, train_y, test_f, test_y, cfg.knn_k, cfg.knn_temperature)}
 
 
-register_protocol("knn", _knn, frozen=True)
+register_protocol("knn", _knn, frozen=True, seeded=False)
 register_protocol("linear", linear_probe, frozen=True)
 register_protocol("finetune", finetune, frozen=False)
 
@@ -80,10 +82,11 @@ def check_labelled(splits) -> None:
 
 
 def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fresh: Callable | None = None,
-                     progress=None) -> dict:
+                     progress=None, name: str = "ssl") -> dict:
     """Every protocol x fraction x seed for the pretrained `encoder` (None: baselines only) and the baselines named
     in `cfg.baselines`; `fresh(seed)` builds a randomly initialised encoder of the same architecture (the scratch
-    baselines). Returns {"runs": [...], "health": {...}}."""
+    baselines). `name`: the encoder's rows' init ("ssl"; "foundation" for a pretrained model). Returns
+    {"runs": [...], "health": {...}}."""
     check_labelled(splits)
     kind = kind_adapter(info.get("kind", "image"))
     device = _device()
@@ -94,8 +97,8 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
     feats = {}
     if encoder is not None:
         t = time.time()
-        feats["ssl"] = (extract_features(encoder, tr, device), extract_features(encoder, te, device))
-        health = embedding_health(feats["ssl"][1], full=True)
+        feats[name] = (extract_features(encoder, tr, device), extract_features(encoder, te, device))
+        health = embedding_health(feats[name][1], full=True)
         log(f"features extracted in {time.time() - t:.1f}s; effective rank {health['effective_rank']:.1f} of {health['dim']}")
     if {"raw", "pixels", "tfidf"} & set(cfg.baselines):  # the kind's no-learning baseline (raw pixels / TF-IDF)
         feats[kind.RAW_BASELINE] = kind.raw_features(tr, te)
@@ -116,26 +119,28 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
             idx = label_subset(splits.train.y, fraction, seed)
             ytr = splits.train.y[idx]
             for init, f in feats.items():
-                if init != "ssl":  # the raw baseline: logistic regression
+                if init != name:  # the raw baseline: logistic regression
                     record(init, "logreg", fraction, seed, len(idx),
                            kind.raw_probe(f, idx, ytr, splits.test.y, cfg, seed, n_classes))
                     continue
                 ftr, fte = f
-                for name in frozen:
-                    record(init, name, fraction, seed, len(idx),
-                           PROTOCOLS[name].fn(ftr[idx], ytr, fte, splits.test.y, cfg, seed, n_classes))
+                for protocol in frozen:
+                    if fraction >= 1.0 and seed > 0 and not PROTOCOLS[protocol].seeded:
+                        continue  # the same labels and no randomness: one run, not copies of it
+                    record(init, protocol, fraction, seed, len(idx),
+                           PROTOCOLS[protocol].fn(ftr[idx], ytr, fte, splits.test.y, cfg, seed, n_classes))
             if seed >= cfg.finetune_seeds_large and fraction >= 0.1:
                 continue
             inits = []
             if encoder is not None:
-                inits += [("ssl", encoder, name, cfg.finetune_aug) for name in trained]
-            for name in ("scratch", "scratch+aug"):
-                if name in cfg.baselines and fresh is not None:
+                inits += [(name, encoder, protocol, cfg.finetune_aug) for protocol in trained]
+            for base in ("scratch", "scratch+aug"):
+                if base in cfg.baselines and fresh is not None:
                     torch.manual_seed(seed)
-                    inits.append((name, fresh(seed), "finetune", name.endswith("+aug")))
-            for init, net, name, aug in inits:
-                res = PROTOCOLS[name].fn(net, tr, idx, te, cfg, seed, n_classes, augment if aug else None, device)
-                record(init, name, fraction, seed, len(idx), res)
+                    inits.append((base, fresh(seed), "finetune", base.endswith("+aug")))
+            for init, net, protocol, aug in inits:
+                res = PROTOCOLS[protocol].fn(net, tr, idx, te, cfg, seed, n_classes, augment if aug else None, device)
+                record(init, protocol, fraction, seed, len(idx), res)
             done += 1
             if progress is not None:
                 progress.update(done / total, f"{fraction:.0%} labels, seed {seed}")

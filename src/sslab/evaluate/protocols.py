@@ -54,8 +54,35 @@ def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     return (logits.argmax(1) == y).float().mean().item()
 
 
+def logistic_cv(x_train, y_train, x_test, y_test, seed: int, grid: tuple[float, ...], default_c: float) -> dict:
+    """scikit-learn logistic regression with its inverse L2 strength C chosen from `grid` by stratified 3-fold
+    cross-validation on the labelled items alone (`default_c` when a class has fewer than 3 of them)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    clf = LogisticRegression(C=default_c, max_iter=3000)
+    if int(np.bincount(y_train).min()) >= 3:
+        folds = StratifiedKFold(3, shuffle=True, random_state=seed)
+        clf = GridSearchCV(clf, {"C": list(grid)}, cv=folds).fit(x_train, y_train).best_estimator_
+    else:
+        clf.fit(x_train, y_train)
+    return {"train_acc": float((clf.predict(x_train) == y_train).mean()),
+            "test_acc": float((clf.predict(x_test) == y_test).mean()), "curve": None}
+
+
+# C grid for standardised dense features. Measured on SST-2 at 1% labels (69 sentences), 5 seeds, features of a
+# tiny GPT: the AdamW probe below (lr 1e-2, wd 1e-3, 100 epochs) fits the 69 examples exactly and tests lower.
+LINEAR_CV_GRID = (0.001, 0.01, 0.1, 1.0)
+
+
 def linear_probe(train_f, train_y, test_f, test_y, cfg: EvalConfig, seed: int, n_classes: int) -> dict:
-    """Softmax regression on standardised frozen features (also used on raw features: logistic regression)."""
+    """Softmax regression on standardised frozen features (also used on raw pixels: logistic regression); with
+    `cfg.linear_cv` scikit-learn's logistic regression with its L2 strength chosen by cross-validation instead."""
+    if cfg.linear_cv:
+        mu, sd = train_f.mean(0), train_f.std(0) + 1e-6
+        return logistic_cv(((train_f - mu) / sd).numpy(), train_y, ((test_f - mu) / sd).numpy(), test_y, seed,
+                           LINEAR_CV_GRID, default_c=0.1)
     g = torch.Generator().manual_seed(seed)
     mu, sd = train_f.mean(0), train_f.std(0) + 1e-6
     xtr, xte = (train_f - mu) / sd, (test_f - mu) / sd

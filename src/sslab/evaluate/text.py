@@ -50,18 +50,9 @@ def raw_features(train, test):
 
 
 def raw_probe(feats: TfidfFeatures, idx, y_train, y_test, cfg, seed: int, n_classes: int) -> dict:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sslab.evaluate.protocols import logistic_cv
 
-    x = feats.train[idx]
-    clf = LogisticRegression(C=10.0, max_iter=2000)
-    if int(np.bincount(y_train).min()) >= 3:  # C by 3-fold cross-validation on the labelled subset only
-        folds = StratifiedKFold(3, shuffle=True, random_state=seed)
-        clf = GridSearchCV(clf, {"C": [0.1, 1.0, 10.0, 100.0]}, cv=folds).fit(x, y_train).best_estimator_
-    else:
-        clf.fit(x, y_train)
-    return {"train_acc": float((clf.predict(x) == y_train).mean()),
-            "test_acc": float((clf.predict(feats.test) == y_test).mean()), "curve": None}
+    return logistic_cv(feats.train[idx], y_train, feats.test, y_test, seed, (0.1, 1.0, 10.0, 100.0), default_c=10.0)
 
 
 def describe(split) -> dict:

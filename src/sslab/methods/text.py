@@ -80,9 +80,12 @@ class TextMethod(Method):
     min_context: int = 2  # the shortest context whose packed blocks the views can use
     lowercase: bool = False
 
-    def __init__(self, net, pooling: str | None = None, probe_items: int = PROBE_TEXT_ITEMS):
+    def __init__(self, net, pooling: str | None = None, probe_items: int = PROBE_TEXT_ITEMS,
+                 dropout: float | None = None):
         super().__init__()
         self.net = net
+        if dropout is not None:  # the HF config's dropout rates (hidden, attention, embeddings) and the modules
+            set_dropout(net, dropout)
         if pooling is not None:
             if pooling not in TextEncoder.POOLINGS:
                 raise SslabError(f"unknown pooling {pooling!r}; choose from {', '.join(TextEncoder.POOLINGS)}")
@@ -179,6 +182,48 @@ class TextMethod(Method):
         out = self(**inputs) if isinstance(inputs, dict) else self(*inputs)
         out = out if isinstance(out, dict) else {"loss": out}
         return {f"val_{k}": float(v) for k, v in out.items()}
+
+
+def foundation_encoder(folder, context: int = 128, pooling: str = "mean"):
+    """A pretrained HF text encoder from a local folder as the transfer harness sees a run: (encoder, info, fresh),
+    `info` describing its own tokenizer (the folder's tokenizer.json), `fresh(seed)` the same architecture from
+    random initialisation."""
+    from pathlib import Path
+
+    from sslab.nets.text import load_hf_encoder
+
+    folder = Path(folder).expanduser().resolve()
+    trunk = load_hf_encoder(folder)
+    tok = load_tokenizer(folder)
+    cfg = trunk.config
+    longest = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or context
+    if getattr(cfg, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        longest -= (cfg.pad_token_id or 0) + 1  # positions are numbered from pad_id + 1
+    context = max(2, min(context, int(longest)))
+    info = {**tokenizer_meta(tok, context, "pretrained"), "tokenizer": ".", "run_dir": str(folder),
+            "method": "foundation", "backbone": f"{getattr(cfg, 'model_type', 'model')} from {folder.name}",
+            "foundation": str(folder), "pooling": pooling}
+    dim = cfg.hidden_size
+
+    def fresh(seed: int) -> TextEncoder:
+        import transformers as tf
+
+        torch.manual_seed(seed)
+        return TextEncoder(tf.AutoModel.from_config(cfg), pooling, dim)
+
+    return TextEncoder(trunk, pooling, dim).eval(), info, fresh
+
+
+def set_dropout(net: torch.nn.Module, p: float) -> None:
+    """Set every dropout rate of a HF text model (its config too, so that `<run>/hf` says what was trained)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+        raise SslabError(f"dropout must be a number in [0, 1), got {p!r}")
+    for m in net.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = float(p)
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "resid_pdrop", "embd_pdrop", "attn_pdrop"):
+        if hasattr(net.config, key):
+            setattr(net.config, key, float(p))
 
 
 def _check_unknown(tok, texts: list[str], vocab_size: int) -> None:

@@ -118,6 +118,32 @@ def build_text_model(arch: Literal["bert", "roberta", "gpt2"], size: str | dict,
         raise SslabError(f"cannot build {arch} model: {' '.join(str(err).split())}") from None
 
 
+def load_hf_encoder(folder) -> nn.Module:
+    """A pretrained Hugging Face text encoder (its base model, without task heads) from a local folder holding
+    config.json and safetensors weights (`save_pretrained`'s layout). Nothing is downloaded and nothing pickled is
+    read: a folder with only pytorch_model.bin is refused."""
+    from pathlib import Path
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise SslabError(f"pretrained model folder not found: {folder}")
+    if not (folder / "config.json").is_file():
+        raise SslabError(f"{folder} is not a Hugging Face model folder (no config.json)")
+    if not any(folder.glob("*.safetensors")):
+        raise SslabError(f"{folder} has no .safetensors weights (pickled pytorch_model.bin files are not loaded)")
+    import transformers as tf
+    from safetensors import SafetensorError
+
+    try:
+        model = tf.AutoModel.from_pretrained(str(folder), local_files_only=True, use_safetensors=True)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
+        first = " ".join(str(err).split())[:300]
+        raise SslabError(f"cannot load the pretrained model in {folder}: {first}") from None
+    if getattr(model.config, "is_encoder_decoder", False):
+        raise SslabError(f"{folder} holds an encoder-decoder model; --from takes a text encoder")
+    return text_base(model)
+
+
 def text_base(model) -> nn.Module:
     """The trunk without LM heads: model.bert / model.roberta / model.transformer (a base model is returned as is)."""
     base = getattr(model, "base_model", None)

