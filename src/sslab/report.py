@@ -87,6 +87,17 @@ def _key_order(init: str, protocol: str) -> tuple:
     return (_order(init, INIT_ORDER), _order(protocol, PROTOCOL_ORDER))
 
 
+def spread_text(d: dict, compact: bool = False, pct=None) -> str:
+    """`mean ± std (n=K)` of a summarised group; a single run, or runs that all gave the same figure, are said so
+    instead of printing a spread of 0."""
+    pct = pct or _pct
+    if d["n"] < 2:
+        return f"{pct(d['mean'])} (one run)"
+    if not d["std"]:
+        return f"{pct(d['mean'])} (all {d['n']} runs equal)"
+    return f"{pct(d['mean'])}±{pct(d['std'])} n={d['n']}" if compact else f"{pct(d['mean'])} ± {pct(d['std'])} (n={d['n']})"
+
+
 def _frac_label(f: float) -> str:
     return f"{f * 100:.3g}%"
 
@@ -231,8 +242,7 @@ def print_summary(results: dict, console=None) -> None:
             if d is None:
                 row.append(Text("–"))
                 continue
-            txt = (f"{_pct(d['mean'])}±{_pct(d['std'])} n={d['n']}" if d["n"] > 1
-                   else f"{_pct(d['mean'])} (one run)")
+            txt = spread_text(d, compact=True)
             row.append(Text(txt, style="bold" if _is_best(d, best) else ""))
         table.add_row(*row)
     console.print(table)
@@ -575,8 +585,7 @@ def _results_table_html(summary: list[dict]) -> str:
             if d is None:
                 tds.append('<td class="num">–</td>')
                 continue
-            txt = (f"{_pct(d['mean'])} ± {_pct(d['std'])} (n={d['n']})" if d["n"] > 1
-                   else f"{_pct(d['mean'])} (one run)")
+            txt = spread_text(d)
             is_best = _is_best(d, best)
             txt = f"<b>{_e(txt)}</b>" if is_best else _e(txt)
             train = f"<small>train {_e(_pct(d['train_mean']))}</small>" if d["train_mean"] is not None else ""

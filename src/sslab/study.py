@@ -15,14 +15,13 @@ from sslab.errors import SslabError
 from sslab.evaluate import check_labelled, evaluate_encoder, kind_adapter
 from sslab.methods import method_kind, prepare_pretraining
 from sslab.progress import Progress
-from sslab.report import print_summary, summarize, write_report
+from sslab.report import print_summary, spread_text, summarize, write_report
 
 
 def findings(summary: list[dict]) -> list[str]:
     """Plain-language answers to the study's questions, from the summarised numbers."""
     get = {(s["init"], s["protocol"], s["fraction"]): s for s in summary}
-    fmt = lambda s: (f"{s['mean']:.1%} ± {s['std']:.1%} (n={s['n']})" if s["n"] > 1  # noqa: E731
-                     else f"{s['mean']:.1%} (one run)")
+    fmt = lambda s: spread_text(s, pct=lambda v: f"{v:.1%}")  # noqa: E731
     out = []
     for frac in (0.1, 0.01):
         s = get.get(("scratch", "finetune", frac))

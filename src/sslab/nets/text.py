@@ -134,6 +134,7 @@ def load_hf_encoder(folder) -> nn.Module:
     import transformers as tf
     from safetensors import SafetensorError
 
+    tf.utils.logging.disable_progress_bar()  # no "Loading weights" bar in a study's log
     try:
         model = tf.AutoModel.from_pretrained(str(folder), local_files_only=True, use_safetensors=True)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
