@@ -79,13 +79,11 @@ LINEAR_CV_GRID = (0.001, 0.01, 0.1, 1.0)
 def linear_probe(train_f, train_y, test_f, test_y, cfg: EvalConfig, seed: int, n_classes: int) -> dict:
     """Softmax regression on standardised frozen features (also used on raw pixels: logistic regression); with
     `cfg.linear_cv` scikit-learn's logistic regression with its L2 strength chosen by cross-validation instead."""
-    if cfg.linear_cv:
-        mu, sd = train_f.mean(0), train_f.std(0) + 1e-6
-        return logistic_cv(((train_f - mu) / sd).numpy(), train_y, ((test_f - mu) / sd).numpy(), test_y, seed,
-                           LINEAR_CV_GRID, default_c=0.1)
-    g = torch.Generator().manual_seed(seed)
     mu, sd = train_f.mean(0), train_f.std(0) + 1e-6
     xtr, xte = (train_f - mu) / sd, (test_f - mu) / sd
+    if cfg.linear_cv:
+        return logistic_cv(xtr.numpy(), train_y, xte.numpy(), test_y, seed, LINEAR_CV_GRID, default_c=0.1)
+    g = torch.Generator().manual_seed(seed)
     ytr, yte = torch.as_tensor(train_y), torch.as_tensor(test_y)
     torch.manual_seed(seed)
     head = nn.Linear(xtr.shape[1], n_classes)
