@@ -40,8 +40,11 @@ TEXT_META = {"kind": "text", "vocab_size": 40, "context": 16, "pad_id": 0, "unk_
 
 def text_inputs(model) -> dict:
     """The pretext inputs of the whole batch (the same in every process; each takes its share): packed blocks of
-    3 documents per row, views drawn from a fixed generator."""
+    3 documents per row (or the method's own `example_batch` when its data are not token blocks), views drawn
+    from a fixed generator."""
     g = torch.Generator().manual_seed(1)
+    if hasattr(model, "example_batch"):
+        return model.views(model.example_batch(TEXT_META, BATCH, g), g)
     n = model.block_len(TEXT_META["context"]) + 1
     ids = torch.randint(5, TEXT_META["vocab_size"], (BATCH, n), generator=g)
     doc = torch.arange(n).expand(BATCH, n) // (n // 3 + 1) + 10 * torch.arange(BATCH)[:, None]
@@ -55,7 +58,7 @@ def one_step(name: str, rank: int, world: int) -> dict:
     if cls.kind == "text":
         from sslab.config import PretrainConfig
 
-        model = build_method(name, cls.build_net("tiny", TEXT_META))
+        model = build_method(name, cls.build_net(cls.tiny_backbone, TEXT_META))
         model.setup(TEXT_META, PretrainConfig(method=name))
         local = {k: v[rank * share : (rank + 1) * share] for k, v in text_inputs(model).items()}
     else:

@@ -314,6 +314,32 @@ def generate(
 
 
 @app.command()
+def wordvec(
+    run: Path = typer.Argument(..., help="a word2vec / glove run folder, or a word2vec text-format vectors file"),
+    similar: Optional[List[str]] = typer.Option(None, "--similar", help="a word whose nearest neighbours to list "
+                                                "(repeatable)"),
+    analogy: Optional[List[str]] = typer.Option(None, "--analogy", help='e.g. "king - man + woman" (repeatable)'),
+    top: int = typer.Option(10, min=1, help="neighbours to list"),
+    intrinsic: bool = typer.Option(False, "--evaluate", help="WordSim353 / SimLex-999 Spearman and analogy accuracy"),
+    data_root: Optional[Path] = RootOpt,
+):
+    """Nearest neighbours, analogies and intrinsic scores of word vectors."""
+    from sslab.evaluate.wordvec import intrinsic as score
+    from sslab.evaluate.wordvec import intrinsic_lines, parse_analogy, run_word_table
+
+    if not (similar or analogy or intrinsic):
+        raise SslabError("nothing to do: give --similar WORD, --analogy \"a - b + c\" or --evaluate")
+    table = run_word_table(run)
+    queries = [([w], []) for w in similar or []] + [parse_analogy(a) for a in analogy or []]
+    for (pos, neg), text in zip(queries, list(similar or []) + list(analogy or [])):
+        near = table.most_similar(pos, neg, top)
+        typer.echo(f"{text}: " + ", ".join(f"{w} {s:.3f}" for w, s in near))
+    if intrinsic:
+        for line in intrinsic_lines(score(table, data_root)):
+            typer.echo(line)
+
+
+@app.command()
 def methods():
     """List the registered methods and backbones."""
     from sslab.methods import METHODS

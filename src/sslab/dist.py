@@ -43,6 +43,16 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def global_mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """This process's share of a mean over the *global* batch: its sum `total` divided by the average count per
+    process, so that data-parallel gradient averaging gives the exact mean even when processes hold different
+    numbers of items (masked tokens, word pairs); a plain per-process mean would weight them unequally."""
+    count = count.detach().float().reshape(1)
+    if world_size() > 1:
+        count = all_reduce_sum(count.clone()) / world_size()
+    return total / count[0].clamp_min(1.0)
+
+
 def broadcast_float(value: float, src: int = 0) -> float:
     """`value` as process `src` has it (the value itself for one process)."""
     if world_size() == 1:

@@ -158,7 +158,7 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
         if device.type == "cpu":
             raise SslabError("pretrain.sync_batchnorm needs GPUs: PyTorch's SyncBatchNorm does not run on the CPU")
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    opt = torch.optim.AdamW(model.optim_groups(cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
+    opt = model.configure_optimizer(cfg)
     train_model = torch.compile(model) if cfg.compile else model
     train_model, opt = fabric.setup(train_model, opt)
     steps_per_epoch = max(1, n // (batch * fabric.world_size))

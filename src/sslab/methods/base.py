@@ -38,7 +38,7 @@ class Prepared:
 class Method(nn.Module):
     """Subclasses implement `forward(...) -> loss | {"loss": ..., ...}` and `encoder()` (the network used for
     transfer, taking a raw batch of the data kind); they may override `views`, `probe`, `after_step` (called after
-    each optimiser step with progress in [0, 1]) and `optim_groups`. `build_net(backbone, meta)` builds the network
+    each optimiser step with progress in [0, 1]), `optim_groups` and `configure_optimizer`. `build_net(backbone, meta)` builds the network
     the method is constructed around from the data kind's description `meta` (see `sslab.methods.build_for_data`),
     and `setup(meta, cfg)` gives the method what its views need to know about the data."""
 
@@ -82,6 +82,11 @@ class Method(nn.Module):
     def encoder(self) -> nn.Module:
         """The representation used for transfer: a module mapping a raw batch to features (B, dim) with `.dim`."""
         raise NotImplementedError
+
+    def configure_optimizer(self, cfg: Any) -> torch.optim.Optimizer:
+        """The optimiser the engine steps (it sets each group's "lr" by its schedule): AdamW over `optim_groups`
+        with the pretraining settings' lr and betas. A method may choose another (word vectors: Adagrad)."""
+        return torch.optim.AdamW(self.optim_groups(cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
 
     def optim_groups(self, weight_decay: float) -> list[dict]:
         """AdamW parameter groups: weight decay on matrices and kernels, none on biases, norms and embeddings'

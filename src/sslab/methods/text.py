@@ -78,6 +78,7 @@ class TextMethod(Method):
     default_context: int = 128
     default_vocab: int = 8192
     min_context: int = 2  # the shortest context whose packed blocks the views can use
+    tiny_backbone: str = "tiny"  # the smallest size, for tests and smoke runs
     lowercase: bool = False
 
     def __init__(self, net, pooling: str | None = None, probe_items: int = PROBE_TEXT_ITEMS,
@@ -125,8 +126,9 @@ class TextMethod(Method):
             tok = load_tokenizer(tok_dir)
         else:
             tok = train_tokenizer(train_texts, kind, cfg.vocab_size or cls.default_vocab, cls.specials,
-                                  lowercase=cls.lowercase)
-            _check_unknown(tok, train_texts, cfg.vocab_size or cls.default_vocab)
+                                  lowercase=cls.lowercase, **cls.tokenizer_options(cfg))
+            if kind != "word":  # word vectors leave rare words out by design (min_count)
+                _check_unknown(tok, train_texts, cfg.vocab_size or cls.default_vocab)
             tok.save_pretrained(str(tok_dir))
         sep = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
         block = cls.block_len(context)
@@ -142,6 +144,11 @@ class TextMethod(Method):
             vblocks = TokenBlocks(vstream, block)
             val = TokenData(vblocks, meta) if len(vblocks) else None
         return Prepared(TokenData(blocks, meta), val, cls.after_pretraining)
+
+    @classmethod
+    def tokenizer_options(cls, cfg: Any) -> dict:
+        """Extra `train_tokenizer` arguments (e.g. word vectors' min_count) from the pretraining settings."""
+        return {}
 
     @classmethod
     def after_pretraining(cls, out, info: dict) -> dict:
@@ -177,7 +184,7 @@ class TextMethod(Method):
         """Held-out pretext measures on a fixed batch (views drawn from a fixed generator): the loss and what
         the method logs, prefixed `val_`."""
         head = {k: v[: self.probe_items] for k, v in batch.items()}
-        g = torch.Generator(device=head["ids"].device).manual_seed(0)
+        g = torch.Generator(device=next(iter(head.values())).device).manual_seed(0)
         inputs = self.views(head, g)
         out = self(**inputs) if isinstance(inputs, dict) else self(*inputs)
         out = out if isinstance(out, dict) else {"loss": out}
@@ -247,12 +254,7 @@ def masked_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the labelled tokens of the *global* batch: each process divides its sum by the
-    average count per process, so that DDP's gradient averaging gives the exact mean even when processes hold
-    different numbers of masked tokens (a plain per-process mean would weight them unequally)."""
+    """Mean cross-entropy over the labelled tokens of the *global* batch (`dist.global_mean`)."""
     total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100,
                             reduction="sum")
-    count = (labels != -100).sum().float()
-    if dist.world_size() > 1:
-        count = dist.all_reduce_sum(count.detach().reshape(1))[0] / dist.world_size()
-    return total / count.clamp_min(1.0)
+    return dist.global_mean(total, (labels != -100).sum())

@@ -195,3 +195,100 @@ def pool(h: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
         last = (mask.long() * (pos + 1)).argmax(1)
         return h[torch.arange(h.shape[0], device=h.device), last]
     raise SslabError(f"unknown text pooling {pooling!r}; choose one of: {', '.join(TextEncoder.POOLINGS)}")
+
+
+class WordVectors(nn.Module):
+    """word2vec / GloVe tables: a vector per word (`words`) and per context word (`contexts`), with a bias each for
+    GloVe. `vectors()` are the word vectors sslab exports and transfers: the word table (word2vec, as word2vec.c
+    and gensim publish) or word + context (GloVe, as its authors publish)."""
+
+    def __init__(self, vocab_size: int, dim: int, biases: bool = False, sum_contexts: bool = False,
+                 zero_contexts: bool = True):
+        super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise SslabError(f"word vector size must be a positive integer, got {dim!r}")
+        self.dim, self.sum_contexts = dim, sum_contexts
+        self.words = nn.Embedding(vocab_size, dim)
+        self.contexts = nn.Embedding(vocab_size, dim)
+        # word2vec.c: words uniform in +-0.5/dim, contexts zero; GloVe: both uniform, biases zero
+        nn.init.uniform_(self.words.weight, -0.5 / dim, 0.5 / dim)
+        if zero_contexts:
+            nn.init.zeros_(self.contexts.weight)
+        else:
+            nn.init.uniform_(self.contexts.weight, -0.5 / dim, 0.5 / dim)
+        if biases:
+            self.word_bias = nn.Embedding(vocab_size, 1)
+            self.context_bias = nn.Embedding(vocab_size, 1)
+            nn.init.zeros_(self.word_bias.weight)
+            nn.init.zeros_(self.context_bias.weight)
+
+    def vectors(self) -> torch.Tensor:
+        return self.words.weight + self.contexts.weight if self.sum_contexts else self.words.weight
+
+
+class BagOfVectors(nn.Module):
+    """A text as the average of its word vectors: forward(batch with input_ids, attention_mask) -> (B, dim).
+    Tokens in `skip_ids` (unknown, padding) count for nothing; a text with no known word gives zeros."""
+
+    def __init__(self, net: WordVectors, skip_ids):
+        super().__init__()
+        self.net, self.dim = net, net.dim
+        self.register_buffer("skip_ids", torch.as_tensor(list(skip_ids), dtype=torch.long), persistent=False)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        ids = batch["input_ids"]
+        mask = batch.get("attention_mask")
+        m = (torch.ones_like(ids, dtype=torch.bool) if mask is None else mask.bool()) & ~torch.isin(ids, self.skip_ids)
+        v = nn.functional.embedding(ids, self.net.vectors())
+        m = m.unsqueeze(-1).to(v.dtype)
+        return (v * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def write_word2vec_format(path, words: list[str], vectors) -> "Path":
+    """The word2vec text format ("<count> <dim>", then "<word> <v1> ... <vdim>" per line), written atomically:
+    what word2vec.c writes with -binary 0 and `gensim.models.KeyedVectors.load_word2vec_format(path)` reads."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from sslab.atomic import atomic_write
+
+    vectors = np.asarray(vectors, dtype=np.float32)
+    lines = [f"{len(words)} {vectors.shape[1]}"]
+    lines += [w + " " + " ".join(f"{x:.6g}" for x in row) for w, row in zip(words, vectors.tolist())]
+    atomic_write(Path(path), ("\n".join(lines) + "\n").encode("utf-8"))
+    return Path(path)
+
+
+def read_word2vec_format(path) -> tuple[list[str], "np.ndarray"]:
+    """Words and vectors of a word2vec text-format file (gensim's `save_word2vec_format(binary=False)`, GloVe's
+    files with the count line added)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.readline().split()
+            if len(head) != 2 or not all(h.isdigit() for h in head):
+                raise SslabError(f"{path} is not in the word2vec text format (its first line is not '<count> <dim>')")
+            count, dim = map(int, head)
+            words, rows = [], []
+            for n, line in enumerate(f, start=2):
+                parts = line.rstrip("\n").rstrip(" ").split(" ")
+                if len(parts) != dim + 1:
+                    raise SslabError(f"{path}:{n}: expected a word and {dim} numbers, got {len(parts)} fields")
+                words.append(parts[0])
+                rows.append(parts[1:])
+    except UnicodeDecodeError as err:
+        raise SslabError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except OSError as err:
+        raise SslabError(f"cannot read {path}: {err.strerror or err}") from None
+    if len(words) != count:
+        raise SslabError(f"{path} announces {count} words but holds {len(words)}")
+    try:
+        vectors = np.asarray(rows, dtype=np.float32).reshape(len(words), dim)
+    except ValueError:
+        raise SslabError(f"{path} holds a value that is not a number") from None
+    return words, vectors

@@ -6,6 +6,9 @@
 * :func:`causal_shift` - GPT next-token inputs / targets.
 * :func:`pack_sequences` - concatenate token sequences and cut them into fixed-size blocks.
 * :func:`augment_tokens` - token dropout, random deletion and adjacent swaps for supervised baselines.
+* :func:`subsample_words`, :func:`skipgram_pairs`, :func:`cbow_windows`, :func:`cooccurrences` - word2vec's
+  subsampling of frequent words and its dynamic windows (skip-gram pairs, CBOW contexts), and GloVe's
+  distance-weighted co-occurrence counts.
 
 Every random number is drawn from the optional ``torch.Generator`` (on the generator's own device, then moved
 to the input's device, as in :mod:`sslab.views.image`) as full-size tensors in a fixed order that depends only
@@ -32,9 +35,14 @@ __all__ = [
     "IGNORE_INDEX",
     "augment_tokens",
     "causal_shift",
+    "cbow_windows",
+    "cooccurrences",
     "mask_tokens",
     "next_sentence_pairs",
     "pack_sequences",
+    "skipgram_masks",
+    "skipgram_pairs",
+    "subsample_words",
 ]
 
 IGNORE_INDEX = -100  # label of positions that carry no loss (F.cross_entropy's default ignore_index)
@@ -512,3 +520,113 @@ def augment_tokens(
     n = keep.sum(1, keepdim=True)
     att = (torch.arange(T, device=dev) < n).to(attention_mask.dtype)
     return out, att
+
+
+# ----------------------------------------------------------------------------------------------- word vectors
+def keep_probabilities(counts: Tensor, sample: float) -> Tensor:
+    """word2vec's chance of keeping each occurrence of a word seen ``counts[w]`` times (Mikolov et al. 2013, as
+    word2vec.c and gensim compute it): ``(sqrt(c / t) + 1) * t / c`` capped at 1, with ``t = sample * total``;
+    ``sample = 0`` keeps everything. Words never seen get 0."""
+    counts = counts.double()
+    if sample <= 0:
+        return (counts > 0).float()
+    t = sample * counts.sum()
+    c = counts.clamp(min=1e-12)
+    return torch.where(counts > 0, ((c / t).sqrt() + 1) * t / c, torch.zeros_like(c)).clamp(max=1.0).float()
+
+
+def subsample_words(ids: Tensor, doc: Tensor, keep_prob: Tensor, generator: torch.Generator | None = None
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+    """Drop each token with probability ``1 - keep_prob[token]`` (0 for unknown and special tokens: they are
+    removed, so windows reach over them, as in word2vec.c and gensim) and close the gaps: returns the kept ids and
+    their document numbers moved to the front of each row (order kept) and a mask of the filled positions."""
+    fn = "subsample_words"
+    ids, doc = _ids2d(ids, "ids", fn), _ids2d(doc, "doc", fn)
+    keep = _rand(tuple(ids.shape), generator, ids.device) < _lookup(keep_prob, ids)
+    order = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)
+    n = keep.sum(1, keepdim=True)
+    filled = torch.arange(ids.shape[1], device=ids.device) < n
+    return ids.gather(1, order), doc.gather(1, order), filled
+
+
+def _window_offsets(filled: Tensor, doc: Tensor, window: int, generator: torch.Generator | None):
+    """For d = 1..window: the (B, L-d) mask of positions i whose word i+d is a real word of the same document,
+    and each centre's reduced window b ~ U{1..window} (word2vec's dynamic window: near words weigh more)."""
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise SslabError(f"window must be a positive int, got {window!r}")
+    b = _randint(1, window + 1, tuple(filled.shape), generator, filled.device)
+    for d in range(1, min(window, filled.shape[1] - 1) + 1):
+        yield d, filled[:, :-d] & filled[:, d:] & (doc[:, :-d] == doc[:, d:]), b
+
+
+def skipgram_masks(doc: Tensor, filled: Tensor, window: int, generator: torch.Generator | None = None) -> Tensor:
+    """Skip-gram pairs of subsampled rows (:func:`subsample_words`) as masks: ``m[b, 2(d-1), i]`` says that the
+    word at i+d is a context of the centre at i, ``m[b, 2(d-1)+1, i]`` that the word at i is a context of the
+    centre at i+d (d = 1..window; columns past L-d are False): every word within the centre's reduced window,
+    inside one document. (B, 2 * window, L) bool."""
+    B, L = filled.shape
+    masks = torch.zeros((B, 2 * window, L), dtype=torch.bool, device=filled.device)
+    for d, ok, b in _window_offsets(filled, doc, window, generator):
+        masks[:, 2 * d - 2, :-d] = ok & (b[:, :-d] >= d)  # centre i, context i+d
+        masks[:, 2 * d - 1, :-d] = ok & (b[:, d:] >= d)  # centre i+d, context i
+    return masks
+
+
+def skipgram_pairs(ids: Tensor, doc: Tensor, filled: Tensor, window: int, generator: torch.Generator | None = None
+                   ) -> tuple[Tensor, Tensor]:
+    """The pairs of :func:`skipgram_masks` listed: (centres, contexts), two 1-D tensors of equal length."""
+    masks = skipgram_masks(doc, filled, window, generator)
+    centres, contexts = [], []
+    for k in range(masks.shape[1]):
+        d = k // 2 + 1
+        left, right, m = ids[:, :-d], ids[:, d:], masks[:, k, :-d]
+        centres.append((left if k % 2 == 0 else right)[m])
+        contexts.append((right if k % 2 == 0 else left)[m])
+    if not centres:
+        empty = ids.new_zeros(0)
+        return empty, empty
+    return torch.cat(centres), torch.cat(contexts)
+
+
+def cbow_windows(ids: Tensor, doc: Tensor, filled: Tensor, window: int, generator: torch.Generator | None = None
+                 ) -> tuple[Tensor, Tensor, Tensor]:
+    """CBOW examples of subsampled rows: for every centre with at least one context word in its reduced window,
+    the centre (N,), its context words (N, 2 * window) and their mask (N, 2 * window)."""
+    B, L = ids.shape
+    ctx = ids.new_zeros((B, L, 2 * window))
+    mask = torch.zeros((B, L, 2 * window), dtype=torch.bool, device=ids.device)
+    for d, ok, b in _window_offsets(filled, doc, window, generator):
+        ctx[:, :-d, 2 * d - 2] = ids[:, d:]  # the word d after
+        mask[:, :-d, 2 * d - 2] = ok & (b[:, :-d] >= d)
+        ctx[:, d:, 2 * d - 1] = ids[:, :-d]  # the word d before
+        mask[:, d:, 2 * d - 1] = ok & (b[:, d:] >= d)
+    rows = filled & mask.any(-1)
+    return ids[rows], ctx[rows], mask[rows]
+
+
+def cooccurrences(ids, doc, vocab_size: int, window: int, skip_ids: Sequence[int] = ()):
+    """GloVe's co-occurrence counts of a token stream (NumPy arrays ``ids`` and ``doc``, one document number per
+    token): every pair of words at most ``window`` apart in one document adds ``1 / distance`` to X[i, j] and
+    X[j, i] (Pennington et al. 2014, symmetric window). Tokens in ``skip_ids`` (unknown, padding) are removed
+    first. Returns the nonzero entries as (rows int64, cols int64, values float32), sorted by row then column."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise SslabError(f"window must be a positive int, got {window!r}")
+    ids, doc = np.asarray(ids, dtype=np.int64), np.asarray(doc)
+    keep = ~np.isin(ids, np.asarray(list(skip_ids), dtype=np.int64))
+    ids, doc = ids[keep], doc[keep]
+    total = sp.csr_matrix((vocab_size, vocab_size), dtype=np.float64)
+    for d in range(1, window + 1):
+        if d >= len(ids):
+            break
+        same = doc[:-d] == doc[d:]
+        a, b = ids[:-d][same], ids[d:][same]
+        w = np.full(a.size, 1.0 / d)
+        total = total + sp.coo_matrix((np.concatenate([w, w]), (np.concatenate([a, b]), np.concatenate([b, a]))),
+                                      shape=(vocab_size, vocab_size)).tocsr()
+    coo = total.tocoo()
+    order = np.lexsort((coo.col, coo.row))
+    return coo.row[order].astype(np.int64), coo.col[order].astype(np.int64), coo.data[order].astype(np.float32)
+
