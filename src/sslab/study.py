@@ -101,9 +101,11 @@ def _params(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def load_foundation(spec: str, kind: str, context: int | None = None):
-    """(encoder, info) of a pretrained starting point: an earlier sslab run (a folder with run.json) or, for text,
-    a local Hugging Face model folder (config.json + safetensors weights, its own tokenizer.json)."""
+def load_foundation(spec: str, kind: str, context: int | None = None, meta: dict | None = None,
+                    image_size: int | None = None):
+    """(encoder, info) of a pretrained starting point: an earlier sslab run (a folder with run.json); for text a
+    local Hugging Face model folder (config.json + safetensors weights, its own tokenizer.json); for images
+    `torchvision:<architecture>=<weights file>` or `timm:<model>=<weights file>` (`meta`: the data's description)."""
     path = Path(spec).expanduser()
     if (path / "run.json").is_file():
         run_kind = read_run_info(path).get("kind", "image")
@@ -111,6 +113,16 @@ def load_foundation(spec: str, kind: str, context: int | None = None):
             raise SslabError(f"--from {spec}: a run on {run_kind} data, the study is on {kind} data")
         encoder, info = load_encoder(path)
         return encoder, {**info, "foundation": str(path)}
+    if kind == "image":
+        from sslab.methods.base import ImageEncoder
+        from sslab.nets.image import pretrained_backbone
+
+        if not str(spec).startswith(("torchvision:", "timm:")):
+            raise SslabError(f"--from {spec}: for images give an earlier sslab run (a folder with run.json), "
+                             "torchvision:<architecture>=<weights file> or timm:<model>=<weights file>")
+        backbone, desc = pretrained_backbone(str(spec), image_size)
+        info = {**(meta or {}), "kind": "image", "method": "foundation", "backbone": desc, "foundation": str(spec)}
+        return ImageEncoder(backbone).eval(), info
     if kind != "text":
         raise SslabError(f"--from {spec}: for {kind} data --from takes an earlier sslab run (a folder with run.json)")
     from sslab.methods.text import foundation_encoder
@@ -133,7 +145,9 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=p
     check_labelled(splits)
     log(f"data {splits.train.name}: {len(splits.train)} train / {len(splits.test)} test {splits.train.unit}, "
         f"{len(splits.train.classes)} classes")
-    foundation = load_foundation(cfg.foundation, kind, cfg.pretrain.context) if cfg.foundation else None
+    meta = splits.train.meta(limit=10000) if kind == "image" else None
+    foundation = (load_foundation(cfg.foundation, kind, cfg.pretrain.context, meta, cfg.foundation_image_size)
+                  if cfg.foundation else None)
     prepared = prepare_pretraining(splits, cfg.pretrain, out, root=root, corpus=cfg.corpus)
     pre = pretrain(prepared.train, cfg.pretrain, out, data_spec=cfg.data, show_progress=show_progress,
                    val_data=prepared.val)

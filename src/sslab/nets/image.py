@@ -105,3 +105,115 @@ def build_backbone(name: str, in_chans: int, mean=None, std=None) -> Backbone:
         why = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise SslabError(f"cannot build timm model {name[5:]!r}: {why}") from None
     return Backbone(net, net.num_features, mean, std)
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class Pretrained(nn.Module):
+    """An ImageNet-pretrained network on sslab's images: grey images repeated to 3 channels, resized to `size`
+    (bilinear), normalised with ImageNet's statistics, classifier removed: (B, C, H, W) in [0, 1] -> (B, dim)."""
+
+    def __init__(self, net: nn.Module, dim: int, size: int):
+        super().__init__()
+        self.net, self.dim, self.size = net, dim, size
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if x.shape[-1] != self.size or x.shape[-2] != self.size:
+            x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self.net((x - self.mean) / self.std)
+
+
+def _weights(path) -> dict:
+    """A state dict from a .safetensors file, or from a PyTorch .pth/.pt file through `torch.load(weights_only=True)`
+    (PyTorch's restricted unpickler: tensors and plain containers only, never arbitrary objects)."""
+    from pathlib import Path
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise SslabError(f"weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # UnpicklingError, RuntimeError, SafetensorError, ...: all mean "not weights"
+        first = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise SslabError(f"{path} is not a readable weights file ({first})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a training checkpoint
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise SslabError(f"{path} does not hold a state dict of tensors")
+    return state
+
+
+def pretrained_backbone(spec: str, size: int | None = None) -> tuple[Pretrained, str]:
+    """`torchvision:<architecture>=<weights file>` or `timm:<model>=<weights file>`: the architecture built
+    locally, the weights loaded strictly (every key of the network, same shapes; a classifier of another number of
+    classes is dropped), the classifier removed. `size`: the side images are resized to (default 64: ImageNet
+    networks need larger images than CIFAR's 32 pixels, and each step up costs ~3x). Measured with torchvision's
+    MobileNetV2 on 1,000 + 1,000 CIFAR-10 images (frozen features, 2 CPU threads), kNN / cross-validated logistic
+    regression accuracy and feature extraction speed: 32 px 0.385 / 0.452 at 1,399 images/s; 64 px 0.545 / 0.604
+    at 346; 96 px 0.621 / 0.658 at 122; 128 px 0.650 / 0.700 at 66; 160 px 0.653 / 0.699 at 37.
+    Returns (backbone, description)."""
+    lib, sep, rest = spec.partition(":")
+    arch, eq, path = rest.partition("=")
+    if lib not in ("torchvision", "timm") or not sep or not eq or not arch or not path:
+        raise SslabError(f"--from {spec!r}: write torchvision:<architecture>=<weights file> or "
+                         "timm:<model>=<weights file> (or give a folder)")
+    state = _weights(path)
+    if lib == "torchvision":
+        import torchvision
+
+        names = torchvision.models.list_models(module=torchvision.models)
+        if arch not in names:
+            raise SslabError(f"unknown torchvision classification model {arch!r}; torchvision.models.list_models() "
+                             "lists them")
+        net = torchvision.models.get_model(arch, weights=None)
+    else:
+        import timm
+
+        if not timm.is_model(arch):
+            raise SslabError(f"unknown timm model {arch!r}; timm.list_models() lists them")
+        net = timm.create_model(arch, pretrained=False)
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    head = _head_keys(net, lib)
+    if missing or unexpected or [k for k in wrong if k not in head]:
+        first = (missing + unexpected + wrong)[0]
+        raise SslabError(f"{path} does not fit {lib} {arch}: {len(missing)} weights missing, {len(unexpected)} "
+                         f"unexpected, {len(wrong)} of another shape (e.g. {first!r}); a weights file of another "
+                         "architecture?")
+    net.load_state_dict({k: v for k, v in state.items() if k not in wrong}, strict=not wrong)
+    _drop_head(net, lib)
+    size = size or 64
+    net.eval()
+    with torch.no_grad():
+        dim = int(net(torch.zeros(1, 3, size, size)).shape[1])
+    return Pretrained(net, dim, size), f"{lib} {arch} ({path.rsplit('/', 1)[-1]})"
+
+
+def _head_keys(net: nn.Module, lib: str) -> set[str]:
+    if lib == "timm":
+        return {f"{net.default_cfg.get('classifier', 'head')}.{k}" for k in ("weight", "bias")}
+    name = next((n for n in ("fc", "classifier", "heads", "head") if hasattr(net, n)), None)
+    return {k for k in net.state_dict() if name and k.startswith(name + ".")}
+
+
+def _drop_head(net: nn.Module, lib: str) -> None:
+    if lib == "timm":
+        net.reset_classifier(0)
+        return
+    for name in ("fc", "classifier", "heads", "head"):
+        if hasattr(net, name):
+            setattr(net, name, nn.Identity())
+            return
+    raise SslabError(f"cannot find the classifier of {type(net).__name__} to remove")
