@@ -41,6 +41,8 @@ __all__ = [
     "next_sentence_pairs",
     "pack_sequences",
     "skipgram_masks",
+    "span_corruption",
+    "t5_lengths",
     "skipgram_pairs",
     "subsample_words",
 ]
@@ -630,3 +632,88 @@ def cooccurrences(ids, doc, vocab_size: int, window: int, skip_ids: Sequence[int
     order = np.lexsort((coo.col, coo.row))
     return coo.row[order].astype(np.int64), coo.col[order].astype(np.int64), coo.data[order].astype(np.float32)
 
+
+# ----------------------------------------------------------------------------------------------- span corruption
+def t5_lengths(inputs_length: int, noise_density: float = 0.15, mean_span: float = 3.0) -> tuple[int, int]:
+    """T5's `compute_input_and_target_lengths`: the most raw tokens whose span-corrupted input (the kept tokens, a
+    sentinel per noise span, an end token) fits `inputs_length`, and the length of the targets (the noise tokens,
+    a sentinel per span, an end token). Returns (tokens_length, targets_length)."""
+    def lengths(n: int) -> tuple[int, int]:
+        noise = int(round(n * noise_density))
+        spans = int(round(noise / mean_span))
+        return n - noise + spans + 1, noise + spans + 1
+
+    if isinstance(inputs_length, bool) or not isinstance(inputs_length, int) or inputs_length < 3:
+        raise SslabError(f"t5_lengths: inputs_length must be an int >= 3, got {inputs_length!r}")
+    n = inputs_length
+    while lengths(n + 1)[0] <= inputs_length:
+        n += 1
+    inp, tgt = lengths(n)
+    if noise_density == 0.5 and tgt > inp:  # the reference's adjustment for density 0.5
+        n, tgt = n - 1, tgt - 1
+    return n, tgt
+
+
+def _segments(rows: int, items: int, parts: int, generator, device) -> Tensor:
+    """Random lengths (rows, parts) >= 1 summing to `items` per row: `parts - 1` cut points drawn without
+    replacement among the `items - 1` gaps (the reference's `_random_segmentation`)."""
+    if parts == 1:
+        return torch.full((rows, 1), items, dtype=torch.long, device=device)
+    keys = _rand((rows, items - 1), generator, device)
+    cut = torch.zeros((rows, items - 1), dtype=torch.bool, device=device)
+    cut.scatter_(1, keys.argsort(dim=1)[:, : parts - 1], True)
+    starts = torch.cat([torch.zeros((rows, 1), dtype=torch.long, device=device),
+                        torch.nonzero(cut)[:, 1].view(rows, parts - 1) + 1], dim=1)
+    ends = torch.cat([starts[:, 1:], torch.full((rows, 1), items, dtype=torch.long, device=device)], dim=1)
+    return ends - starts
+
+
+def span_corruption(ids: Tensor, sentinel_ids: Sequence[int], eos_id: int, noise_density: float = 0.15,
+                    mean_span: float = 3.0, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """T5's span corruption of rows of `tokens_length` tokens (`t5_lengths`): round(length x noise_density) noise
+    tokens (at least 1, at most length - 1) in round(noise / mean_span) spans (at least 1), spans and the kept
+    stretches between them of random lengths, every row starting with a kept stretch and ending with a noise span
+    (the reference's `random_spans_noise_mask`). Each noise span becomes one sentinel in the input (`sentinel_ids`
+    in order: T5's <extra_id_0>, <extra_id_1>, ...); the targets are each sentinel followed by the span it hides.
+    Both end with `eos_id`. Returns {"input_ids": (B, inputs_length), "labels": (B, targets_length), "noise": the
+    (B, length) noise mask}."""
+    fn = "span_corruption"
+    ids = _ids2d(ids, "ids", fn)
+    B, L = ids.shape
+    density = _prob(noise_density, "noise_density", fn, open_low=True)
+    if not isinstance(mean_span, (int, float)) or mean_span < 1:
+        raise SslabError(f"{fn}: mean_span must be a number >= 1, got {mean_span!r}")
+    if L < 2:
+        raise SslabError(f"{fn}: rows need at least 2 tokens, got {L}")
+    noise = min(max(int(round(L * density)), 1), L - 1)
+    spans = max(int(round(noise / mean_span)), 1)
+    spans = min(spans, noise, L - noise)
+    sentinels = _as_ints(sentinel_ids, fn, "sentinel_ids")
+    if sentinels.numel() < spans:
+        raise SslabError(f"{fn}: {spans} noise spans need {spans} sentinel ids, got {sentinels.numel()}")
+    dev = ids.device
+    noise_len = _segments(B, noise, spans, generator, dev)
+    keep_len = _segments(B, L - noise, spans, generator, dev)
+    lengths = torch.stack([keep_len, noise_len], dim=2).reshape(B, 2 * spans)  # kept, noise, kept, noise, ...
+    boundaries = lengths.cumsum(1)[:, :-1]  # where each stretch after the first starts
+    marks = torch.zeros((B, L + 1), dtype=torch.long, device=dev)
+    marks.scatter_add_(1, boundaries, torch.ones_like(boundaries))
+    stretch = marks[:, :L].cumsum(1)  # 0, 1, 2, ...: odd = noise
+    is_noise = stretch % 2 == 1
+    span_no = stretch // 2  # the noise span's number (for noise tokens) / the number of spans before a kept token
+    first = torch.ones_like(is_noise)
+    first[:, 1:] = stretch[:, 1:] != stretch[:, :-1]
+    sent = sentinels.to(dev)
+
+    def build(hidden: Tensor) -> Tensor:
+        """Tokens where `hidden` is False, each hidden stretch replaced by its span's sentinel; then eos."""
+        shown = ~hidden | first  # the first token of a hidden stretch stands for it
+        tokens = torch.where(hidden, sent[span_no.clamp(max=spans - 1)], ids)
+        out = tokens[shown].view(B, -1)
+        return torch.cat([out, torch.full((B, 1), int(eos_id), dtype=ids.dtype, device=dev)], dim=1)
+
+    inputs = build(is_noise)
+    # targets: the kept stretches hidden instead; the k-th noise span follows sentinel k, so a kept stretch stands
+    # for the sentinel of the span after it (the one whose number its tokens carry)
+    targets = build(~is_noise)
+    return {"input_ids": inputs, "labels": targets, "noise": is_noise}
