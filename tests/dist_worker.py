@@ -35,7 +35,7 @@ def global_views(model, seed: int = 1) -> list[torch.Tensor]:
 
 
 TEXT_META = {"kind": "text", "vocab_size": 40, "context": 16, "pad_id": 0, "unk_id": 1, "cls_id": 2, "sep_id": 3,
-             "mask_id": 4, "bos_id": 2, "eos_id": 3, "special_ids": [0, 1, 2, 3, 4]}
+             "mask_id": 4, "bos_id": 2, "eos_id": 3, "special_ids": [0, 1, 2, 3, 4], "extra_special_ids": [39, 38, 37]}
 
 
 def text_inputs(model) -> dict:

@@ -34,7 +34,7 @@ def test_unknown_size_is_one_line_listing_sizes():
     msg = str(e.value)
     assert "\n" not in msg and all(name in msg for name in TEXT_SIZES)
     with pytest.raises(SslabError, match="architecture"):
-        build_text_model("t5", "tiny", V, T, PAD)
+        build_text_model("xlnet", "tiny", V, T, PAD)
     with pytest.raises(SslabError, match="n_heads"):
         build_text_model("bert", {"n_layers": 1, "n_heads": 3, "hidden": 32, "intermediate": 64}, V, T, PAD)
     with pytest.raises(SslabError, match="keys"):

@@ -737,8 +737,9 @@ def _counting(texts: Iterable[str], seen: list[int]) -> Iterator[str]:
 WORD_PATTERN = r"<\w+>|\w+|[^\w\s]"
 
 
-def train_tokenizer(texts: Iterable[str], kind: Literal["wordpiece", "bpe", "char", "word"], vocab_size: int,
-                    specials: dict[str, str], lowercase: bool = False, min_frequency: int = 1):
+def train_tokenizer(texts: Iterable[str], kind: Literal["wordpiece", "bpe", "char", "word", "unigram"],
+                    vocab_size: int, specials: dict[str, str], lowercase: bool = False, min_frequency: int = 1,
+                    extra_specials: Sequence[str] = ()):
     """Train a tokenizer on ``texts`` -> ``transformers.PreTrainedTokenizerFast``.
 
     ``specials`` maps HF attribute names (``pad_token``, ``unk_token``, ``cls_token``, ``sep_token``,
@@ -753,6 +754,8 @@ def train_tokenizer(texts: Iterable[str], kind: Literal["wordpiece", "bpe", "cha
     * ``char``: one token per character (WordLevel over the characters, a per-character split, a fusing
       decoder): ``decode(encode(text)) == text`` for seen characters; the ``vocab_size - k`` most frequent
       characters are kept (sorted by code point), others map to ``unk_token``, which is required.
+    * ``unigram``: SentencePiece-style (as T5's): a Unigram language model over pieces, NFKC normalisation,
+      ``▁`` marking word starts (Metaspace), lossless for seen characters; needs ``unk_token``.
     * ``word``: one token per word (WordLevel; words are ``WORD_PATTERN`` matches, optionally lower-cased): the
       ``vocab_size - k`` most frequent words seen at least ``min_frequency`` times (word2vec's min_count);
       others map to ``unk_token``, which is required. Decoding joins words with spaces.
@@ -760,6 +763,9 @@ def train_tokenizer(texts: Iterable[str], kind: Literal["wordpiece", "bpe", "cha
     With both ``cls_token`` and ``sep_token`` (wordpiece/bpe), a TemplateProcessing post-processor adds
     ``[CLS] A [SEP]`` / ``[CLS] A [SEP] B [SEP]`` with token type ids 0/1, as BERT does (RoBERTa's ``</s></s>``
     pair separator is not reproduced). Otherwise nothing is added.
+
+    ``extra_specials`` are more special tokens (T5's sentinels ``<extra_id_0>``, ...), after the named ones, in
+    ``additional_special_tokens``.
 
     ``vocab_size`` is an upper bound: the trained vocabulary (``len(tokenizer)``, equal to
     ``tokenizer.vocab_size``) is smaller when the corpus cannot fill it — size models from ``len(tokenizer)``.
@@ -777,17 +783,17 @@ def train_tokenizer(texts: Iterable[str], kind: Literal["wordpiece", "bpe", "cha
     )
     from transformers import PreTrainedTokenizerFast
 
-    if kind not in ("wordpiece", "bpe", "char", "word"):
-        raise SslabError(f"unknown tokenizer kind {kind!r} (expected wordpiece, bpe, char or word)")
+    if kind not in ("wordpiece", "bpe", "char", "word", "unigram"):
+        raise SslabError(f"unknown tokenizer kind {kind!r} (expected wordpiece, bpe, char, word or unigram)")
     if isinstance(min_frequency, bool) or not isinstance(min_frequency, (int, np.integer)) or min_frequency < 1:
         raise SslabError(f"min_count must be a positive integer, got {min_frequency!r}")
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
         raise SslabError(f"vocab_size must be a positive integer, got {vocab_size!r}")
     vocab_size = int(vocab_size)
-    special_list = _special_list(specials)
+    special_list = _special_list(specials) + [t for t in extra_specials if t not in specials.values()]
     k = len(special_list)
     unk = specials.get("unk_token")
-    if kind in ("wordpiece", "char", "word") and unk is None:
+    if kind in ("wordpiece", "char", "word", "unigram") and unk is None:
         raise SslabError(f"a {kind} tokenizer needs an unk_token in specials")
     seen = [0]
     stream = _counting(texts, seen)
@@ -810,6 +816,13 @@ def train_tokenizer(texts: Iterable[str], kind: Literal["wordpiece", "bpe", "cha
         tok.decoder = decoders.Fuse()
         if lowercase:
             tok.normalizer = normalizers.Lowercase()
+    elif kind == "unigram":
+        tok = Tokenizer(models.Unigram())
+        tok.normalizer = normalizers.Sequence([normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else []))
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        tok.decoder = decoders.Metaspace()
+        tok.train_from_iterator(stream, trainers.UnigramTrainer(
+            vocab_size=vocab_size, special_tokens=special_list, unk_token=unk, show_progress=False))
     elif kind == "word":
         tok = Tokenizer(models.WordLevel(unk_token=unk))
         if lowercase:
@@ -856,8 +869,10 @@ def train_tokenizer(texts: Iterable[str], kind: Literal["wordpiece", "bpe", "cha
             single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
             special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))])
     names = ["input_ids", "token_type_ids", "attention_mask"] if with_pairs else ["input_ids", "attention_mask"]
+    extra = [t for t in extra_specials if t not in specials.values()]
     return PreTrainedTokenizerFast(tokenizer_object=tok, clean_up_tokenization_spaces=False, padding_side="right",
-                                   model_input_names=names, **specials)
+                                   model_input_names=names, **specials,
+                                   **({"additional_special_tokens": extra} if extra else {}))
 
 
 def _bytes_to_unicode() -> dict[int, str]:

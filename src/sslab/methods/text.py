@@ -74,6 +74,7 @@ class TextMethod(Method):
     arch: str = "bert"
     tokenizer_kind: str = "wordpiece"
     specials: dict[str, str] = {}
+    extra_specials: tuple[str, ...] = ()  # more special tokens (T5's sentinels)
     pooling: str = "mean"
     default_context: int = 128
     default_vocab: int = 8192
@@ -126,7 +127,8 @@ class TextMethod(Method):
             tok = load_tokenizer(tok_dir)
         else:
             tok = train_tokenizer(train_texts, kind, cfg.vocab_size or cls.default_vocab, cls.specials,
-                                  lowercase=cls.lowercase, **cls.tokenizer_options(cfg))
+                                  lowercase=cls.lowercase, extra_specials=cls.extra_specials,
+                                  **cls.tokenizer_options(cfg))
             if kind != "word":  # word vectors leave rare words out by design (min_count)
                 _check_unknown(tok, train_texts, cfg.vocab_size or cls.default_vocab)
             tok.save_pretrained(str(tok_dir))
@@ -137,7 +139,9 @@ class TextMethod(Method):
         if len(blocks) < 2:
             raise SslabError(f"{splits.train.name}: the training text gives {blocks.n_tokens} tokens, fewer than two "
                              f"blocks of {block + 1}; add text or lower the context (context=N)")
-        meta = {**tokenizer_meta(tok, context, kind), "run_dir": str(out)}
+        meta = {**tokenizer_meta(tok, context, kind), "run_dir": str(out),
+                **({"extra_special_ids": tok.convert_tokens_to_ids(list(cls.extra_specials))}
+                   if cls.extra_specials else {})}
         val = None
         if splits.test is not None and len(splits.test):
             vstream = write_token_stream(tok, splits.test.texts, out / "data" / "val.bin", sep, splits.test.doc_ids())
@@ -228,7 +232,8 @@ def set_dropout(net: torch.nn.Module, p: float) -> None:
     for m in net.modules():
         if isinstance(m, torch.nn.Dropout):
             m.p = float(p)
-    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "resid_pdrop", "embd_pdrop", "attn_pdrop"):
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "resid_pdrop", "embd_pdrop", "attn_pdrop",
+                "dropout_rate"):
         if hasattr(net.config, key):
             setattr(net.config, key, float(p))
 

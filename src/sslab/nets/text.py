@@ -41,7 +41,7 @@ TEXT_SIZES: dict[str, dict] = {
     "small": {"n_layers": 4, "n_heads": 8, "hidden": 512, "intermediate": 2048},
 }
 DEFAULT_TEXT_SIZE = "mini"
-TEXT_ARCHS = ("bert", "roberta", "gpt2")
+TEXT_ARCHS = ("bert", "roberta", "gpt2", "t5")
 _SIZE_KEYS = ("n_layers", "n_heads", "hidden", "intermediate")
 
 
@@ -66,11 +66,12 @@ def text_size(size: str | dict) -> dict:
     return dict(size)
 
 
-def build_text_model(arch: Literal["bert", "roberta", "gpt2"], size: str | dict, vocab_size: int, max_len: int,
+def build_text_model(arch: Literal["bert", "roberta", "gpt2", "t5"], size: str | dict, vocab_size: int, max_len: int,
                      pad_id: int, bos_id: int | None = None, eos_id: int | None = None, dropout: float = 0.0,
                      **overrides):
     """A randomly initialised HF model: bert -> BertForPreTraining (masked-LM + next-sentence heads),
-    roberta -> RobertaForMaskedLM, gpt2 -> GPT2LMHeadModel.
+    roberta -> RobertaForMaskedLM, gpt2 -> GPT2LMHeadModel, t5 -> T5ForConditionalGeneration (as many decoder as
+    encoder layers; relative position buckets, so `max_len` bounds nothing; the decoder starts from pad_id).
 
     `max_len` is the longest input sequence. `overrides` are extra config fields (e.g. layer_norm_eps,
     initializer_range, attn_implementation); an unknown field is an error. RoBERTa numbers positions from
@@ -92,7 +93,13 @@ def build_text_model(arch: Literal["bert", "roberta", "gpt2"], size: str | dict,
     # sdpa is transformers' default; measured no slower than eager here (see the comment on TEXT_SIZES).
     overrides.setdefault("attn_implementation", "sdpa")
 
-    if arch == "gpt2":
+    if arch == "t5":
+        cls, model_cls = tf.T5Config, tf.T5ForConditionalGeneration
+        fields = {"vocab_size": vocab_size, "d_model": s["hidden"], "d_kv": s["hidden"] // s["n_heads"],
+                  "d_ff": s["intermediate"], "num_layers": s["n_layers"], "num_decoder_layers": s["n_layers"],
+                  "num_heads": s["n_heads"], "dropout_rate": dropout, "pad_token_id": pad_id,
+                  "eos_token_id": eos_id, "decoder_start_token_id": pad_id}
+    elif arch == "gpt2":
         cls, model_cls = tf.GPT2Config, tf.GPT2LMHeadModel
         fields = {"vocab_size": vocab_size, "n_positions": max_len, "n_embd": s["hidden"], "n_layer": s["n_layers"],
                   "n_head": s["n_heads"], "n_inner": s["intermediate"], "resid_pdrop": dropout, "embd_pdrop": dropout,
@@ -146,7 +153,10 @@ def load_hf_encoder(folder) -> nn.Module:
 
 
 def text_base(model) -> nn.Module:
-    """The trunk without LM heads: model.bert / model.roberta / model.transformer (a base model is returned as is)."""
+    """The trunk without LM heads: model.bert / model.roberta / model.transformer (a base model is returned as is);
+    for an encoder-decoder (T5) its encoder."""
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return model.get_encoder()
     base = getattr(model, "base_model", None)
     if not isinstance(base, nn.Module):
         raise SslabError(f"not a transformers model: {type(model).__name__}")
