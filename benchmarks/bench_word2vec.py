@@ -11,7 +11,11 @@ and SimLex-999 Spearman and analogy accuracy (sslab.evaluate.wordvec, gensim's r
 word outside the vocabulary are skipped and counted). Words/s: corpus words (min_count rejects included, as
 gensim counts raw words) x epochs / training seconds; GloVe's counting time is stated apart.
 
-RESULTS: see README ("word vectors"); each run prints its own table.
+RESULTS (2026-11-30, --budget 120, one run each; README "Word vectors"):
+    system                       seconds  epochs            speed  WordSim353 (pairs)  SimLex-999 (pairs)  analogy
+    sslab word2vec skipgram        120.0    34.1      132,562 w/s  0.440 (183/353)  0.051 (420/999)  0.033 (2654/19544)
+    gensim Word2Vec skipgram       126.1   103.0      384,369 w/s  0.387 (183/353)  0.024 (420/999)  0.030 (2654/19544)
+    sslab GloVe (+3s counting)     120.0    47.4  672,908 pairs/s  0.208 (183/353)  0.004 (420/999)  0.007 (2654/19544)
 """
 from __future__ import annotations
 
