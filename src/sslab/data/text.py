@@ -1082,6 +1082,10 @@ class TokenBlocks:
     def n_tokens(self) -> int:
         return self._n
 
+    def stream(self) -> tuple[np.ndarray, np.ndarray]:
+        """The whole stream as (token ids, document numbers), memory-mapped."""
+        return self._ids, self._docs
+
     def __len__(self) -> int:
         return max(0, (self._n - 1) // self.block)
 

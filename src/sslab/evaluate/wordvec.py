@@ -42,10 +42,11 @@ class WordTable:
     def most_similar(self, positive: list[str], negative: list[str] = (), topn: int = 10) -> list[tuple[str, float]]:
         """The `topn` words nearest (cosine) to the sum of the positive words' unit vectors minus the negative
         ones', the query words left out."""
-        ids = [self.id(w) for w in list(positive) + list(negative)]
+        pos, neg = [self.id(w) for w in positive], [self.id(w) for w in negative]
+        ids = pos + neg
         if not ids:
             raise SslabError("no query words")
-        q = self.unit[[self.id(w) for w in positive]].sum(0) - self.unit[[self.id(w) for w in negative]].sum(0)
+        q = self.unit[pos].sum(0) - self.unit[neg].sum(0)
         sims = self.unit @ (q / max(float(np.linalg.norm(q)), 1e-12))
         sims[ids] = -np.inf
         top = np.argsort(-sims)[:topn]

@@ -56,7 +56,7 @@ class GloVe(WordVectorMethod):
         window = cfg.method_args.get("window", 10)
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise SslabError(f"glove window must be a positive integer, got {window!r}")
-        rows, cols, values = cooccurrences(np.asarray(blocks._ids), np.asarray(blocks._docs), blocks.vocab_size,
+        rows, cols, values = cooccurrences(*map(np.asarray, blocks.stream()), blocks.vocab_size,
                                            window, meta["special_ids"])
         if len(values) < 2:
             raise SslabError(f"{splits.train.name}: fewer than two co-occurring words; add text or lower min_count")

@@ -63,7 +63,7 @@ class WordVectorMethod(TextMethod):
     def prepare(cls, splits, cfg: Any, out):
         prepared = super().prepare(splits, cfg, out)
         blocks = prepared.train.blocks
-        counts = np.bincount(np.asarray(blocks._ids), minlength=blocks.vocab_size).astype(np.int64)
+        counts = np.bincount(np.asarray(blocks.stream()[0]), minlength=blocks.vocab_size).astype(np.int64)
         buf = io.BytesIO()
         np.save(buf, counts, allow_pickle=False)
         atomic_write(Path(out) / COUNTS, buf.getvalue())
@@ -96,7 +96,8 @@ class WordVectorMethod(TextMethod):
     def word_list(self) -> tuple[list[str], torch.Tensor]:
         """The vocabulary without special tokens, in frequency order, and the ids of those words."""
         tok = load_tokenizer(Path(self.meta["run_dir"]) / self.meta.get("tokenizer", TOKENIZER_DIR))
-        ids = torch.tensor([i for i in range(len(tok)) if i not in set(self.meta["special_ids"])], dtype=torch.long)
+        special = set(self.meta["special_ids"])
+        ids = torch.tensor([i for i in range(len(tok)) if i not in special], dtype=torch.long)
         return tok.convert_ids_to_tokens(ids.tolist()), ids
 
     def export(self, out) -> None:

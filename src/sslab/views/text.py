@@ -619,15 +619,18 @@ def cooccurrences(ids, doc, vocab_size: int, window: int, skip_ids: Sequence[int
     ids, doc = np.asarray(ids, dtype=np.int64), np.asarray(doc)
     keep = ~np.isin(ids, np.asarray(list(skip_ids), dtype=np.int64))
     ids, doc = ids[keep], doc[keep]
-    total = sp.csr_matrix((vocab_size, vocab_size), dtype=np.float64)
-    for d in range(1, window + 1):
-        if d >= len(ids):
-            break
+    rows, cols, weights = [], [], []
+    for d in range(1, min(window, len(ids) - 1) + 1):
         same = doc[:-d] == doc[d:]
         a, b = ids[:-d][same], ids[d:][same]
-        w = np.full(a.size, 1.0 / d)
-        total = total + sp.coo_matrix((np.concatenate([w, w]), (np.concatenate([a, b]), np.concatenate([b, a]))),
-                                      shape=(vocab_size, vocab_size)).tocsr()
+        rows += [a, b]
+        cols += [b, a]
+        weights += [np.full(2 * a.size, 1.0 / d)]
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    # one sparse matrix of every pair, its duplicates summed once (not a matrix per offset added up)
+    total = sp.coo_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(vocab_size, vocab_size)).tocsr()
     coo = total.tocoo()
     order = np.lexsort((coo.col, coo.row))
     return coo.row[order].astype(np.int64), coo.col[order].astype(np.int64), coo.data[order].astype(np.float32)
