@@ -91,11 +91,17 @@ def test_study_from_a_model_folder(reviews, tmp_path):
                                       finetune_epochs=2, linear_cv=True))
     res = sslab.study(cfg, tmp_path / "run", log=lambda *a: None, show_progress=False)
     keys = {(r["init"], r["protocol"]) for r in res["runs"]}
-    assert {("foundation", "linear"), ("foundation", "finetune"), ("ssl", "linear"), ("scratch", "finetune")} <= keys
+    assert {("foundation", "linear"), ("foundation", "finetune"), ("ssl", "linear"), ("scratch", "finetune"),
+            ("adapted", "linear"), ("adapted", "finetune")} <= keys
     assert res["foundation"]["parameters"] > 20e6 and res["foundation"]["path"] == str(MINILM.resolve())
-    assert any(line.startswith("The foundation model at 100% labels") for line in res["findings"])
+    # domain-adaptive pretraining: MiniLM (a BERT) continued with sslab's bert method on the task's text
+    assert res["adapted"]["method"] == "bert" and res["adapted"]["lr"] == pytest.approx(4e-4)
+    adapted = json.loads((tmp_path / "run" / "adapted" / "run.json").read_text())
+    assert adapted["backbone"] == str(MINILM.resolve()) and adapted["vocab_size"] == 30522
+    found = [line for line in res["findings"] if line.startswith("The foundation model at 100% labels")]
+    assert found and "adapted (continued pretraining)" in found[0]
     html = (tmp_path / "run" / "report.html").read_text()
-    assert "foundation" in html
+    assert "Starting points" in html and "continued bert pretraining" in html
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["foundation"]["path"] == str(MINILM.resolve())
 
@@ -135,3 +141,37 @@ def test_from_an_image_run_for_text_is_refused(tmp_path, capsys, monkeypatch, re
     result = run_cli(capsys, "study", "--data", reviews, "--method", "gpt", "--from", run, "--out", out,
                      "--budget", "2s", "pretrain.backbone=tiny")
     assert_error(result, "image", root=tmp_path, out=out)
+
+
+@needs_minilm
+@needs_sst2
+def test_continued_pretraining_starts_from_the_model_folder(reviews, tmp_path, monkeypatch):
+    """`--backbone <HF folder>`: masked-LM pretraining continues MiniLM with its own tokenizer; the saved backbone
+    is MiniLM moved a little (a small lr), not a fresh network, and loads back in transformers."""
+    from transformers import AutoModel, BertForPreTraining
+
+    from sslab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert main(["pretrain", "--data", str(reviews), "--method", "bert", "--backbone", str(MINILM), "--budget", "4s",
+                 "--out", str(out), "lr=1e-5", "batch_size=4", "context=32"]) == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["vocab_size"] == 30522 and (out / "tokenizer" / "tokenizer.json").is_file()
+    before = AutoModel.from_pretrained(str(MINILM), local_files_only=True).embeddings.word_embeddings.weight
+    after = BertForPreTraining.from_pretrained(str(out / "hf")).bert.embeddings.word_embeddings.weight
+    assert 0 < (after - before).abs().max() < 1e-3
+
+
+@needs_sst2
+def test_continued_pretraining_refuses_a_model_of_another_architecture(reviews, tmp_path, capsys, monkeypatch):
+    from sslab.nets.text import build_text_model
+
+    monkeypatch.chdir(tmp_path)
+    t5 = tmp_path / "t5-folder"
+    build_text_model("t5", "tiny", 100, 16, pad_id=0, eos_id=1).save_pretrained(str(t5))
+    for backbone, says in ((t5, "holds a t5 model; this method continues bert models"),
+                           (tmp_path / "nowhere" / "model", "pretrained model folder not found")):
+        out = tmp_path / "run"
+        assert_error(run_cli(capsys, "pretrain", "--data", reviews, "--method", "bert", "--backbone", backbone,
+                             "--budget", "2s", "--out", out), says, root=tmp_path, out=out)

@@ -155,3 +155,34 @@ def test_bad_weights_files(capsys, tmp_path, content, words):
     result, out = _study(capsys, tmp_path, f"torchvision:mobilenet_v2={path}")
     line = assert_error(result, *words, root=tmp_path, out=out)
     assert "unpickled!" not in line and "unpickled!" not in result[1]
+
+
+@needs_weights
+def test_continued_pretraining_starts_from_imagenet_weights(tmp_path):
+    """`--backbone torchvision:<arch>=<weights>`: an image method pretrains the ImageNet network further (the run's
+    backbone is MobileNetV2 moved a little from its weights), and the run loads back as an encoder."""
+    import json
+
+    from sslab.cli import main
+    from sslab.engine import load_encoder
+    from sslab.nets.image import Pretrained
+
+    out = tmp_path / "run"
+    assert main(["pretrain", "--data", "digits", "--method", "simclr", "--backbone",
+                 f"torchvision:mobilenet_v2={WEIGHTS}", "--budget", "3s", "--out", str(out), "batch_size=16",
+                 "lr=1e-4", "foundation_image_size=32"]) == 0
+    assert json.loads((out / "run.json").read_text())["config"]["foundation_image_size"] == 32
+    enc, _ = load_encoder(out)
+    assert isinstance(enc.backbone, Pretrained) and enc.backbone.size == 32
+    w = torch.load(WEIGHTS, weights_only=True)["features.0.0.weight"]
+    got = enc.backbone.net.features[0][0].weight.detach()
+    assert 0 < (got - w).abs().max() < 0.05 * w.abs().max()
+
+
+@needs_weights
+def test_bad_pretrained_backbone(capsys, tmp_path):
+    out = tmp_path / "run"
+    for spec, says in ((f"torchvision:mobilenet_v2={tmp_path / 'none.pth'}", "weights file not found"),
+                       (f"mobilenet_v2={WEIGHTS}", "torchvision:<architecture>=<weights file>")):
+        assert_error(run_cli(capsys, "pretrain", "--data", "digits", "--method", "simclr", "--backbone", spec,
+                             "--budget", "2s", "--out", out), says, root=tmp_path, out=out)

@@ -34,7 +34,11 @@ class _Strict(BaseModel):
 class PretrainConfig(_Strict):
     method: str = "vicreg"  # the default study (README): measured best at 1% labels per CPU-second
     method_args: dict[str, Any] = Field(default_factory=dict)
-    backbone: str = "resnet-s2"
+    backbone: str = Field("resnet-s2", description="a named network (resnet-s2, timm:<model>, a text size), or "
+                          "pretrained weights to continue from: torchvision:<arch>=<file> / timm:<model>=<file> for "
+                          "images, a local Hugging Face model folder for text")
+    foundation_image_size: int = Field(64, gt=7, description="the side images are resized to for a pretrained "
+                                       "torchvision / timm backbone")
     epochs: float | None = Field(None, gt=0)
     budget: float | None = Field(330.0, gt=0, description="seconds; training stops cleanly when it is spent")
     batch_size: int = Field(256, gt=1)
@@ -86,7 +90,8 @@ def scaled_lr(cfg: PretrainConfig, global_batch: int) -> float:
 
 class EvalConfig(_Strict):
     fractions: list[float] = [0.01, 0.1, 1.0]
-    protocols: list[Literal["knn", "linear", "finetune"]] = ["knn", "linear", "finetune"]
+    protocols: list[Literal["knn", "linear", "finetune", "text2text"]] = Field(
+        ["knn", "linear", "finetune", "text2text"], description="text2text runs only on encoder-decoder models (t5)")
     baselines: list[Literal["scratch", "scratch+aug", "raw", "pixels", "tfidf"]] = Field(
         ["scratch", "scratch+aug", "raw"], description="raw: the data kind's no-learning baseline (logistic regression "
         "on raw pixels for images, on TF-IDF bag-of-words for text; 'pixels' and 'tfidf' name it too)")
@@ -123,6 +128,11 @@ class StudyConfig(_Strict):
                                    "file> for images, or an earlier sslab run")
     foundation_image_size: int = Field(64, gt=7, description="images are resized to this side for a torchvision / "
                                        "timm foundation model (ImageNet networks want more than 32 pixels)")
+    adapt: bool = Field(True, description="with a foundation model: also continue pretraining it on the task's "
+                        "unlabelled training data (domain-adaptive pretraining) for the same budget, with the study's "
+                        "method (images) or the masked / causal / span method of its architecture (text)")
+    adapt_lr: float | None = Field(None, gt=0, description="continued pretraining's learning rate (None: a tenth of "
+                                   "pretrain.lr: pretrained weights are not trained from scratch)")
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 

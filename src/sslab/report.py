@@ -28,12 +28,13 @@ from sslab.errors import SslabError
 __all__ = ["summarize", "write_report", "print_summary"]
 
 # Preferred display order / colours. Anything else is accepted and placed after these.
-INIT_ORDER = ["ssl", "ssl+aug", "foundation", "scratch+aug", "scratch", "pixels", "tfidf"]
-PROTOCOL_ORDER = ["finetune", "linear", "knn", "logreg"]
+INIT_ORDER = ["ssl", "ssl+aug", "foundation", "adapted", "scratch+aug", "scratch", "pixels", "tfidf"]
+PROTOCOL_ORDER = ["finetune", "text2text", "linear", "knn", "logreg"]
 INIT_COLORS = {
     "ssl": "#1f77b4",
     "ssl+aug": "#9467bd",
     "foundation": "#2ca02c",
+    "adapted": "#17becf",
     "scratch": "#ff7f0e",
     "scratch+aug": "#d62728",
     "pixels": "#7f7f7f",
@@ -42,6 +43,7 @@ INIT_COLORS = {
 _EXTRA_COLORS = ["#2ca02c", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939"]
 PROTOCOL_STYLE = {  # (marker, linestyle)
     "finetune": ("o", "-"),
+    "text2text": ("P", "--"),
     "linear": ("s", "-."),
     "knn": ("^", ":"),
     "logreg": ("D", "--"),
@@ -598,6 +600,25 @@ def _results_table_html(summary: list[dict]) -> str:
             "bold. Small grey number: mean final train accuracy (a large train/test gap means overfitting).</p>")
 
 
+def _starting_points(results: dict) -> list[str]:
+    """What the foundation and adapted rows start from (a study with --from)."""
+    out = []
+    found = _as_dict(results.get("foundation"))
+    if found:
+        params = found.get("parameters")
+        out.append(f"foundation: {found.get('backbone') or found.get('path')}"
+                   + (f", {params / 1e6:.1f} M parameters" if isinstance(params, (int, float)) else "")
+                   + ", evaluated as it is (frozen protocols) and fine-tuned")
+    adapted = _as_dict(results.get("adapted"))
+    if adapted.get("skipped"):
+        out.append(f"adapted: not run ({adapted['skipped']})")
+    elif adapted:
+        out.append(f"adapted: the foundation model after continued {adapted.get('method')} pretraining on the task's "
+                   f"unlabelled training data (domain-adaptive pretraining), {_fmt_value(adapted.get('epochs'))} "
+                   f"epochs in {_fmt_value(adapted.get('seconds'))} s at learning rate {adapted.get('lr')}")
+    return out
+
+
 def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
     data = _as_dict(results.get("data"))
     pretrain = _as_dict(results.get("pretrain"))
@@ -657,6 +678,9 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
         w("<h2>Findings</h2><ul class=\"findings\">")
         w("".join(f"<li>{_e(f)}</li>" for f in findings))
         w("</ul>")
+    starts = _starting_points(results)
+    if starts:
+        w("<h2>Starting points</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in starts) + "</ul>")
     if results.get("baseline_notes"):
         w(f"<h2>Baselines</h2><p>{_e(results['baseline_notes'])}</p>")
 

@@ -50,9 +50,11 @@ def findings(summary: list[dict]) -> list[str]:
         found = [v for k, v in get.items() if k[0] == "foundation" and k[2] == frac]
         if found:
             f = max(found, key=lambda v: v["mean"])
+            best = lambda init: max((v for k, v in get.items() if k[0] == init and k[2] == frac),  # noqa: E731
+                                    key=lambda v: v["mean"], default=None)
             parts = [f"{name} {fmt(v)} ({f['mean'] - v['mean']:+.1%}{_spread(f, v, f['mean'] - v['mean'])})"
-                     for name, v in (("own SSL", max((v for k, v in get.items() if k[0] == "ssl" and k[2] == frac),
-                                                      key=lambda v: v["mean"], default=None)),
+                     for name, v in (("adapted (continued pretraining)", best("adapted")),
+                                     ("own SSL", best("ssl")),
                                      ("scratch", get.get(("scratch", "finetune", frac)))) if v]
             out.append(f"The foundation model at {frac:.0%} labels (best protocol: {f['protocol']}, {fmt(f)}) against "
                        + ("; ".join(parts) or "nothing else measured") + ".")
@@ -131,6 +133,59 @@ def load_foundation(spec: str, kind: str, context: int | None = None, meta: dict
     return encoder, info
 
 
+# the sslab method that continues a pretrained text model of each HF architecture
+CONTINUE_TEXT = {"bert": "bert", "roberta": "roberta", "gpt2": "gpt", "t5": "t5"}
+
+
+def adapt_config(cfg: StudyConfig, kind: str):
+    """The pretraining settings that continue the foundation model on the task's unlabelled data, or the reason
+    none apply (a string)."""
+    spec = cfg.foundation
+    update = {"lr": cfg.adapt_lr or cfg.pretrain.lr / 10, "foundation_image_size": cfg.foundation_image_size}
+    if kind == "image":
+        if not str(spec).startswith(("torchvision:", "timm:")):
+            return "an sslab run is continued by pretraining it again (sslab pretrain --resume)"
+        return cfg.pretrain.model_copy(update={**update, "backbone": spec})
+    if (Path(spec).expanduser() / "run.json").is_file():
+        return "an sslab run is continued by pretraining it again (sslab pretrain --resume)"
+    from sslab.nets.text import load_hf_pretraining
+
+    model_type = getattr(load_hf_pretraining(spec, None, "AutoConfig", config_only=True), "model_type", "?")
+    method = CONTINUE_TEXT.get(model_type)
+    if method is None:
+        return f"sslab has no pretraining method for {model_type} models"
+    same = method == cfg.pretrain.method
+    return cfg.pretrain.model_copy(update={**update, "method": method, "backbone": str(Path(spec).expanduser()),
+                                           "vocab_size": None, "method_args": cfg.pretrain.method_args if same else {}})
+
+
+def adapt_foundation(cfg: StudyConfig, kind: str, splits, out: Path, root, log, show_progress, runs: list) -> dict:
+    """Domain-adaptive pretraining: the foundation model pretrained further on the task's unlabelled training data
+    (same budget as own SSL, in `<out>/adapted`), then every protocol on it (rows with init "adapted")."""
+    pcfg = adapt_config(cfg, kind)
+    if isinstance(pcfg, str):
+        log(f"no continued pretraining of the foundation model: {pcfg}")
+        return {"skipped": pcfg}
+    where = out / "adapted"
+    log(f"continued pretraining of the foundation model: {pcfg.method}, lr {pcfg.lr:g}, in {where}")
+    prepared = prepare_pretraining(splits, pcfg, where, root=root, corpus=cfg.corpus)
+    pre = pretrain(prepared.train, pcfg, where, data_spec=cfg.data, show_progress=show_progress,
+                   val_data=prepared.val)
+    log(f"adapted {pre['method']}: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
+        f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
+    encoder, info = load_encoder(where)
+    progress = Progress("evaluate adapted", show_progress)
+    try:
+        aev = evaluate_encoder(encoder, info, splits, cfg.eval.model_copy(update={"baselines": []}), log,
+                               progress=progress, name="adapted")
+    finally:
+        progress.close()
+    runs += aev["runs"]
+    return {"method": pre["method"], "lr": pcfg.lr, "epochs": pre["epochs"], "seconds": pre["seconds"],
+            "steps": pre.get("steps"), "units_per_s": pre["units_per_s"], "unit": pre["unit"],
+            "history": pre.get("history"), "health": aev["health"]}
+
+
 def _baseline_notes(kind: str) -> str:
     return ("scratch: the same network from random init fine-tuned on the labels; scratch+aug: the same with "
             f"augmentation; {kind_adapter(kind).RAW_NOTE}.")
@@ -176,6 +231,8 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=p
         ev["runs"] += fev["runs"]
         extra["foundation"] = {"path": finfo["foundation"], "backbone": finfo["backbone"],
                                "parameters": _params(fenc), "health": fev["health"]}
+        if cfg.adapt:
+            extra["adapted"] = adapt_foundation(cfg, kind, splits, out, root, log, show_progress, ev["runs"])
     results = assemble({
         "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": command, "config": cfg.model_dump(), "data": _data_info(splits), "pretrain": pre,

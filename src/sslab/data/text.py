@@ -87,6 +87,16 @@ TEXT_COLUMNS = ("text", "sentence", "review", "content", "document", "question",
 LABEL_COLUMNS = ("label", "class", "category", "sentiment", "target", "y")
 SST2_CLASSES = ["negative", "positive"]
 TREC_CLASSES = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+# TREC's coarse classes written out (Li & Roth 2002's names), for text-to-text transfer's label words
+TREC_WORDS = {"ABBR": "abbreviation", "DESC": "description", "ENTY": "entity", "HUM": "human", "LOC": "location",
+              "NUM": "number"}
+
+
+def label_words(classes: Sequence[str]) -> list[str]:
+    """Each class name as the words a text-to-text model writes for it: TREC's abbreviations spelt out, else the
+    name with underscores and hyphens as spaces ("very_negative" -> "very negative")."""
+    return [TREC_WORDS.get(c) or " ".join(str(c).replace("_", " ").replace("-", " ").split()) or str(c)
+            for c in classes]
 
 # --- canonical sources: raw files of public GitHub repositories at fixed commits (/work/shared/data/README.md) ----
 GITHUB_RAW = "https://raw.githubusercontent.com/"

@@ -16,6 +16,8 @@ from sslab.config import EvalConfig
 from sslab.data import label_subset
 from sslab.errors import SslabError
 from sslab.evaluate.protocols import extract_features, finetune, knn_accuracy, linear_probe
+from sslab.evaluate.text import text_to_text
+from sslab.nets.text import Seq2SeqEncoder
 from sslab.health import embedding_health
 
 
@@ -23,19 +25,22 @@ from sslab.health import embedding_health
 class Protocol:
     """`frozen`: fn(train_f, train_y, test_f, test_y, cfg, seed, n_classes) on frozen features; else
     fn(encoder, train, idx, test, cfg, seed, n_classes, augment, device), which trains the encoder.
-    `seeded`: the result depends on the seed beyond the label subset (kNN does not: with all labels it runs once)."""
+    `seeded`: the result depends on the seed beyond the label subset (kNN does not: with all labels it runs once).
+    `applies(encoder)`: whether the protocol can run on this encoder (text-to-text needs an encoder-decoder)."""
     name: str
     fn: Callable
     frozen: bool
     metric: str = "accuracy"
     seeded: bool = True
+    applies: Callable = lambda encoder: True
 
 
 PROTOCOLS: dict[str, Protocol] = {}
 
 
-def register_protocol(name: str, fn: Callable, frozen: bool, metric: str = "accuracy", seeded: bool = True) -> None:
-    PROTOCOLS[name] = Protocol(name, fn, frozen, metric, seeded)
+def register_protocol(name: str, fn: Callable, frozen: bool, metric: str = "accuracy", seeded: bool = True,
+                      applies: Callable | None = None) -> None:
+    PROTOCOLS[name] = Protocol(name, fn, frozen, metric, seeded, applies or (lambda encoder: True))
 
 
 def _knn(train_f, train_y, test_f, test_y, cfg, seed, n_classes):
@@ -46,6 +51,7 @@ def _knn(train_f, train_y, test_f, test_y, cfg, seed, n_classes):
 register_protocol("knn", _knn, frozen=True, seeded=False)
 register_protocol("linear", linear_probe, frozen=True)
 register_protocol("finetune", finetune, frozen=False)
+register_protocol("text2text", text_to_text, frozen=False, applies=lambda encoder: isinstance(encoder, Seq2SeqEncoder))
 
 
 # Evaluations of a whole run that need no labels (word vectors' similarity and analogy sets, ...): a method names
@@ -161,7 +167,8 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
                 continue
             inits = []
             if encoder is not None:
-                inits += [(name, encoder, protocol, cfg.finetune_aug) for protocol in trained]
+                inits += [(name, encoder, protocol, cfg.finetune_aug) for protocol in trained
+                          if PROTOCOLS[protocol].applies(encoder)]
             for base in ("scratch", "scratch+aug"):
                 if base in cfg.baselines and fresh is not None:
                     torch.manual_seed(seed)

@@ -114,9 +114,17 @@ def finetune(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, 
     train/test accuracy and per-epoch curves (test curve on a fixed subset of `cfg.curve_test_images`).
     `augment(raw_batch, generator)`: the data kind's supervised augmentation, or None."""
     torch.manual_seed(seed)
+    model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(encoder.dim, n_classes))
+    return fit_classifier(model, train, idx, test, cfg, seed, augment, device)
+
+
+def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, augment=None,
+                   device="cpu") -> dict:
+    """Train `model` (raw batch -> class scores) in place by cross-entropy on the items `idx` of `train`, on the
+    fine-tuning schedule of `cfg` (AdamW, one-cycle learning rate, epochs from the label count); returns final
+    train/test accuracy and the curves."""
     g = torch.Generator().manual_seed(seed)
-    model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(encoder.dim, n_classes)).to(device)
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(device).to(memory_format=torch.channels_last)
     idx = torch.as_tensor(idx, dtype=torch.long)
     y_all = torch.as_tensor(train.y)
     bs = min(cfg.batch_size, len(idx))

@@ -14,10 +14,29 @@ AUG = {"p_dropout": 0.1, "p_delete": 0.1, "p_swap": 0.1}  # the scratch+aug stre
 
 
 def labelled(split, info: dict):
-    from sslab.data.text import encode_examples
+    """The split tokenized with the run's tokenizer; `label_ids`: each class's label words as token ids closed by
+    the end-of-sequence token (what text-to-text transfer writes)."""
+    from sslab.data.text import encode_examples, label_words
     from sslab.methods.text import run_tokenizer
 
-    return encode_examples(run_tokenizer(info), split, max_len=info["context"])
+    tok = run_tokenizer(info)
+    ex = encode_examples(tok, split, max_len=info["context"])
+    eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+    ex.label_ids = [tok(w, add_special_tokens=False)["input_ids"] + eos for w in label_words(split.classes)]
+    return ex
+
+
+def text_to_text(encoder, train, idx, test, cfg, seed: int, n_classes: int, augment=None, device="cpu") -> dict:
+    """Text-to-text transfer (T5): a copy of the whole encoder-decoder fine-tuned to write each text's label words,
+    on the same schedule as `finetune`; a text's class is the label whose words the decoder finds most likely."""
+    import copy
+
+    from sslab.evaluate.protocols import fit_classifier
+    from sslab.nets.text import LabelScorer
+
+    torch.manual_seed(seed)
+    return fit_classifier(LabelScorer(copy.deepcopy(encoder), train.label_ids), train, idx, test, cfg, seed,
+                          augment, device)
 
 
 def augmenter(info: dict, device):

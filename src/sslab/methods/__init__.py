@@ -47,7 +47,9 @@ def build_for_data(method: str, backbone: str, method_args: dict, meta: dict, cf
     cls = METHODS[method]
     if meta.get("kind", "image") != cls.kind:
         raise SslabError(f"method {method!r} trains on {cls.kind} data, not on {meta.get('kind', 'image')} data")
-    model = build_method(method, cls.build_net(backbone, meta), **method_args)
+    size = getattr(cfg, "foundation_image_size", None)  # the side a pretrained ImageNet backbone resizes to
+    model = build_method(method, cls.build_net(backbone, {**meta, "foundation_image_size": size} if size else meta),
+                         **method_args)
     model.setup(meta, cfg if cfg is not None else PretrainConfig(method=method, backbone=backbone))
     return model
 

@@ -126,7 +126,7 @@ class JointEmbedding(Method):
 
     @classmethod
     def build_net(cls, backbone: str, meta: dict) -> nn.Module:
-        return build_backbone(backbone, meta["in_chans"], meta["mean"], meta["std"])
+        return build_backbone(backbone, meta["in_chans"], meta["mean"], meta["std"], meta.get("foundation_image_size"))
 
     @classmethod
     def check_backbone(cls, backbone: str) -> None:

@@ -11,6 +11,7 @@ from sslab.views.text import mask_tokens, next_sentence_pairs
 @register("bert")
 class BERT(TextMethod):
     arch, tokenizer_kind, pooling = "bert", "wordpiece", "mean"
+    auto_class = "AutoModelForPreTraining"  # BertForPreTraining: masked-LM and next-sentence heads
     specials = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
                 "mask_token": "[MASK]"}
     lowercase = True

@@ -17,6 +17,7 @@ class GPT(TextMethod):
     # mean of the token states for transfer: on SST-2 the mean-pooled linear probe beat the last token's
     # (56.0 +- 4.2 vs 54.9 +- 3.0 at 1% labels, 60.7 vs 59.0 at 10%; recipes/gpt.yaml)
     arch, tokenizer_kind, pooling = "gpt2", "bpe", "mean"
+    auto_class = "AutoModelForCausalLM"
     specials = {"eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>", "pad_token": "<|pad|>",
                 "unk_token": "<|unk|>"}
 

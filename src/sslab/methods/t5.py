@@ -2,12 +2,15 @@
 mean length 3, are replaced in the input by sentinel tokens (<extra_id_0>, <extra_id_1>, ...) and the decoder
 writes each sentinel followed by the tokens it hid (`sslab.views.text.span_corruption`, the reference's exact input
 and target lengths). SentencePiece-style Unigram tokenizer with 100 sentinels; the model is HF's
-`T5ForConditionalGeneration` built from a config; transfer uses the encoder's mean-pooled states."""
+`T5ForConditionalGeneration` built from a config. Transfer starts from the whole encoder-decoder: the frozen
+protocols and the classification head use the encoder's mean-pooled states, text-to-text transfer (`text2text`)
+fine-tunes encoder and decoder to write the label's words."""
 import torch
 
 from sslab.errors import SslabError
 from sslab.methods import register
 from sslab.methods.text import TextMethod, lm_loss, masked_accuracy
+from sslab.nets.text import Seq2SeqEncoder
 from sslab.views.text import span_corruption, t5_lengths
 
 SENTINELS = 100
@@ -16,6 +19,7 @@ SENTINELS = 100
 @register("t5")
 class T5(TextMethod):
     arch, tokenizer_kind = "t5", "unigram"
+    auto_class = "AutoModelForSeq2SeqLM"
     specials = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
     extra_specials = tuple(f"<extra_id_{i}>" for i in range(SENTINELS))
     min_context = 8
@@ -39,6 +43,14 @@ class T5(TextMethod):
         if len(self.sentinels) < 1:
             raise SslabError("the tokenizer has no T5 sentinel tokens (<extra_id_0>, ...)")
         self.eos = meta["eos_id"]
+
+    @property
+    def backbone(self):
+        """The whole encoder-decoder: text-to-text transfer needs the decoder too (backbone.safetensors holds both)."""
+        return self.net
+
+    def encoder(self) -> Seq2SeqEncoder:
+        return Seq2SeqEncoder(self.net, self.pooling, self.net.config.d_model)
 
     def views(self, batch, generator=None):
         out = span_corruption(batch["ids"], self.sentinels, self.eos, self.noise_density, self.mean_span, generator)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from sslab import dist
 from sslab.errors import SslabError
 from sslab.methods.base import Method, Prepared
-from sslab.nets.text import TEXT_SIZES, TextEncoder, build_text_model, text_base, text_size
+from sslab.nets.text import TEXT_SIZES, TextEncoder, build_text_model, load_hf_pretraining, text_base, text_size
 
 TOKENIZER_DIR = "tokenizer"
 PROBE_TEXT_ITEMS = 64  # held-out blocks in the probe batch (the engine's fixed batch holds more)
@@ -54,6 +54,18 @@ def load_tokenizer(folder: str | Path):
     return PreTrainedTokenizerFast.from_pretrained(str(folder))
 
 
+def pretrained_folder(backbone: str) -> Path | None:
+    """The local HF model folder a text backbone names (continued pretraining), None for a size name."""
+    if backbone in TEXT_SIZES:
+        return None
+    path = Path(backbone).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    if "/" in backbone or "\\" in backbone:
+        raise SslabError(f"pretrained model folder not found: {backbone}")
+    return None
+
+
 def run_tokenizer(info: dict):
     """The tokenizer a text run trained (in `<run>/tokenizer`)."""
     return load_tokenizer(Path(info.get("run_dir", ".")) / info.get("tokenizer", TOKENIZER_DIR))
@@ -80,6 +92,7 @@ class TextMethod(Method):
     default_vocab: int = 8192
     min_context: int = 2  # the shortest context whose packed blocks the views can use
     tiny_backbone: str = "tiny"  # the smallest size, for tests and smoke runs
+    auto_class: str = "AutoModelForMaskedLM"  # what loads a pretrained model folder with this method's heads
     lowercase: bool = False
 
     def __init__(self, net, pooling: str | None = None, probe_items: int = PROBE_TEXT_ITEMS,
@@ -97,8 +110,11 @@ class TextMethod(Method):
     # ------------------------------------------------------------------ building
     @classmethod
     def check_backbone(cls, backbone: str) -> None:
+        if pretrained_folder(backbone) is not None:
+            return
         if backbone not in TEXT_SIZES:
-            raise SslabError(f"unknown text model size {backbone!r} for {cls.arch}; choose from {', '.join(TEXT_SIZES)}")
+            raise SslabError(f"unknown text model size {backbone!r} for {cls.arch}; choose from {', '.join(TEXT_SIZES)}"
+                             " or give a local Hugging Face model folder to continue pretraining")
 
     @classmethod
     def block_len(cls, context: int) -> int:
@@ -107,6 +123,9 @@ class TextMethod(Method):
 
     @classmethod
     def build_net(cls, backbone: str, meta: dict):
+        folder = pretrained_folder(backbone)
+        if folder is not None:  # continued (domain-adaptive) pretraining of a local HF model
+            return load_hf_pretraining(folder, cls.arch, cls.auto_class)
         text_size(backbone)
         return build_text_model(cls.arch, backbone, meta["vocab_size"], meta["context"], meta["pad_id"],
                                 bos_id=meta.get("bos_id"), eos_id=meta.get("eos_id"))
@@ -123,8 +142,16 @@ class TextMethod(Method):
         train_texts, train_docs = splits.train.pretrain_texts()
         tok_dir = out / TOKENIZER_DIR
         kind = cfg.method_args.get("tokenizer", cls.tokenizer_kind)  # e.g. GPT on characters
+        folder = pretrained_folder(cfg.backbone)
         if (tok_dir / "tokenizer.json").is_file():  # resume: the run's own tokenizer
             tok = load_tokenizer(tok_dir)
+        elif folder is not None:  # continued pretraining keeps the pretrained model's own tokenizer
+            config = load_hf_pretraining(folder, cls.arch, cls.auto_class, config_only=True)
+            longest = getattr(config, "max_position_embeddings", None)  # None: relative positions (T5)
+            if longest is not None and context > longest - 2:
+                raise SslabError(f"context {context} is longer than {folder.name} takes ({longest} positions)")
+            tok = load_tokenizer(folder)
+            tok.save_pretrained(str(tok_dir))
         else:
             tok = train_tokenizer(train_texts, kind, cfg.vocab_size or cls.default_vocab, cls.specials,
                                   lowercase=cls.lowercase, extra_specials=cls.extra_specials,

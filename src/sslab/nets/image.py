@@ -79,6 +79,17 @@ def check_backbone_name(name: str) -> None:
     """The one-line SslabError build_backbone would raise for an unknown name, without building anything."""
     if name in RESNETS:
         return
+    if "=" in name:  # pretrained weights: torchvision:<arch>=<file> / timm:<model>=<file>
+        lib, _, rest = name.partition(":")
+        arch, _, path = rest.partition("=")
+        if lib not in ("torchvision", "timm") or not arch or not path:
+            raise SslabError(f"backbone {name!r}: write torchvision:<architecture>=<weights file> or "
+                             "timm:<model>=<weights file>")
+        from pathlib import Path
+
+        if not Path(path).expanduser().is_file():
+            raise SslabError(f"weights file not found: {path}")
+        return
     if name.startswith("timm:"):
         import timm
 
@@ -88,9 +99,13 @@ def check_backbone_name(name: str) -> None:
     raise SslabError(f"unknown backbone {name!r}; choose from {', '.join(backbone_names())}")
 
 
-def build_backbone(name: str, in_chans: int, mean=None, std=None) -> Backbone:
-    """`name` is one of RESNETS or `timm:<model>` (random init; no weights are fetched)."""
+def build_backbone(name: str, in_chans: int, mean=None, std=None, size: int | None = None) -> nn.Module:
+    """`name` is one of RESNETS or `timm:<model>` (random init; no weights are fetched), or a pretrained network
+    `torchvision:<arch>=<weights file>` / `timm:<model>=<weights file>` (`pretrained_backbone`, images resized to
+    `size`): what continued (domain-adaptive) pretraining starts from."""
     check_backbone_name(name)
+    if "=" in name:
+        return pretrained_backbone(name, size)[0]
     mean = [0.5] * in_chans if mean is None else mean
     std = [0.25] * in_chans if std is None else std
     if name in RESNETS:

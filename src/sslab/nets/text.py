@@ -131,25 +131,45 @@ def load_hf_encoder(folder) -> nn.Module:
     read: a folder with only pytorch_model.bin is refused."""
     from pathlib import Path
 
+    model = _from_folder(folder, "AutoModel")
+    if getattr(model.config, "is_encoder_decoder", False):
+        raise SslabError(f"{folder} holds an encoder-decoder model; --from takes a text encoder")
+    return text_base(model)
+
+
+def load_hf_pretraining(folder, arch: str, auto_class: str, config_only: bool = False):
+    """A local HF model folder loaded with a method's pretraining heads (`auto_class`, e.g. AutoModelForMaskedLM;
+    heads the folder lacks start from random, as in continued pretraining of a sentence encoder), for a method
+    of architecture `arch` (the folder's model_type must be it; None: any). `config_only`: just its config."""
+    config = _from_folder(folder, "AutoConfig")
+    if arch is not None and getattr(config, "model_type", None) != arch:
+        raise SslabError(f"{folder} holds a {getattr(config, 'model_type', 'unknown')} model; this method continues "
+                         f"{arch} models")
+    return config if config_only else _from_folder(folder, auto_class)
+
+
+def _from_folder(folder, auto_class: str):
+    """`transformers.<auto_class>.from_pretrained` on a local folder: config.json and safetensors weights required,
+    nothing downloaded, nothing pickled read; every failure is one SslabError line."""
+    from pathlib import Path
+
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise SslabError(f"pretrained model folder not found: {folder}")
     if not (folder / "config.json").is_file():
         raise SslabError(f"{folder} is not a Hugging Face model folder (no config.json)")
-    if not any(folder.glob("*.safetensors")):
+    if auto_class != "AutoConfig" and not any(folder.glob("*.safetensors")):
         raise SslabError(f"{folder} has no .safetensors weights (pickled pytorch_model.bin files are not loaded)")
     import transformers as tf
     from safetensors import SafetensorError
 
     tf.utils.logging.disable_progress_bar()  # no "Loading weights" bar in a study's log
+    kw = {} if auto_class == "AutoConfig" else {"use_safetensors": True}
     try:
-        model = tf.AutoModel.from_pretrained(str(folder), local_files_only=True, use_safetensors=True)
+        return getattr(tf, auto_class).from_pretrained(str(folder), local_files_only=True, **kw)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
         first = " ".join(str(err).split())[:300]
         raise SslabError(f"cannot load the pretrained model in {folder}: {first}") from None
-    if getattr(model.config, "is_encoder_decoder", False):
-        raise SslabError(f"{folder} holds an encoder-decoder model; --from takes a text encoder")
-    return text_base(model)
 
 
 def text_base(model) -> nn.Module:
@@ -190,6 +210,49 @@ class TextEncoder(nn.Module):
             mask = torch.ones_like(ids)
         h = self.trunk(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, dim)
         return pool(h, mask, self.pooling)
+
+
+class Seq2SeqEncoder(TextEncoder):
+    """An encoder-decoder (T5) for transfer: forward() pools its encoder's states like `TextEncoder` (the
+    representation the frozen protocols and the classification head use), and `model` is the whole network, which
+    text-to-text transfer (`LabelScorer`) fine-tunes."""
+
+    def __init__(self, model: nn.Module, pooling: Literal["mean", "cls", "last"], dim: int):
+        super().__init__(model.get_encoder(), pooling, dim)
+        self.model = model
+
+
+class LabelScorer(nn.Module):
+    """Text-to-text classification (T5's way of casting every task): the class is the label written as words, and
+    forward(batch) -> (B, C) gives the log-likelihood the decoder assigns to each class's words (with the closing
+    end-of-sequence token) given the text; argmax ranks the label words. Trained with cross-entropy over these
+    scores, which is the likelihood of the right label normalised over the candidate labels. The encoder runs once
+    per text; the decoder once per (text, class)."""
+
+    def __init__(self, encoder: Seq2SeqEncoder, label_ids: list[list[int]]):
+        super().__init__()
+        if not isinstance(encoder, Seq2SeqEncoder):
+            raise SslabError("text-to-text transfer needs an encoder-decoder model (t5)")
+        if not label_ids or any(len(ids) == 0 for ids in label_ids):
+            raise SslabError("text-to-text transfer needs a non-empty token sequence for every class")
+        self.model, self.pooling, self.dim = encoder.model, encoder.pooling, encoder.dim
+        width = max(map(len, label_ids))
+        labels = torch.full((len(label_ids), width), -100, dtype=torch.long)
+        for c, ids in enumerate(label_ids):
+            labels[c, : len(ids)] = torch.as_tensor(ids)
+        self.register_buffer("labels", labels, persistent=False)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        ids = batch["input_ids"]
+        mask = batch.get("attention_mask")
+        mask = torch.ones_like(ids) if mask is None else mask
+        h = self.model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+        b, c = ids.shape[0], self.labels.shape[0]
+        labels = self.labels.repeat(b, 1)  # (B*C, L): text i with class j at row i*C + j
+        logits = self.model(encoder_outputs=(h.repeat_interleave(c, 0),), attention_mask=mask.repeat_interleave(c, 0),
+                            labels=labels).logits
+        nll = nn.functional.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100, reduction="none")
+        return -nll.sum(1).view(b, c)
 
 
 def pool(h: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
