@@ -51,16 +51,33 @@ def text_inputs(model) -> dict:
     return model.views({"ids": ids, "doc": doc}, g)
 
 
+PAIRS_META = {**TEXT_META, "kind": "pairs", "in_chans": 3, "image_size": SIZE, "mean": [0.5] * 3, "std": [0.25] * 3,
+              "method_args": {}}
+
+
+def pair_inputs(model) -> dict:
+    """Images with two captions each (the same in every process), CLIP's views drawn from a fixed generator."""
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, TEXT_META["vocab_size"], (BATCH, 2, 10), generator=g)
+    mask = (torch.arange(10) < torch.randint(3, 11, (BATCH, 2, 1), generator=g)).long()
+    batch = {"images": torch.randint(0, 256, (BATCH, SIZE, SIZE, 3), generator=g, dtype=torch.uint8),
+             "captions": ids * mask, "caption_mask": mask, "n_captions": torch.full((BATCH,), 2)}
+    return model.views(batch, g)
+
+
 def one_step(name: str, rank: int, world: int) -> dict:
     torch.manual_seed(0)
     share = BATCH // world
     cls = sslab.METHODS[name]
-    if cls.kind == "text":
+    if cls.kind in ("text", "pairs"):
         from sslab.config import PretrainConfig
 
-        model = build_method(name, cls.build_net(cls.tiny_backbone, TEXT_META))
-        model.setup(TEXT_META, PretrainConfig(method=name))
-        local = {k: v[rank * share : (rank + 1) * share] for k, v in text_inputs(model).items()}
+        meta = TEXT_META if cls.kind == "text" else PAIRS_META
+        backbone = cls.tiny_backbone if cls.kind == "text" else "resnet-xs"
+        model = build_method(name, cls.build_net(backbone, meta))
+        model.setup(meta, PretrainConfig(method=name))
+        inputs = text_inputs(model) if cls.kind == "text" else pair_inputs(model)
+        local = {k: v[rank * share : (rank + 1) * share] for k, v in inputs.items()}
     else:
         model = build_method(name, build_backbone("resnet-xs", CHANNELS))
         local = [v[rank * share : (rank + 1) * share] for v in global_views(model)]

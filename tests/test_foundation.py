@@ -95,7 +95,7 @@ def test_study_from_a_model_folder(reviews, tmp_path):
             ("adapted", "linear"), ("adapted", "finetune")} <= keys
     assert res["foundation"]["parameters"] > 20e6 and res["foundation"]["path"] == str(MINILM.resolve())
     # domain-adaptive pretraining: MiniLM (a BERT) continued with sslab's bert method on the task's text
-    assert res["adapted"]["method"] == "bert" and res["adapted"]["lr"] == pytest.approx(4e-4)
+    assert res["adapted"]["method"] == "bert" and res["adapted"]["lr"] == pytest.approx(1e-4)
     adapted = json.loads((tmp_path / "run" / "adapted" / "run.json").read_text())
     assert adapted["backbone"] == str(MINILM.resolve()) and adapted["vocab_size"] == 30522
     found = [line for line in res["findings"] if line.startswith("The foundation model at 100% labels")]

@@ -150,3 +150,18 @@ def test_text_to_text_learns_labels_a_random_rule_cannot_give():
     cfg = EvalConfig(finetune_lr=3e-3, finetune_epochs=10, finetune_min_steps=60, batch_size=32, curve_points=2)
     res = text_to_text(enc, data[0], range(200), data[1], cfg, 0, 2)
     assert res["train_acc"] > 0.95 and res["test_acc"] > 0.9
+
+
+def test_label_scorer_trains_on_the_right_labels_words():
+    """Its training loss is the HF loss of the decoder writing each text's own label (T5's fine-tuning)."""
+    from sslab.nets.text import LabelScorer, Seq2SeqEncoder
+
+    model = _tiny_t5()
+    labels = [[5, 6, 1], [7, 1]]
+    scorer = LabelScorer(Seq2SeqEncoder(model, "mean", 128), labels)
+    batch = {"input_ids": torch.tensor([[11, 12, 1], [13, 14, 1]]), "attention_mask": torch.ones(2, 3, dtype=torch.long)}
+    y = torch.tensor([1, 0])
+    with torch.no_grad():
+        got = scorer.loss(batch, y)
+        per_token = [-(scorer(batch)[i, y[i]]) for i in range(2)]
+    assert torch.allclose(got, (per_token[0] + per_token[1]) / 5, atol=1e-4)  # 2 + 3 label tokens

@@ -232,7 +232,8 @@ def pretrain(
 def evaluate(
     run: Path = typer.Argument(..., help="a pretraining run folder"),
     labels: str = typer.Option("0.01,0.1,1.0", help="label fractions"),
-    protocol: str = typer.Option("knn,linear,finetune", help="protocols: knn, linear, finetune"),
+    protocol: Optional[str] = typer.Option(None, help="protocols: knn, linear, finetune, text2text (default: the "
+                                           "config's, knn,linear,finetune)"),
     baselines: str = typer.Option("scratch,scratch+aug,raw", help="baselines to run beside (or 'none'); raw: "
                                   "logistic regression on raw pixels (images) or TF-IDF (text)"),
     seeds: Optional[int] = typer.Option(None),
@@ -249,8 +250,9 @@ def evaluate(
 
     if not run.is_dir():
         raise SslabError(f"run folder not found: {run}")
-    ov = [f"fractions=[{labels}]", f"protocols=[{protocol}]",
-          f"baselines=[{'' if baselines == 'none' else baselines}]"]
+    ov = [f"fractions=[{labels}]", f"baselines=[{'' if baselines == 'none' else baselines}]"]
+    if protocol is not None:
+        ov.append(f"protocols=[{protocol}]")
     if seeds is not None:
         ov.append(f"seeds={seeds}")
     cfg = load_config(EvalConfig, config, ov + list(overrides or []))
@@ -342,13 +344,45 @@ def wordvec(
 
 
 @app.command()
+def retrieve(
+    run: Path = typer.Argument(..., help="a clip run folder"),
+    data: Optional[str] = typer.Option(None, help="image-text pairs (default: the run's own data set)"),
+    split: str = typer.Option("test", help="test (the held-out fifth of the images) or train"),
+    data_root: Optional[Path] = RootOpt,
+):
+    """Image-to-text and text-to-image retrieval Recall@1/5/10 of a CLIP run, against chance."""
+    from sslab.engine import read_run_info
+    from sslab.evaluate.pairs import retrieval_lines, run_retrieval
+
+    for line in retrieval_lines(run_retrieval(run, read_run_info(run), data_root, data, split)):
+        typer.echo(line)
+
+
+@app.command()
+def zeroshot(
+    run: Path = typer.Argument(..., help="a clip run folder"),
+    data: str = typer.Option(..., help="a labelled image data set (cifar10, fashion-mnist, a class folder, ...)"),
+    prompts: Optional[List[str]] = typer.Option(None, "--prompts", help='a template with {} for the class name, '
+                                                'e.g. "a photo of a {}." (repeatable: the prompts are averaged)'),
+    limit: Optional[int] = typer.Option(None, min=1, help="classify only the first N test images"),
+    data_root: Optional[Path] = RootOpt,
+):
+    """Zero-shot classification of labelled images by a CLIP run, with prompt ensembling, against chance."""
+    from sslab.evaluate.pairs import DEFAULT_PROMPTS, zero_shot
+
+    r = zero_shot(run, data, prompts or DEFAULT_PROMPTS, data_root, limit=limit)
+    typer.echo(f"zero-shot accuracy on {r['images']} {data} test images: {r['accuracy']:.1%} (chance "
+               f"{r['chance']:.1%}, {r['classes']} classes, {len(r['prompts'])} prompt(s))")
+
+
+@app.command()
 def methods():
     """List the registered methods and backbones."""
     from sslab.methods import METHODS
     from sslab.nets import backbone_names
     from sslab.nets.text import TEXT_SIZES
 
-    for kind in ("image", "text"):
+    for kind in ("image", "text", "pairs"):
         typer.echo(f"{kind} methods: " + ", ".join(sorted(n for n, c in METHODS.items() if c.kind == kind)))
     typer.echo("image backbones: " + ", ".join(backbone_names()))
     typer.echo("text model sizes (--backbone): " + ", ".join(TEXT_SIZES))

@@ -39,6 +39,18 @@ class PretrainConfig(_Strict):
                           "images, a local Hugging Face model folder for text")
     foundation_image_size: int = Field(64, gt=7, description="the side images are resized to for a pretrained "
                                        "torchvision / timm backbone")
+
+    @field_validator("backbone")
+    @classmethod
+    def _absolute_paths(cls, v: str) -> str:
+        """A pretrained starting point is recorded by its absolute path, so a saved run does not depend on the
+        directory it was started from."""
+        if v.startswith(("torchvision:", "timm:")) and "=" in v:
+            head, _, path = v.partition("=")
+            p = Path(path).expanduser()
+            return f"{head}={p.resolve()}" if p.exists() else v
+        p = Path(v).expanduser()
+        return str(p.resolve()) if ("/" in v or v.startswith("~")) and p.is_dir() else v
     epochs: float | None = Field(None, gt=0)
     budget: float | None = Field(330.0, gt=0, description="seconds; training stops cleanly when it is spent")
     batch_size: int = Field(256, gt=1)
@@ -91,7 +103,8 @@ def scaled_lr(cfg: PretrainConfig, global_batch: int) -> float:
 class EvalConfig(_Strict):
     fractions: list[float] = [0.01, 0.1, 1.0]
     protocols: list[Literal["knn", "linear", "finetune", "text2text"]] = Field(
-        ["knn", "linear", "finetune", "text2text"], description="text2text runs only on encoder-decoder models (t5)")
+        ["knn", "linear", "finetune"], description="text2text (label words written by the decoder) runs on "
+        "encoder-decoder models (t5; its recipe adds it)")
     baselines: list[Literal["scratch", "scratch+aug", "raw", "pixels", "tfidf"]] = Field(
         ["scratch", "scratch+aug", "raw"], description="raw: the data kind's no-learning baseline (logistic regression "
         "on raw pixels for images, on TF-IDF bag-of-words for text; 'pixels' and 'tfidf' name it too)")
@@ -131,8 +144,9 @@ class StudyConfig(_Strict):
     adapt: bool = Field(True, description="with a foundation model: also continue pretraining it on the task's "
                         "unlabelled training data (domain-adaptive pretraining) for the same budget, with the study's "
                         "method (images) or the masked / causal / span method of its architecture (text)")
-    adapt_lr: float | None = Field(None, gt=0, description="continued pretraining's learning rate (None: a tenth of "
-                                   "pretrain.lr: pretrained weights are not trained from scratch)")
+    adapt_lr: float | None = Field(None, gt=0, description="continued pretraining's learning rate (None: 1e-4 for "
+                                   "a text model, as domain-adaptive pretraining of RoBERTa used; a tenth of "
+                                   "pretrain.lr for images)")
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 

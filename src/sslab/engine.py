@@ -79,7 +79,11 @@ def _pretrained(run_dir: str | Path) -> tuple[Method, dict]:
     """A run's method rebuilt from run.json with the pretrained backbone weights (`backbone.safetensors`)."""
     info = read_run_info(run_dir)
     model = method_from_info(info)
-    model.backbone.load_state_dict(load_weights(Path(run_dir) / "backbone.safetensors"))
+    try:
+        model.backbone.load_state_dict(load_weights(Path(run_dir) / "backbone.safetensors"))
+    except RuntimeError:  # e.g. a T5 run saved before its backbone became the whole encoder-decoder
+        raise SslabError(f"{run_dir}: backbone.safetensors does not fit the {info.get('method')} network this sslab "
+                         "version builds (a run from an older version?); pretrain it again") from None
     return model, info
 
 

@@ -197,3 +197,33 @@ class DINOLoss(nn.Module):
     def update_center(self, teacher: torch.Tensor) -> None:
         batch_center = dist.all_reduce_mean(teacher.float().mean(0, keepdim=True))
         self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
+
+
+class CLIPLoss(nn.Module):
+    """CLIP's symmetric InfoNCE (Radford et al. 2021): image i and text i are the positive pair of the (global)
+    batch; cross-entropy over texts for each image and over images for each text, averaged. `logit_scale` is the
+    learnt log inverse temperature. Each process scores its own rows against the gathered batch (open_clip's local
+    loss with gathered features), which with DDP's gradient averaging is the global batch's loss exactly."""
+
+    def forward(self, img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+        img, txt = F.normalize(img.float(), dim=1), F.normalize(txt.float(), dim=1)
+        scale = logit_scale.float().exp()
+        labels = torch.arange(len(img), device=img.device) + dist.rank() * len(img)
+        per_image = scale * img @ dist.gather(txt).T
+        per_text = scale * txt @ dist.gather(img).T
+        return (F.cross_entropy(per_image, labels) + F.cross_entropy(per_text, labels)) / 2
+
+
+class SigLIPLoss(nn.Module):
+    """SigLIP's pairwise sigmoid loss (Zhai et al. 2023): every (image, text) pair of the global batch is a binary
+    problem, positive on the diagonal, with a learnt scale and bias; summed over the texts of each image and
+    averaged over images (the paper's normalisation)."""
+
+    def forward(self, img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.Tensor,
+                logit_bias: torch.Tensor) -> torch.Tensor:
+        img, txt = F.normalize(img.float(), dim=1), F.normalize(txt.float(), dim=1)
+        logits = logit_scale.float().exp() * img @ dist.gather(txt).T + logit_bias.float()
+        n = len(img)
+        signs = -torch.ones_like(logits)
+        signs[torch.arange(n, device=img.device), torch.arange(n, device=img.device) + dist.rank() * n] = 1
+        return -F.logsigmoid(signs * logits).sum(1).mean()

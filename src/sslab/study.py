@@ -135,45 +135,58 @@ def load_foundation(spec: str, kind: str, context: int | None = None, meta: dict
 
 # the sslab method that continues a pretrained text model of each HF architecture
 CONTINUE_TEXT = {"bert": "bert", "roberta": "roberta", "gpt2": "gpt", "t5": "t5"}
+ADAPT_TEXT_LR = 1e-4  # the peak rate of domain-adaptive pretraining in Gururangan et al. 2020 (RoBERTa-base)
 
 
 def adapt_config(cfg: StudyConfig, kind: str):
     """The pretraining settings that continue the foundation model on the task's unlabelled data, or the reason
-    none apply (a string)."""
+    none apply (a string). Images: the study's method and recipe. Text: the method of the model's architecture,
+    with its own recipe when that is not the study's method; the study's budget, seed and devices either way."""
     spec = cfg.foundation
-    update = {"lr": cfg.adapt_lr or cfg.pretrain.lr / 10, "foundation_image_size": cfg.foundation_image_size}
     if kind == "image":
         if not str(spec).startswith(("torchvision:", "timm:")):
             return "an sslab run is continued by pretraining it again (sslab pretrain --resume)"
-        return cfg.pretrain.model_copy(update={**update, "backbone": spec})
-    if (Path(spec).expanduser() / "run.json").is_file():
+        return cfg.pretrain.model_copy(update={"backbone": spec, "lr": cfg.adapt_lr or cfg.pretrain.lr / 10,
+                                               "foundation_image_size": cfg.foundation_image_size})
+    folder = Path(spec).expanduser().resolve()
+    if (folder / "run.json").is_file():
         return "an sslab run is continued by pretraining it again (sslab pretrain --resume)"
-    from sslab.nets.text import load_hf_pretraining
+    from sslab.config import PretrainConfig, load_config
+    from sslab.nets.text import load_hf_config
 
-    model_type = getattr(load_hf_pretraining(spec, None, "AutoConfig", config_only=True), "model_type", "?")
-    method = CONTINUE_TEXT.get(model_type)
+    config = load_hf_config(folder)
+    method = CONTINUE_TEXT.get(getattr(config, "model_type", None))
     if method is None:
-        return f"sslab has no pretraining method for {model_type} models"
-    same = method == cfg.pretrain.method
-    return cfg.pretrain.model_copy(update={**update, "method": method, "backbone": str(Path(spec).expanduser()),
-                                           "vocab_size": None, "method_args": cfg.pretrain.method_args if same else {}})
+        return f"sslab has no pretraining method for {getattr(config, 'model_type', 'these')} models"
+    base = cfg.pretrain if method == cfg.pretrain.method else load_config(PretrainConfig, method).model_copy(
+        update={k: getattr(cfg.pretrain, k) for k in ("budget", "epochs", "seed", "devices", "num_nodes",
+                                                       "accelerator", "precision", "strategy")})
+    longest = getattr(config, "max_position_embeddings", None)
+    context = base.context or 128
+    if longest is not None and context > longest - 2:
+        return f"context {context} is longer than {folder.name} takes ({longest} positions)"
+    return base.model_copy(update={"backbone": str(folder), "lr": cfg.adapt_lr or ADAPT_TEXT_LR, "vocab_size": None})
 
 
-def adapt_foundation(cfg: StudyConfig, kind: str, splits, out: Path, root, log, show_progress, runs: list) -> dict:
+def adapt_foundation(pcfg, cfg: StudyConfig, splits, out: Path, root, log, show_progress, runs: list) -> dict:
     """Domain-adaptive pretraining: the foundation model pretrained further on the task's unlabelled training data
-    (same budget as own SSL, in `<out>/adapted`), then every protocol on it (rows with init "adapted")."""
-    pcfg = adapt_config(cfg, kind)
+    (settings `pcfg` from `adapt_config`, in `<out>/adapted`), then every protocol on it (rows with init
+    "adapted"). A failure is logged and recorded, and the rest of the study stands."""
     if isinstance(pcfg, str):
         log(f"no continued pretraining of the foundation model: {pcfg}")
         return {"skipped": pcfg}
     where = out / "adapted"
     log(f"continued pretraining of the foundation model: {pcfg.method}, lr {pcfg.lr:g}, in {where}")
-    prepared = prepare_pretraining(splits, pcfg, where, root=root, corpus=cfg.corpus)
-    pre = pretrain(prepared.train, pcfg, where, data_spec=cfg.data, show_progress=show_progress,
-                   val_data=prepared.val)
+    try:
+        prepared = prepare_pretraining(splits, pcfg, where, root=root, corpus=cfg.corpus)
+        pre = pretrain(prepared.train, pcfg, where, data_spec=cfg.data, show_progress=show_progress,
+                       val_data=prepared.val)
+        encoder, info = load_encoder(where)
+    except SslabError as err:
+        log(f"continued pretraining failed: {err}")
+        return {"skipped": str(err)}
     log(f"adapted {pre['method']}: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
         f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
-    encoder, info = load_encoder(where)
     progress = Progress("evaluate adapted", show_progress)
     try:
         aev = evaluate_encoder(encoder, info, splits, cfg.eval.model_copy(update={"baselines": []}), log,
@@ -203,6 +216,7 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=p
     meta = splits.train.meta(limit=10000) if kind == "image" else None
     foundation = (load_foundation(cfg.foundation, kind, cfg.pretrain.context, meta, cfg.foundation_image_size)
                   if cfg.foundation else None)
+    adapt = adapt_config(cfg, kind) if foundation is not None and cfg.adapt else None  # checked before any training
     prepared = prepare_pretraining(splits, cfg.pretrain, out, root=root, corpus=cfg.corpus)
     pre = pretrain(prepared.train, cfg.pretrain, out, data_spec=cfg.data, show_progress=show_progress,
                    val_data=prepared.val)
@@ -231,8 +245,8 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=p
         ev["runs"] += fev["runs"]
         extra["foundation"] = {"path": finfo["foundation"], "backbone": finfo["backbone"],
                                "parameters": _params(fenc), "health": fev["health"]}
-        if cfg.adapt:
-            extra["adapted"] = adapt_foundation(cfg, kind, splits, out, root, log, show_progress, ev["runs"])
+        if adapt is not None:
+            extra["adapted"] = adapt_foundation(adapt, cfg, splits, out, root, log, show_progress, ev["runs"])
     results = assemble({
         "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": command, "config": cfg.model_dump(), "data": _data_info(splits), "pretrain": pre,
@@ -260,6 +274,8 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, 
             prev = {}
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()] \
         if (run_dir / "metrics.jsonl").exists() else []
+    inits = {r["init"] for r in ev["runs"]}
+    prev = {k: v for k, v in prev.items() if k not in ("foundation", "adapted") or k in inits}  # no stale rows
     results = assemble({
         **prev, "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "config": {"pretrain": info["config"], "eval": cfg.model_dump()}, "data": _data_info(splits),

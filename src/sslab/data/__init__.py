@@ -1,4 +1,4 @@
-"""Data sets by kind: `image` (uint8 arrays) and `text` (examples, token streams), behind the few shared pieces
+"""Data sets by kind: `image` (uint8 arrays), `text` (examples, token streams) and `pairs` (images with captions), behind the few shared pieces
 in `base` (data root, cache, fixed test splits, label fractions, verified downloads). Every split object of every
 kind has `kind`, `unit`, `len()`, `batch(idx)` (a raw batch) and, where labelled, `y` and `classes`."""
 from __future__ import annotations
@@ -10,8 +10,11 @@ from sslab.errors import SslabError
 
 def load_data(spec: str, root=None, kind: str | None = None) -> DataSplits:
     """Load `spec` as the data kind a method trains on (`kind`), or as whatever it looks like (None)."""
+    from sslab.data.pairs import is_pairs_spec, load_pairs
     from sslab.data.text import is_text_spec, load_text
 
+    if kind == "pairs" or (kind is None and is_pairs_spec(str(spec))):
+        return load_pairs(str(spec), root)
     text = is_text_spec(str(spec))
     if kind == "text" or (kind is None and text):
         if not text and str(spec).strip().lower() in KNOWN:

@@ -16,8 +16,6 @@ from sslab.config import EvalConfig
 from sslab.data import label_subset
 from sslab.errors import SslabError
 from sslab.evaluate.protocols import extract_features, finetune, knn_accuracy, linear_probe
-from sslab.evaluate.text import text_to_text
-from sslab.nets.text import Seq2SeqEncoder
 from sslab.health import embedding_health
 
 
@@ -51,7 +49,17 @@ def _knn(train_f, train_y, test_f, test_y, cfg, seed, n_classes):
 register_protocol("knn", _knn, frozen=True, seeded=False)
 register_protocol("linear", linear_probe, frozen=True)
 register_protocol("finetune", finetune, frozen=False)
-register_protocol("text2text", text_to_text, frozen=False, applies=lambda encoder: isinstance(encoder, Seq2SeqEncoder))
+
+
+def _text_to_text(*args, **kw):
+    from sslab.evaluate.text import text_to_text
+
+    return text_to_text(*args, **kw)
+
+
+# text-to-text needs an encoder-decoder: an encoder that carries its whole model (nets.text.Seq2SeqEncoder)
+register_protocol("text2text", _text_to_text, frozen=False,
+                  applies=lambda encoder: getattr(getattr(encoder, "model", None), "get_encoder", None) is not None)
 
 
 # Evaluations of a whole run that need no labels (word vectors' similarity and analogy sets, ...): a method names
@@ -72,6 +80,16 @@ def _word_vectors(run_dir, info: dict, root=None) -> dict:
 
 
 register_run_evaluation("word-vectors", _word_vectors)
+
+
+def _retrieval(run_dir, info: dict, root=None) -> dict:
+    from sslab.evaluate.pairs import retrieval_lines, run_retrieval
+
+    values = run_retrieval(run_dir, info, root)
+    return {"title": "Retrieval on held-out pairs", "lines": retrieval_lines(values), "values": values}
+
+
+register_run_evaluation("retrieval", _retrieval)
 
 
 def run_evaluations(run_dir, info: dict, root=None) -> dict:
@@ -139,6 +157,10 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
     augment = kind.augmenter(info, device)
     frozen = [p for p in cfg.protocols if PROTOCOLS[p].frozen]
     trained = [p for p in cfg.protocols if not PROTOCOLS[p].frozen]
+    if encoder is not None:
+        for p in cfg.protocols:
+            if not PROTOCOLS[p].applies(encoder) and p in trained:
+                log(f"{p}: not for this {name} model (text2text needs an encoder-decoder such as t5), skipped")
     total = sum(1 for f in cfg.fractions for s in range(cfg.seeds) if not (s >= cfg.finetune_seeds_large and f >= 0.1))
     done = 0
 

@@ -119,10 +119,10 @@ def finetune(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, 
 
 
 def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, augment=None,
-                   device="cpu") -> dict:
-    """Train `model` (raw batch -> class scores) in place by cross-entropy on the items `idx` of `train`, on the
-    fine-tuning schedule of `cfg` (AdamW, one-cycle learning rate, epochs from the label count); returns final
-    train/test accuracy and the curves."""
+                   device="cpu", loss_fn=None) -> dict:
+    """Train `model` (raw batch -> class scores) in place on the items `idx` of `train`, by cross-entropy on its
+    scores or by `loss_fn(batch, y)`, on the fine-tuning schedule of `cfg` (AdamW, one-cycle learning rate, epochs
+    from the label count); returns final train/test accuracy and the curves."""
     g = torch.Generator().manual_seed(seed)
     model = model.to(device).to(memory_format=torch.channels_last)
     idx = torch.as_tensor(idx, dtype=torch.long)
@@ -146,7 +146,7 @@ def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConf
             x, y = to_device(train.batch(b), device), y_all[b].to(device)
             if augment is not None:
                 x = augment(x, g_aug)
-            loss = F.cross_entropy(model(x), y)
+            loss = loss_fn(x, y) if loss_fn is not None else F.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()

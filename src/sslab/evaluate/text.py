@@ -35,8 +35,8 @@ def text_to_text(encoder, train, idx, test, cfg, seed: int, n_classes: int, augm
     from sslab.nets.text import LabelScorer
 
     torch.manual_seed(seed)
-    return fit_classifier(LabelScorer(copy.deepcopy(encoder), train.label_ids), train, idx, test, cfg, seed,
-                          augment, device)
+    scorer = LabelScorer(copy.deepcopy(encoder), train.label_ids)
+    return fit_classifier(scorer, train, idx, test, cfg, seed, augment, device, loss_fn=scorer.loss)
 
 
 def augmenter(info: dict, device):

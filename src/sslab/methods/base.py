@@ -12,6 +12,7 @@ through a backbone and a projector; `sslab.methods.text` holds the language-mode
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -33,6 +34,13 @@ class Prepared:
     train: Any
     val: Any = None
     after: Callable[[Any, dict], dict] = field(default=lambda out, info: {})
+
+
+def saved_run(meta: dict, marker: str = "backbone.safetensors") -> bool:
+    """Whether `meta` describes a run already saved (its `run_dir` holds `marker`): its networks are rebuilt as
+    architectures and their own weights loaded next, so a pretrained starting point is not read again (nor needed)."""
+    run_dir = meta.get("run_dir")
+    return bool(run_dir) and (Path(run_dir) / marker).exists()
 
 
 class Method(nn.Module):
@@ -126,7 +134,8 @@ class JointEmbedding(Method):
 
     @classmethod
     def build_net(cls, backbone: str, meta: dict) -> nn.Module:
-        return build_backbone(backbone, meta["in_chans"], meta["mean"], meta["std"], meta.get("foundation_image_size"))
+        return build_backbone(backbone, meta["in_chans"], meta["mean"], meta["std"], meta.get("foundation_image_size"),
+                              load=not saved_run(meta))
 
     @classmethod
     def check_backbone(cls, backbone: str) -> None:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from sslab import dist
 from sslab.errors import SslabError
-from sslab.methods.base import Method, Prepared
+from sslab.methods.base import Method, Prepared, saved_run
 from sslab.nets.text import TEXT_SIZES, TextEncoder, build_text_model, load_hf_pretraining, text_base, text_size
 
 TOKENIZER_DIR = "tokenizer"
@@ -92,7 +92,8 @@ class TextMethod(Method):
     default_vocab: int = 8192
     min_context: int = 2  # the shortest context whose packed blocks the views can use
     tiny_backbone: str = "tiny"  # the smallest size, for tests and smoke runs
-    auto_class: str = "AutoModelForMaskedLM"  # what loads a pretrained model folder with this method's heads
+    auto_class: str | None = "AutoModelForMaskedLM"  # what loads a pretrained model folder with its heads (None:
+    # the method cannot continue a pretrained model)
     lowercase: bool = False
 
     def __init__(self, net, pooling: str | None = None, probe_items: int = PROBE_TEXT_ITEMS,
@@ -123,9 +124,12 @@ class TextMethod(Method):
 
     @classmethod
     def build_net(cls, backbone: str, meta: dict):
-        folder = pretrained_folder(backbone)
-        if folder is not None:  # continued (domain-adaptive) pretraining of a local HF model
-            return load_hf_pretraining(folder, cls.arch, cls.auto_class)
+        if backbone not in TEXT_SIZES:  # continued (domain-adaptive) pretraining of a local HF model
+            if saved_run(meta, "hf/config.json"):  # a saved run: its architecture (random weights, its own next)
+                return load_hf_pretraining(Path(meta["run_dir"]) / "hf", cls.arch, cls.auto_class, random_init=True)
+            folder = pretrained_folder(backbone)
+            if folder is not None:
+                return load_hf_pretraining(folder, cls.arch, cls.auto_class)
         text_size(backbone)
         return build_text_model(cls.arch, backbone, meta["vocab_size"], meta["context"], meta["pad_id"],
                                 bos_id=meta.get("bos_id"), eos_id=meta.get("eos_id"))
@@ -142,7 +146,7 @@ class TextMethod(Method):
         train_texts, train_docs = splits.train.pretrain_texts()
         tok_dir = out / TOKENIZER_DIR
         kind = cfg.method_args.get("tokenizer", cls.tokenizer_kind)  # e.g. GPT on characters
-        folder = pretrained_folder(cfg.backbone)
+        folder = pretrained_folder(cfg.backbone) if cls.auto_class else None
         if (tok_dir / "tokenizer.json").is_file():  # resume: the run's own tokenizer
             tok = load_tokenizer(tok_dir)
         elif folder is not None:  # continued pretraining keeps the pretrained model's own tokenizer

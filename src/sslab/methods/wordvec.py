@@ -42,6 +42,8 @@ class WordVectorMethod(TextMethod):
     zero_contexts = True
     tiny_backbone = "d8"
 
+    auto_class = None  # word vectors start from nothing pretrained
+
     def __init__(self, net, min_count: int = 5, **kw):
         super().__init__(net, **kw)
         self.min_count = min_count

@@ -99,13 +99,17 @@ def check_backbone_name(name: str) -> None:
     raise SslabError(f"unknown backbone {name!r}; choose from {', '.join(backbone_names())}")
 
 
-def build_backbone(name: str, in_chans: int, mean=None, std=None, size: int | None = None) -> nn.Module:
+def build_backbone(name: str, in_chans: int, mean=None, std=None, size: int | None = None,
+                   load: bool = True) -> nn.Module:
     """`name` is one of RESNETS or `timm:<model>` (random init; no weights are fetched), or a pretrained network
     `torchvision:<arch>=<weights file>` / `timm:<model>=<weights file>` (`pretrained_backbone`, images resized to
-    `size`): what continued (domain-adaptive) pretraining starts from."""
-    check_backbone_name(name)
+    `size`): what continued (domain-adaptive) pretraining starts from; with `load=False` its architecture only."""
     if "=" in name:
+        if not load:
+            return pretrained_backbone(name, size, load=False)[0]
+        check_backbone_name(name)
         return pretrained_backbone(name, size)[0]
+    check_backbone_name(name)
     mean = [0.5] * in_chans if mean is None else mean
     std = [0.25] * in_chans if std is None else std
     if name in RESNETS:
@@ -168,7 +172,7 @@ def _weights(path) -> dict:
     return state
 
 
-def pretrained_backbone(spec: str, size: int | None = None) -> tuple[Pretrained, str]:
+def pretrained_backbone(spec: str, size: int | None = None, load: bool = True) -> tuple[Pretrained, str]:
     """`torchvision:<architecture>=<weights file>` or `timm:<model>=<weights file>`: the architecture built
     locally, the weights loaded strictly (every key of the network, same shapes; a classifier of another number of
     classes is dropped), the classifier removed. `size`: the side images are resized to (default 64: ImageNet
@@ -176,13 +180,14 @@ def pretrained_backbone(spec: str, size: int | None = None) -> tuple[Pretrained,
     MobileNetV2 on 1,000 + 1,000 CIFAR-10 images (frozen features, 2 CPU threads), kNN / cross-validated logistic
     regression accuracy and feature extraction speed: 32 px 0.385 / 0.452 at 1,399 images/s; 64 px 0.545 / 0.604
     at 346; 96 px 0.621 / 0.658 at 122; 128 px 0.650 / 0.700 at 66; 160 px 0.653 / 0.699 at 37.
-    Returns (backbone, description)."""
+    `load=False` builds the architecture without reading the weights (a saved run's network, whose own weights are
+    loaded next, or the scratch baseline). Returns (backbone, description)."""
     lib, sep, rest = spec.partition(":")
     arch, eq, path = rest.partition("=")
     if lib not in ("torchvision", "timm") or not sep or not eq or not arch or not path:
         raise SslabError(f"--from {spec!r}: write torchvision:<architecture>=<weights file> or "
                          "timm:<model>=<weights file> (or give a folder)")
-    state = _weights(path)
+    state = _weights(path) if load else None
     if lib == "torchvision":
         import torchvision
 
@@ -197,6 +202,18 @@ def pretrained_backbone(spec: str, size: int | None = None) -> tuple[Pretrained,
         if not timm.is_model(arch):
             raise SslabError(f"unknown timm model {arch!r}; timm.list_models() lists them")
         net = timm.create_model(arch, pretrained=False)
+    if state is not None:
+        _load_strictly(net, lib, arch, state, path)
+    _drop_head(net, lib)
+    size = size or 64
+    net.eval()
+    with torch.no_grad():
+        dim = int(net(torch.zeros(1, 3, size, size)).shape[1])
+    return Pretrained(net, dim, size), f"{lib} {arch} ({path.rsplit('/', 1)[-1]})"
+
+
+def _load_strictly(net: nn.Module, lib: str, arch: str, state: dict, path: str) -> None:
+    """Every key of the network, same shapes (a classifier of another number of classes excepted)."""
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -208,12 +225,6 @@ def pretrained_backbone(spec: str, size: int | None = None) -> tuple[Pretrained,
                          f"unexpected, {len(wrong)} of another shape (e.g. {first!r}); a weights file of another "
                          "architecture?")
     net.load_state_dict({k: v for k, v in state.items() if k not in wrong}, strict=not wrong)
-    _drop_head(net, lib)
-    size = size or 64
-    net.eval()
-    with torch.no_grad():
-        dim = int(net(torch.zeros(1, 3, size, size)).shape[1])
-    return Pretrained(net, dim, size), f"{lib} {arch} ({path.rsplit('/', 1)[-1]})"
 
 
 def _head_keys(net: nn.Module, lib: str) -> set[str]:

@@ -137,15 +137,25 @@ def load_hf_encoder(folder) -> nn.Module:
     return text_base(model)
 
 
-def load_hf_pretraining(folder, arch: str, auto_class: str, config_only: bool = False):
+def load_hf_config(folder):
+    """The config of a local HF model folder (one-line errors for a folder that is not one)."""
+    return _from_folder(folder, "AutoConfig")
+
+
+def load_hf_pretraining(folder, arch: str, auto_class: str, config_only: bool = False, random_init: bool = False):
     """A local HF model folder loaded with a method's pretraining heads (`auto_class`, e.g. AutoModelForMaskedLM;
     heads the folder lacks start from random, as in continued pretraining of a sentence encoder), for a method
-    of architecture `arch` (the folder's model_type must be it; None: any). `config_only`: just its config."""
-    config = _from_folder(folder, "AutoConfig")
-    if arch is not None and getattr(config, "model_type", None) != arch:
+    of architecture `arch` (the folder's model_type must be it). `config_only`: just its config; `random_init`:
+    its architecture with fresh weights."""
+    import transformers as tf
+
+    config = load_hf_config(folder)
+    if getattr(config, "model_type", None) != arch:
         raise SslabError(f"{folder} holds a {getattr(config, 'model_type', 'unknown')} model; this method continues "
                          f"{arch} models")
-    return config if config_only else _from_folder(folder, auto_class)
+    if config_only:
+        return config
+    return getattr(tf, auto_class).from_config(config) if random_init else _from_folder(folder, auto_class)
 
 
 def _from_folder(folder, auto_class: str):
@@ -225,9 +235,10 @@ class Seq2SeqEncoder(TextEncoder):
 class LabelScorer(nn.Module):
     """Text-to-text classification (T5's way of casting every task): the class is the label written as words, and
     forward(batch) -> (B, C) gives the log-likelihood the decoder assigns to each class's words (with the closing
-    end-of-sequence token) given the text; argmax ranks the label words. Trained with cross-entropy over these
-    scores, which is the likelihood of the right label normalised over the candidate labels. The encoder runs once
-    per text; the decoder once per (text, class)."""
+    end-of-sequence token) given the text; argmax ranks the label words (the encoder runs once per text, the
+    decoder once per text and class). `loss(batch, y)` trains as T5 fine-tunes: the decoder writes the right
+    label's words (teacher forcing, mean cross-entropy per label token), one decoder pass per text. Ranking by the
+    summed log-likelihood favours short label words a little; fine-tuning makes the right one far likelier."""
 
     def __init__(self, encoder: Seq2SeqEncoder, label_ids: list[list[int]]):
         super().__init__()
@@ -235,6 +246,9 @@ class LabelScorer(nn.Module):
             raise SslabError("text-to-text transfer needs an encoder-decoder model (t5)")
         if not label_ids or any(len(ids) == 0 for ids in label_ids):
             raise SslabError("text-to-text transfer needs a non-empty token sequence for every class")
+        if len({tuple(ids) for ids in label_ids}) < len(label_ids):
+            raise SslabError("two classes have the same label words for the tokenizer; text-to-text cannot tell "
+                             "them apart")
         self.model, self.pooling, self.dim = encoder.model, encoder.pooling, encoder.dim
         width = max(map(len, label_ids))
         labels = torch.full((len(label_ids), width), -100, dtype=torch.long)
@@ -242,17 +256,29 @@ class LabelScorer(nn.Module):
             labels[c, : len(ids)] = torch.as_tensor(ids)
         self.register_buffer("labels", labels, persistent=False)
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    def loss(self, batch: dict, y: torch.Tensor) -> torch.Tensor:
+        ids = batch["input_ids"]
+        mask = batch.get("attention_mask")
+        return self.model(input_ids=ids, attention_mask=torch.ones_like(ids) if mask is None else mask,
+                          labels=self.labels[y]).loss  # HF's mean cross-entropy over the label tokens
+
+    def forward(self, batch: dict, chunk: int = 2048) -> torch.Tensor:
         ids = batch["input_ids"]
         mask = batch.get("attention_mask")
         mask = torch.ones_like(ids) if mask is None else mask
         h = self.model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
         b, c = ids.shape[0], self.labels.shape[0]
         labels = self.labels.repeat(b, 1)  # (B*C, L): text i with class j at row i*C + j
-        logits = self.model(encoder_outputs=(h.repeat_interleave(c, 0),), attention_mask=mask.repeat_interleave(c, 0),
-                            labels=labels).logits
-        nll = nn.functional.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100, reduction="none")
-        return -nll.sum(1).view(b, c)
+        h, mask = h.repeat_interleave(c, 0), mask.repeat_interleave(c, 0)
+        scores = []
+        for i in range(0, len(labels), chunk):  # (rows, L, vocab) logits a chunk at a time
+            lab = labels[i : i + chunk]
+            logits = self.model(encoder_outputs=(h[i : i + chunk],), attention_mask=mask[i : i + chunk],
+                                decoder_input_ids=self.model._shift_right(lab)).logits
+            nll = nn.functional.cross_entropy(logits.transpose(1, 2).float(), lab, ignore_index=-100,
+                                              reduction="none")
+            scores.append(-nll.sum(1))
+        return torch.cat(scores).view(b, c)
 
 
 def pool(h: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:

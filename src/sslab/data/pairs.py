@@ -1,0 +1,213 @@
+"""Image-text pairs: images with one or more captions each (CLIP's data).
+
+Read from a captions file beside its images: CSV / TSV with a header naming an image column (``image``, ``file``,
+``filename``, ``image_path``, ``path``) and a caption column (``caption``, ``text``, ``sentence``, ``title``);
+JSON Lines with those keys; or a COCO-style captions JSON (``images`` with ``id`` / ``file_name``,
+``annotations`` with ``image_id`` / ``caption``). ``--data`` names the file, a folder holding one such file
+(``captions.csv`` first), or ``flickr8k-1k`` (``<data root>/flickr8k-1k``: 1,000 Flickr8k photographs with 5
+captions each). Image paths are relative to the captions file's folder or its ``images/`` subfolder.
+
+The split is by image (never the same image in train and test): a fixed fifth of the images, with all their
+captions, is held out. Captions naming a missing or unreadable image are skipped and counted (``skipped``).
+Images are decoded once, their shorter side resized to ``image_size`` and centre-cropped (64 px by default).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sslab.data.base import SPLIT_SEED, TEST_FRACTION, DataSplits, data_root
+from sslab.errors import SslabError
+
+PAIRS_KNOWN = {"flickr8k-1k": "flickr8k-1k", "flickr8k": "flickr8k-1k", "flickr": "flickr8k-1k"}
+PAIR_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
+IMAGE_COLUMNS = ("image", "file", "filename", "file_name", "image_path", "path", "image_file")
+CAPTION_COLUMNS = ("caption", "text", "sentence", "title", "description")
+DEFAULT_PAIR_SIZE = 64  # the side images are decoded at (Flickr8k photographs are ~200 x 150 here)
+
+
+@dataclass
+class PairData:
+    """Images (N, S, S, 3) uint8 and their captions: caption j describes image ``image_of[j]``."""
+
+    images: np.ndarray
+    captions: list[str]
+    image_of: np.ndarray
+    files: list[str]
+    name: str
+    skipped: dict = field(default_factory=dict)
+    kind = "pairs"
+    unit = "pairs"
+    y = None  # pairs carry no class labels
+    classes: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.image_of = np.asarray(self.image_of, dtype=np.int64)
+        if len(self.captions) != len(self.image_of):
+            raise SslabError(f"{len(self.captions)} captions but {len(self.image_of)} image indices")
+        if len(self.image_of) and (self.image_of.min() < 0 or self.image_of.max() >= len(self.images)):
+            raise SslabError("a caption points at an image that is not there")
+
+    def __len__(self) -> int:
+        return int(len(self.images))
+
+    def captions_of(self, i: int) -> list[str]:
+        return [self.captions[j] for j in np.flatnonzero(self.image_of == i)]
+
+    def meta(self, limit: int | None = None) -> dict:
+        from sslab.data.image import pixel_stats
+
+        mean, std = pixel_stats(self.images if limit is None else self.images[:limit])
+        return {"kind": "pairs", "in_chans": 3, "image_size": int(self.images.shape[1]), "mean": mean, "std": std}
+
+
+def is_pairs_spec(spec: str) -> bool:
+    """Whether `spec` names image-text pairs: a known name, a captions file, or a folder holding one."""
+    if spec.strip().lower() in PAIRS_KNOWN:
+        return True
+    p = Path(spec).expanduser()
+    if p.is_file():
+        return p.suffix.lower() in PAIR_SUFFIXES and _has_pair_columns(p)
+    return p.is_dir() and _captions_file(p) is not None
+
+
+def load_pairs(spec: str, root=None, image_size: int = DEFAULT_PAIR_SIZE) -> DataSplits:
+    """Image-text pairs split by image (train: four fifths of the images, test: the rest)."""
+    name = PAIRS_KNOWN.get(str(spec).strip().lower())
+    if name is not None:
+        folder = data_root(root) / name
+        path = _captions_file(folder) if folder.is_dir() else None
+        if path is None:
+            raise SslabError(f"{name} not found: expected {folder}/captions.csv and {folder}/images/ (the 1,000 "
+                             "Flickr8k images of ../shared/data; set SSLAB_DATA_ROOT)")
+    else:
+        p = Path(spec).expanduser()
+        if not p.exists():
+            raise SslabError(f"pair data not found: {spec}")
+        path = _captions_file(p) if p.is_dir() else p
+        if path is None:
+            raise SslabError(f"{spec}: no captions file (a .csv/.tsv/.jsonl with image and caption columns, or a "
+                             "COCO-style captions .json)")
+        name = p.name
+    rows = _read_rows(path)
+    if not rows:
+        raise SslabError(f"{path}: no (image, caption) rows")
+    return _build(rows, path.parent, name, image_size)
+
+
+def _captions_file(folder: Path) -> Path | None:
+    preferred = [folder / f"captions{s}" for s in PAIR_SUFFIXES]
+    others = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PAIR_SUFFIXES)
+    for p in [q for q in preferred if q.is_file()] + others:
+        if _has_pair_columns(p):
+            return p
+    return None
+
+
+def _has_pair_columns(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(4096)
+    except (OSError, UnicodeDecodeError):
+        return False
+    low = head.lower()
+    if path.suffix.lower() == ".json":
+        return '"annotations"' in low and '"images"' in low
+    if path.suffix.lower() == ".jsonl":
+        return any(f'"{c}"' in low for c in IMAGE_COLUMNS) and any(f'"{c}"' in low for c in CAPTION_COLUMNS)
+    first = low.splitlines()[0] if low else ""
+    cols = [c.strip().strip('"') for c in first.replace("\t", ",").split(",")]
+    return any(c in IMAGE_COLUMNS for c in cols) and any(c in CAPTION_COLUMNS for c in cols)
+
+
+def _read_rows(path: Path) -> list[tuple[str, str]]:
+    """(image file, caption) rows of a captions file; one-line errors for a file that is not one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise SslabError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except OSError as err:
+        raise SslabError(f"cannot read {path}: {err.strerror or err}") from None
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return _coco_rows(path, text)
+    if suffix == ".jsonl":
+        rows = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                raise SslabError(f"{path}:{n}: not a JSON object") from None
+            if not isinstance(rec, dict):
+                raise SslabError(f"{path}:{n}: not a JSON object")
+            rows.append((_pick(rec, IMAGE_COLUMNS, path, n), _pick(rec, CAPTION_COLUMNS, path, n)))
+        return rows
+    reader = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
+    fields = [c.strip().lower() for c in reader.fieldnames or []]
+    if not any(c in IMAGE_COLUMNS for c in fields) or not any(c in CAPTION_COLUMNS for c in fields):
+        raise SslabError(f"{path}: needs a header with an image column ({', '.join(IMAGE_COLUMNS[:3])}, ...) and a "
+                         f"caption column ({', '.join(CAPTION_COLUMNS[:3])}, ...); found {', '.join(fields) or 'none'}")
+    rows = []
+    for n, rec in enumerate(reader, start=2):
+        rec = {str(k).strip().lower(): v for k, v in rec.items() if k is not None}
+        rows.append((_pick(rec, IMAGE_COLUMNS, path, n), _pick(rec, CAPTION_COLUMNS, path, n)))
+    return rows
+
+
+def _pick(rec: dict, names: tuple[str, ...], path: Path, n: int) -> str:
+    for k in names:
+        if isinstance(rec.get(k), str) and rec[k].strip():
+            return rec[k].strip()
+    raise SslabError(f"{path}:{n}: no {names[0]} (one of: {', '.join(names)})")
+
+
+def _coco_rows(path: Path, text: str) -> list[tuple[str, str]]:
+    try:
+        doc = json.loads(text)
+        files = {im["id"]: im["file_name"] for im in doc["images"]}
+        return [(files[a["image_id"]], str(a["caption"]).strip()) for a in doc["annotations"]
+                if str(a.get("caption", "")).strip()]
+    except (ValueError, KeyError, TypeError) as err:
+        raise SslabError(f"{path} is not a COCO-style captions file ({type(err).__name__}: {err})") from None
+
+
+def _build(rows: list[tuple[str, str]], base: Path, name: str, image_size: int) -> DataSplits:
+    from sslab.data.image import _decode_one
+
+    files = sorted({f for f, _ in rows})
+    decoded, missing, unreadable = {}, 0, 0
+    for f in files:
+        p = next((q for q in (base / f, base / "images" / f) if q.is_file()), None)
+        if p is None:
+            missing += 1
+            continue
+        try:
+            decoded[f] = _decode_one(p, str(p), image_size, gray=False)
+        except SslabError:
+            unreadable += 1
+    if len(decoded) < 2:
+        raise SslabError(f"{name}: {len(decoded)} readable images ({missing} missing, {unreadable} unreadable); "
+                         "pairs need at least 2")
+    kept = [f for f in files if f in decoded]
+    index = {f: i for i, f in enumerate(kept)}
+    skipped_captions = sum(1 for f, _ in rows if f not in index)
+    rng = np.random.default_rng(SPLIT_SEED)
+    n_test = min(len(kept) - 1, max(1, int(np.floor(TEST_FRACTION * len(kept) + 0.5))))
+    test_images = set(rng.permutation(len(kept))[:n_test].tolist())
+    skipped = {"missing_images": missing, "unreadable_images": unreadable, "captions_skipped": skipped_captions}
+
+    def part(keep) -> PairData:
+        ids = [i for i in range(len(kept)) if keep(i)]
+        local = {i: k for k, i in enumerate(ids)}
+        caps = [(local[index[f]], c) for f, c in rows if f in index and index[f] in local]
+        return PairData(np.stack([decoded[kept[i]] for i in ids]), [c for _, c in caps],
+                        np.array([i for i, _ in caps], dtype=np.int64), [kept[i] for i in ids], name, skipped)
+
+    return DataSplits(part(lambda i: i not in test_images), part(lambda i: i in test_images))

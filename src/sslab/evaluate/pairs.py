@@ -1,0 +1,142 @@
+"""What the harness measures on image-text pairs: retrieval in both directions on held-out pairs (Recall@K, the
+way CLIP and open_clip report Flickr and COCO), against chance."""
+from __future__ import annotations
+
+import torch
+
+from sslab.views import image as image_views
+
+RECALL_AT = (1, 5, 10)
+
+
+@torch.no_grad()
+def embed_pairs(net, data, device="cpu", batch: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Shared-space embeddings of every image and every caption of `data` (a `PairTokens`): (images (N, E),
+    captions (M, E), image index of each caption (M,)); images unaugmented, in eval mode."""
+    net.eval()
+    imgs, txts, owner = [], [], []
+    for i in range(0, len(data), batch):
+        b = data.batch(torch.arange(i, min(i + batch, len(data))))
+        x = image_views.to_float(b["images"].to(device), device)
+        imgs.append(net.encode_images(x).float().cpu())
+        for slot in range(b["captions"].shape[1]):
+            keep = b["n_captions"] > slot
+            if not bool(keep.any()):
+                break
+            ids, mask = b["captions"][keep, slot].to(device), b["caption_mask"][keep, slot].to(device)
+            width = max(1, int(mask.sum(1).max()))
+            txts.append(net.encode_texts(ids[:, :width], mask[:, :width]).float().cpu())
+            owner.append(torch.arange(i, i + len(keep))[keep])
+    return torch.cat(imgs), torch.cat(txts), torch.cat(owner)
+
+
+def recall_at_k(img: torch.Tensor, txt: torch.Tensor, owner: torch.Tensor, ks=RECALL_AT) -> dict:
+    """Image-to-text R@K (an image's query succeeds when any of its captions is among the K nearest captions) and
+    text-to-image R@K (a caption's image among the K nearest images), by cosine similarity."""
+    sim = img @ txt.T  # (N, M)
+    out = {}
+    # rank of the best-ranked own caption of each image
+    own = owner.unsqueeze(0) == torch.arange(len(img)).unsqueeze(1)  # (N, M)
+    best_own = sim.masked_fill(~own, float("-inf")).max(1).values
+    # other items scored at least as high as the right one (ties count against: a collapsed model scores chance)
+    i2t_rank = ((sim >= best_own.unsqueeze(1)) & ~own).sum(1)
+    t2i_rank = ((sim.T >= sim.T.gather(1, owner.unsqueeze(1))) & ~own.T).sum(1)
+    for k in ks:
+        out[f"i2t_r{k}"] = float((i2t_rank < k).float().mean())
+        out[f"t2i_r{k}"] = float((t2i_rank < k).float().mean())
+    out["images"], out["captions"] = int(len(img)), int(len(txt))
+    out["chance"] = {f"r{k}": min(1.0, k / len(img)) for k in ks}  # a random ranking, either direction (~k/N)
+    return out
+
+
+def retrieval_lines(r: dict) -> list[str]:
+    ks = [k for k in RECALL_AT if f"i2t_r{k}" in r]
+    fmt = lambda d: " / ".join(f"{r[f'{d}_r{k}']:.1%}" for k in ks)  # noqa: E731
+    chance = " / ".join(f"{r['chance'][f'r{k}']:.1%}" for k in ks)
+    at = "/".join(map(str, ks))
+    return [f"image -> text R@{at}: {fmt('i2t')} ({r['images']} images, {r['captions']} captions)",
+            f"text -> image R@{at}: {fmt('t2i')}",
+            f"chance R@{at}: {chance}"]
+
+
+def run_retrieval(run_dir, info: dict, root=None, data: str | None = None, split: str = "test",
+                  ks=RECALL_AT) -> dict:
+    """Retrieval R@K of a CLIP run on the held-out (or training) pairs of its data set (or of `data`)."""
+    from pathlib import Path
+
+    from sslab.data import load_data
+    from sslab.engine import load_method, read_run_info
+    from sslab.errors import SslabError
+    from sslab.methods.clip import PairTokens
+    from sslab.methods.text import run_tokenizer
+
+    if split not in ("test", "train"):
+        raise SslabError(f"split must be test or train, got {split!r}")
+    if read_run_info(run_dir).get("kind") != "pairs":
+        raise SslabError(f"{run_dir} is a {read_run_info(run_dir).get('method')} run; retrieval needs an "
+                         "image-text (clip) run")
+    model, info = load_method(Path(run_dir))
+    if not hasattr(getattr(model, "net", None), "encode_texts"):
+        raise SslabError(f"{run_dir} is a {info.get('method')} run; retrieval needs an image-text (clip) run")
+    splits = load_data(data or info["data"], root, kind="pairs")
+    pairs = splits.test if split == "test" else splits.train
+    if pairs is None or len(pairs) < 2:
+        raise SslabError(f"{data or info['data']}: too few {split} images for retrieval")
+    tokens = PairTokens(pairs, run_tokenizer(info), info["context"], info)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return recall_at_k(*embed_pairs(model.net.to(device), tokens, device), ks=ks)
+
+
+DEFAULT_PROMPTS = ("a photo of a {}.",)
+
+
+def class_text(name: str) -> str:
+    """A class name as words for a prompt ("sea_lion" -> "sea lion")."""
+    return " ".join(str(name).replace("_", " ").replace("-", " ").split()) or str(name)
+
+
+@torch.no_grad()
+def zero_shot(run_dir, data: str, prompts=DEFAULT_PROMPTS, root=None, split: str = "test", limit: int | None = None,
+              batch: int = 256) -> dict:
+    """Zero-shot classification with a CLIP run on a labelled image set: each class is the average of its prompts'
+    text embeddings (prompt ensembling, renormalised); an image takes the class nearest to its embedding. Images
+    are resized to the run's side. Returns accuracy, chance (1 / classes) and the counts."""
+    import torch.nn.functional as F
+
+    from sslab.data import load_data
+    from sslab.engine import load_method, read_run_info
+    from sslab.errors import SslabError
+    from sslab.methods.text import run_tokenizer
+
+    info = read_run_info(run_dir)
+    if info.get("kind") != "pairs":
+        raise SslabError(f"{run_dir} is a {info.get('method')} run; zero-shot classification needs a clip run")
+    prompts = list(prompts) or list(DEFAULT_PROMPTS)
+    for p in prompts:
+        if p.count("{}") != 1:
+            raise SslabError(f"prompt {p!r} must hold one {{}} where the class name goes")
+    model, info = load_method(run_dir)
+    splits = load_data(data, root, kind="image")
+    part = splits.test if split == "test" else splits.train
+    if part is None or part.y is None:
+        raise SslabError(f"{data}: zero-shot classification needs labelled images")
+    if part.x.shape[3] not in (1, 3):
+        raise SslabError(f"{data}: images with {part.x.shape[3]} channels")
+    tok, net = run_tokenizer(info), model.net
+    names = [class_text(c) for c in part.classes]
+    enc = tok([p.format(n) for n in names for p in prompts], padding=True, truncation=True,
+              max_length=info["context"], return_tensors="pt")
+    t = net.encode_texts(enc["input_ids"], enc["attention_mask"]).view(len(names), len(prompts), -1).mean(1)
+    t = F.normalize(t, dim=-1)
+    n = len(part) if limit is None else min(limit, len(part))
+    size, correct = info["image_size"], 0
+    for i in range(0, n, batch):
+        x = image_views.to_float(torch.as_tensor(part.x[i : min(i + batch, n)]), "cpu")
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if x.shape[-1] != size or x.shape[-2] != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        pred = (net.encode_images(x) @ t.T).argmax(1)
+        correct += int((pred == torch.as_tensor(part.y[i : min(i + batch, n)])).sum())
+    return {"accuracy": correct / max(1, n), "chance": 1 / len(names), "images": n, "classes": len(names),
+            "prompts": prompts}

@@ -1,0 +1,202 @@
+"""CLIP (Radford et al. 2021): an image tower and a text tower trained so that an image and its caption land close
+in a shared space and apart from the other captions of the batch (`losses.CLIPLoss`, symmetric InfoNCE with a
+learnt temperature clamped at 100 as CLIP does; SigLIP's sigmoid loss with `loss="siglip"`).
+
+Image tower: any sslab image backbone (`--backbone resnet-s2`, `timm:<model>`, `torchvision:<arch>=<weights>`).
+Text tower: a small BERT-style Transformer (`text_size`, default tiny) on a WordPiece tokenizer trained on the
+training captions, mean-pooled. The views are CLIP's: a random resized crop and flip of the image (no colour
+distortion) and one of the image's captions drawn at random each time. `lock_image=True` freezes the image tower
+(LiT, Zhai et al. 2022). Transfer: `encoder()` is the image tower (the harness's probes on labelled images);
+`encode_images` / `encode_texts` give the shared-space embeddings for retrieval and zero-shot classification."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sslab.errors import SslabError
+from sslab.losses import CLIPLoss, SigLIPLoss
+from sslab.methods import register
+from sslab.methods.base import ImageEncoder, Method, Prepared, saved_run
+from sslab.nets.image import build_backbone, check_backbone_name
+from sslab.nets.text import TEXT_SIZES, build_text_model, pool
+from sslab.views import image as image_views
+
+TOKENIZER_DIR = "tokenizer"
+SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]"}
+MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clips the learnt inverse temperature at 100
+
+
+class PairTokens:
+    """Images with their captions tokenized: batch(idx) -> {"images": (B, S, S, 3) uint8, "captions": (B, K, L)
+    token ids, "caption_mask": (B, K, L), "n_captions": (B,)}, K the most captions of an image (shorter lists
+    padded by repeating the first caption). One item is one image."""
+
+    kind, unit = "pairs", "pairs"
+
+    def __init__(self, pairs, tok, context: int, meta: dict):
+        self.images = torch.from_numpy(np.ascontiguousarray(pairs.images))
+        enc = tok(list(pairs.captions), truncation=True, max_length=context)["input_ids"]
+        per_image = [np.flatnonzero(pairs.image_of == i) for i in range(len(pairs.images))]
+        k = max(1, max(len(p) for p in per_image))
+        width = max((len(e) for e in enc), default=1)
+        self.ids = torch.full((len(per_image), k, width), meta["pad_id"], dtype=torch.long)
+        self.mask = torch.zeros((len(per_image), k, width), dtype=torch.long)
+        self.n = torch.tensor([max(1, len(p)) for p in per_image], dtype=torch.long)
+        for i, rows in enumerate(per_image):
+            for slot in range(k):
+                if not len(rows):
+                    break
+                e = enc[rows[slot] if slot < len(rows) else rows[0]]
+                self.ids[i, slot, : len(e)] = torch.as_tensor(e)
+                self.mask[i, slot, : len(e)] = 1
+        self._meta = meta
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def batch(self, idx) -> dict:
+        i = torch.as_tensor(idx, dtype=torch.long)
+        return {"images": self.images[i], "captions": self.ids[i], "caption_mask": self.mask[i], "n_captions": self.n[i]}
+
+    def units(self, batch) -> int:
+        return int(batch["images"].shape[0])
+
+    def meta(self, limit: int | None = None) -> dict:
+        return dict(self._meta)
+
+
+class CLIPNet(nn.Module):
+    """The two towers and their projections to the shared space (no bias, as CLIP), plus the learnt log inverse
+    temperature (init log(1/0.07)) and, for SigLIP, a learnt bias (init -10, the paper's)."""
+
+    def __init__(self, image_tower: nn.Module, text_tower: nn.Module, text_dim: int, embed_dim: int):
+        super().__init__()
+        self.image_tower, self.text_tower = image_tower, text_tower
+        self.image_proj = nn.Linear(image_tower.dim, embed_dim, bias=False)
+        self.text_proj = nn.Linear(text_dim, embed_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.logit_bias = nn.Parameter(torch.tensor(-10.0))
+        self.embed_dim = embed_dim
+
+    def encode_images(self, x: torch.Tensor) -> torch.Tensor:
+        """Float images (B, C, H, W) -> L2-normalised embeddings (B, embed_dim)."""
+        return F.normalize(self.image_proj(self.image_tower(x)), dim=-1)
+
+    def encode_texts(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.text_tower(input_ids=ids, attention_mask=mask).last_hidden_state
+        return F.normalize(self.text_proj(pool(h, mask, "mean")), dim=-1)
+
+
+@register("clip")
+class CLIP(Method):
+    kind = "pairs"
+    default_context = 32  # Flickr8k captions: 12 words on average, the longest ~40 word pieces
+    default_vocab = 4096
+    tiny_backbone = "resnet-s2"
+    run_evaluations = ("retrieval",)  # R@1/5/10 both ways on the held-out pairs, in the log and the report
+
+    def __init__(self, net: CLIPNet, loss: str = "clip", lock_image: bool = False, text_size: str = "tiny",
+                 embed_dim: int = 128, crop_scale: tuple = (0.5, 1.0)):
+        super().__init__()
+        if loss not in ("clip", "siglip"):
+            raise SslabError(f"clip loss must be 'clip' or 'siglip', got {loss!r}")
+        self.net, self.loss_name, self.lock_image = net, loss, bool(lock_image)
+        self.crop_scale = tuple(crop_scale)
+        self.criterion = CLIPLoss() if loss == "clip" else SigLIPLoss()
+        net.logit_bias.requires_grad_(loss == "siglip")  # only SigLIP's loss has a bias
+        if self.lock_image:  # LiT: the image tower stays as it was given
+            for p in net.image_tower.parameters():
+                p.requires_grad_(False)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def check_backbone(cls, backbone: str) -> None:
+        check_backbone_name(backbone)
+
+    @classmethod
+    def build_net(cls, backbone: str, meta: dict) -> CLIPNet:
+        args = meta.get("method_args") or {}
+        size = args.get("text_size", "tiny")
+        if size not in TEXT_SIZES:
+            raise SslabError(f"unknown clip text_size {size!r}; choose from {', '.join(TEXT_SIZES)}")
+        embed = args.get("embed_dim", 128)
+        if isinstance(embed, bool) or not isinstance(embed, int) or embed < 1:
+            raise SslabError(f"clip embed_dim must be a positive integer, got {embed!r}")
+        image = build_backbone(backbone, meta["in_chans"], meta["mean"], meta["std"], meta.get("foundation_image_size"),
+                               load=not saved_run(meta))
+        text = build_text_model("bert", size, meta["vocab_size"], meta["context"], meta["pad_id"]).bert
+        text.pooler = None  # mean pooling: BERT's [CLS] pooler would get no gradient
+        return CLIPNet(image, text, TEXT_SIZES[size]["hidden"], embed)
+
+    @classmethod
+    def prepare(cls, splits, cfg: Any, out) -> Prepared:
+        from sslab.data.text import train_tokenizer
+        from sslab.methods.text import load_tokenizer, tokenizer_meta
+
+        out = Path(out)
+        context = cfg.context or cls.default_context
+        tok_dir = out / TOKENIZER_DIR
+        if (tok_dir / "tokenizer.json").is_file():  # resume: the run's own tokenizer
+            tok = load_tokenizer(tok_dir)
+        else:
+            tok = train_tokenizer(splits.train.captions, "wordpiece", cfg.vocab_size or cls.default_vocab, SPECIALS,
+                                  lowercase=True)
+            tok.save_pretrained(str(tok_dir))
+        meta = {**splits.train.meta(limit=10000), **tokenizer_meta(tok, context, "wordpiece"), "kind": "pairs",
+                "run_dir": str(out), "method_args": dict(cfg.method_args)}
+        val = PairTokens(splits.test, tok, context, meta) if splits.test is not None and len(splits.test) else None
+        return Prepared(PairTokens(splits.train, tok, context, meta), val)
+
+    def setup(self, meta: dict, cfg: Any) -> None:
+        self.meta = {k: v for k, v in meta.items() if k != "config"}
+        cfg_aug = image_views.AugmentConfig(meta["image_size"], scale=self.crop_scale, jitter_p=0.0, gray_p=0.0)
+        self._aug = image_views.Augment(cfg_aug)  # CLIP's only image augmentation: a random crop (and a flip)
+
+    # ------------------------------------------------------------------ training
+    def views(self, batch: dict, generator: torch.Generator | None = None) -> dict:
+        images = image_views.to_float(batch["images"], batch["images"].device)
+        images = self._aug(images, generator)
+        b = images.shape[0]
+        r = torch.rand(b, generator=generator, device=images.device) if generator is not None else torch.rand(b)
+        slot = (r.to(batch["n_captions"].device) * batch["n_captions"]).long().clamp(max=batch["captions"].shape[1] - 1)
+        rows = torch.arange(b, device=slot.device)
+        ids, mask = batch["captions"][rows, slot], batch["caption_mask"][rows, slot]
+        width = max(1, int(mask.sum(1).max()))
+        return {"images": images, "input_ids": ids[:, :width], "attention_mask": mask[:, :width]}
+
+    def forward(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        with torch.no_grad():
+            self.net.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+        img = self.net.encode_images(images)
+        txt = self.net.encode_texts(input_ids, attention_mask)
+        if self.loss_name == "clip":
+            loss = self.criterion(img, txt, self.net.logit_scale)
+        else:
+            loss = self.criterion(img, txt, self.net.logit_scale, self.net.logit_bias)
+        with torch.no_grad():
+            acc = ((img @ txt.T).argmax(1) == torch.arange(len(img), device=img.device)).float().mean()
+        return {"loss": loss, "i2t_acc": acc, "temperature": 1 / self.net.logit_scale.detach().exp()}
+
+    @torch.no_grad()
+    def probe(self, batch: dict) -> dict:
+        """Held-out loss and in-batch image-to-caption accuracy on a fixed batch (fixed views), prefixed val_."""
+        g = torch.Generator(device=batch["images"].device).manual_seed(0)
+        head = {k: v[:256] for k, v in batch.items()}
+        out = self(**self.views(head, g))
+        return {f"val_{k}": float(v) for k, v in out.items() if k != "temperature"}
+
+    # ------------------------------------------------------------------ transfer
+    @property
+    def backbone(self) -> nn.Module:
+        """Both towers, projections and temperature: what backbone.safetensors holds and retrieval needs."""
+        return self.net
+
+    def encoder(self) -> ImageEncoder:
+        return ImageEncoder(self.net.image_tower)
+

@@ -1,0 +1,219 @@
+"""CLIP on image-text pairs: the pair data kind (CSV / TSV / JSONL / COCO captions, split by image, missing and
+unreadable images skipped and counted), the symmetric InfoNCE and SigLIP losses (known values, symmetry), the
+temperature clamp, retrieval Recall@K on a constructed case, a tiny end-to-end run with `sslab retrieve`, and bad
+pair inputs. The two-process gradient check covers CLIP through the registry (tests/test_distributed.py)."""
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sslab.data.pairs import load_pairs
+from sslab.errors import SslabError
+from sslab.evaluate.pairs import recall_at_k
+from sslab.losses import CLIPLoss, SigLIPLoss
+
+from cli_contract import assert_error, run_cli
+
+ROOT = Path(os.environ.get("SSLAB_DATA_ROOT", "/nonexistent"))
+needs_flickr = pytest.mark.skipif(not (ROOT / "flickr8k-1k" / "captions.csv").is_file(),
+                                  reason="flickr8k-1k not in the data root")
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30),
+           "black": (10, 10, 10), "white": (245, 245, 245)}
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+
+def _pair_folder(tmp_path, n_per_colour=6, fmt="csv", missing=0, broken=0) -> Path:
+    """Plain-colour squares with captions that name the colour (two captions per image)."""
+    d = tmp_path / f"pairs-{fmt}"
+    (d / "images").mkdir(parents=True)
+    rows = []
+    rng = np.random.default_rng(0)
+    for c, rgb in COLOURS.items():
+        for k in range(n_per_colour):
+            name = f"{c}{k}.png"
+            noise = rng.integers(-15, 16, (24, 24, 3))
+            Image.fromarray(np.clip(np.array(rgb) + noise, 0, 255).astype(np.uint8)).save(d / "images" / name)
+            rows += [(name, f"a {c} square"), (name, f"something {c} here")]
+    for k in range(missing):
+        rows.append((f"gone{k}.png", "a picture that is not there"))
+    for k in range(broken):
+        (d / "images" / f"broken{k}.png").write_bytes(b"not an image")
+        rows.append((f"broken{k}.png", "a broken picture"))
+    if fmt == "csv":
+        (d / "captions.csv").write_text("image,caption\n" + "".join(f'{f},"{c}"\n' for f, c in rows))
+    elif fmt == "tsv":
+        (d / "captions.tsv").write_text("file\ttext\n" + "".join(f"{f}\t{c}\n" for f, c in rows))
+    elif fmt == "jsonl":
+        (d / "captions.jsonl").write_text("".join(json.dumps({"image": f, "caption": c}) + "\n" for f, c in rows))
+    else:
+        files = sorted({f for f, _ in rows})
+        ids = {f: i for i, f in enumerate(files)}
+        doc = {"images": [{"id": i, "file_name": f} for f, i in ids.items()],
+               "annotations": [{"image_id": ids[f], "caption": c} for f, c in rows]}
+        (d / "captions.json").write_text(json.dumps(doc))
+    return d
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "coco"])
+def test_pair_formats_split_by_image(tmp_path, fmt):
+    splits = load_pairs(str(_pair_folder(tmp_path, fmt=fmt)), image_size=16)
+    tr, te = splits.train, splits.test
+    assert len(tr) + len(te) == 36 and len(te) == 7 and tr.images.shape[1:] == (16, 16, 3)
+    assert not set(tr.files) & set(te.files)  # never the same image in train and test
+    assert len(tr.captions) == 2 * len(tr) and len(te.captions) == 2 * len(te)
+    for d in (tr, te):
+        for i, f in enumerate(d.files):
+            colour = f.rstrip("0123456789.png")
+            assert all(colour in c for c in d.captions_of(i))
+
+
+def test_missing_and_unreadable_images_are_skipped_and_counted(tmp_path):
+    splits = load_pairs(str(_pair_folder(tmp_path, missing=2, broken=1)), image_size=16)
+    assert splits.train.skipped == {"missing_images": 2, "unreadable_images": 1, "captions_skipped": 3}
+    assert len(splits.train) + len(splits.test) == 36
+
+
+def test_clip_loss_known_values_and_symmetry():
+    img = torch.eye(3)
+    txt = torch.eye(3)
+    scale = torch.tensor(math.log(2.0))
+    # logits 2 on the diagonal, 0 elsewhere: -log(e^2 / (e^2 + 2)) both ways
+    want = -math.log(math.exp(2) / (math.exp(2) + 2))
+    assert CLIPLoss()(img, txt, scale).item() == pytest.approx(want, rel=1e-5)
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
+    assert CLIPLoss()(a, b, scale).item() == pytest.approx(CLIPLoss()(b, a, scale).item(), rel=1e-6)
+    # SigLIP, bias -10: a positive at 2 - 10 = -8, two negatives at -10 each, summed per image
+    sig = SigLIPLoss()(img, txt, scale, torch.tensor(-10.0)).item()
+    assert sig == pytest.approx(math.log1p(math.exp(8)) + 2 * math.log1p(math.exp(-10)), rel=1e-5)
+
+
+def test_temperature_is_clamped_at_100():
+    from sslab.config import PretrainConfig
+    from sslab.methods import build_method
+    from sslab.methods.clip import CLIP
+
+    meta = {"in_chans": 3, "image_size": 16, "mean": [0.5] * 3, "std": [0.25] * 3, "vocab_size": 30, "context": 8,
+            "pad_id": 0, "method_args": {}}
+    model = build_method("clip", CLIP.build_net("resnet-xs", meta))
+    model.setup(meta, PretrainConfig(method="clip"))
+    with torch.no_grad():
+        model.net.logit_scale.fill_(10.0)
+    out = model(torch.rand(4, 3, 16, 16), torch.randint(1, 30, (4, 6)), torch.ones(4, 6, dtype=torch.long))
+    assert model.net.logit_scale.item() == pytest.approx(math.log(100.0))
+    assert out["temperature"].item() == pytest.approx(0.01)
+
+
+def test_recall_at_k_on_known_ranks():
+    # 3 images, 2 captions each (owner 0,0,1,1,2,2); similarities built so the ranks are known
+    owner = torch.tensor([0, 0, 1, 1, 2, 2])
+    sim = torch.tensor([[0.9, 0.1, 0.8, 0.0, 0.0, 0.0],   # image 0: own caption first -> rank 0
+                        [0.7, 0.0, 0.2, 0.6, 0.0, 0.0],   # image 1: own best 0.6, one other above -> rank 1
+                        [0.5, 0.4, 0.3, 0.3, 0.0, 0.1]])  # image 2: own best 0.1, four above -> rank 4
+    img, txt = torch.eye(3), sim  # img @ txt.T == sim (txt rows are its columns)
+    r = recall_at_k(img, txt.T.contiguous(), owner, ks=(1, 2, 5))
+    assert r["i2t_r1"] == pytest.approx(1 / 3) and r["i2t_r2"] == pytest.approx(2 / 3) and r["i2t_r5"] == 1.0
+    # text -> image: each caption's own image against the other images (column-wise ranks)
+    # text -> image, by hand: caption j's other images scoring at least its own image's similarity
+    # column 0: own 0.9 (image 0), others 0.7, 0.5 -> 0; column 1: own 0.1, others 0.0, 0.4 -> 1;
+    # column 2: own 0.2 (image 1), others 0.8, 0.3 -> 2; column 3: own 0.6 -> 0; column 4: own 0.0, others 0.0,
+    # 0.0 -> 2 (ties count against); column 5: own 0.1 -> 0
+    ranks = [0, 1, 2, 0, 2, 0]
+    assert r["t2i_r1"] == pytest.approx(np.mean([k < 1 for k in ranks]))
+    assert r["t2i_r2"] == pytest.approx(np.mean([k < 2 for k in ranks]))
+    assert r["chance"]["r1"] == pytest.approx(1 / 3)
+    # a collapsed model (every similarity equal) scores at worst, never a perfect recall
+    flat = recall_at_k(torch.ones(3, 4), torch.ones(6, 4), owner, ks=(1,))
+    assert flat["i2t_r1"] == 0.0 and flat["t2i_r1"] == 0.0
+
+
+def test_clip_learns_colour_captions_end_to_end(tmp_path, capsys):
+    """A few seconds of CLIP on coloured squares (2 held-out images per colour, captions naming the colour): a
+    caption's image is among its 2 nearest held-out images far more often than chance (2 of 12), through the CLI."""
+    from sslab.cli import main
+    from sslab.engine import read_run_info
+    from sslab.evaluate.pairs import run_retrieval
+
+    data = _pair_folder(tmp_path, n_per_colour=10)
+    out = tmp_path / "run"
+    assert main(["pretrain", "--data", str(data), "--method", "clip", "--backbone", "resnet-xs", "--epochs", "25",
+                 "--out", str(out), "batch_size=32", "lr=3e-3", "warmup=0.1", "log_every=50"]) == 0
+    capsys.readouterr()
+    assert main(["retrieve", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("image -> text R@1/5/10") and lines[2].startswith("chance R@1/5/10: 8.3%")
+    r = run_retrieval(out, read_run_info(out), ks=(2,))
+    assert r["t2i_r2"] > 0.5 and r["chance"]["r2"] == pytest.approx(2 / 12), r
+    # zero-shot: new squares in class folders named by colour, classified by prompts alone (chance 1/6)
+    labelled = tmp_path / "colours"
+    rng = np.random.default_rng(1)
+    for c, rgb in COLOURS.items():
+        (labelled / c).mkdir(parents=True)
+        for k in range(4):
+            noise = rng.integers(-15, 16, (24, 24, 3))
+            Image.fromarray(np.clip(np.array(rgb) + noise, 0, 255).astype(np.uint8)).save(labelled / c / f"{k}.png")
+    assert main(["zeroshot", str(out), "--data", str(labelled), "--prompts", "a {} square",
+                 "--prompts", "something {} here"]) == 0
+    line = capsys.readouterr().out.strip()
+    acc = float(line.split(": ")[1].split("%")[0]) / 100
+    assert "chance 16.7%" in line and "2 prompt(s)" in line and acc > 0.5, line
+
+
+@pytest.mark.parametrize("case, says", [
+    ("no-columns", "needs a header with an image column"),
+    ("all-missing", "0 readable images"),
+    ("bad-coco", "not a COCO-style captions file"),
+    ("bad-jsonl", "not a JSON object"),
+    ("empty-caption", "no caption"),
+])
+def test_bad_pair_inputs(tmp_path, capsys, case, says):
+    d = tmp_path / case
+    d.mkdir()
+    if case == "no-columns":
+        (d / "captions.csv").write_text("image,caption\n")
+        (d / "other.csv").write_text("a,b\nx.png,hello\n")
+        spec = str(d / "other.csv")
+    elif case == "all-missing":
+        (d / "captions.csv").write_text("image,caption\nx.png,hello\ny.png,world\n")
+        spec = str(d)
+    elif case == "bad-coco":
+        (d / "captions.json").write_text('{"images": [{"id": 1}], "annotations": []}')
+        spec = str(d / "captions.json")
+    elif case == "bad-jsonl":
+        (d / "captions.jsonl").write_text('{"image": "a.png", "caption": "x"}\n[1, 2]\n')
+        spec = str(d / "captions.jsonl")
+    else:
+        (d / "captions.csv").write_text("image,caption\na.png,\n")
+        spec = str(d / "captions.csv")
+    out = tmp_path / "run"
+    assert_error(run_cli(capsys, "pretrain", "--data", spec, "--method", "clip", "--budget", "2s", "--out", out),
+                 says, root=tmp_path, out=out)
+
+
+@needs_flickr
+def test_flickr_by_name_splits_a_fifth_of_the_images():
+    splits = load_pairs("flickr8k-1k")
+    assert (len(splits.train), len(splits.test)) == (800, 200)
+    assert len(splits.train.captions) == 4000 and len(splits.test.captions) == 1000
+    assert not set(splits.train.files) & set(splits.test.files)
+
+
+def test_retrieve_needs_a_clip_run(tmp_path, capsys):
+    from sslab.cli import main
+
+    out = tmp_path / "run"
+    assert main(["pretrain", "--data", "digits", "--method", "simclr", "--backbone", "resnet-xs", "--budget", "1s",
+                 "--out", str(out), "batch_size=16"]) == 0
+    capsys.readouterr()
+    assert_error(run_cli(capsys, "retrieve", out), "retrieval needs an image-text (clip) run", root=tmp_path)
+    assert_error(run_cli(capsys, "zeroshot", out, "--data", "digits"), "needs a clip run", root=tmp_path)
