@@ -167,6 +167,13 @@ def test_clip_learns_colour_captions_end_to_end(tmp_path, capsys):
     line = capsys.readouterr().out.strip()
     acc = float(line.split(": ")[1].split("%")[0]) / 100
     assert "chance 16.7%" in line and "2 prompt(s)" in line and acc > 0.5, line
+    # the energy of an (image, caption) pair: lower for the right colour than for a wrong one
+    red = labelled / "red" / "0.png"
+    energies = []
+    for caption in ("a red square", "a blue square"):
+        assert main(["energy", str(out), str(red), caption]) == 0
+        energies.append(float(capsys.readouterr().out.split()[1]))
+    assert energies[0] < energies[1], energies
 
 
 @pytest.mark.parametrize("case, says", [

@@ -275,9 +275,10 @@ def report(run: Path = typer.Argument(..., help="a run folder with results.json"
 def energy(
     run: Path = typer.Argument(..., help="a pretraining run folder"),
     a: Path = typer.Argument(..., help="first image file"),
-    b: Path = typer.Argument(..., help="second image file"),
+    b: str = typer.Argument(..., help="second image file (a caption, in quotes, for a clip run)"),
 ):
-    """Compatibility energy of two images under a run's method (low = compatible, e.g. views of one thing)."""
+    """Compatibility energy of two images under a run's method, or of an image and a caption under a CLIP run
+    (low = compatible, e.g. views of one thing, or a photo and its description)."""
     import torch
 
     from sslab.data import load_image_files
@@ -287,6 +288,17 @@ def energy(
     if not run.is_dir():
         raise SslabError(f"run folder not found: {run}")
     model, info = load_method(run)
+    if info.get("kind") == "pairs":
+        from sslab.methods.text import run_tokenizer
+
+        x = to_float(torch.from_numpy(load_image_files([a], 3, info["image_size"])), "cpu")
+        enc = run_tokenizer(info)([b], truncation=True, max_length=info["context"], return_tensors="pt")
+        with torch.no_grad():
+            cos = float(model.net.encode_images(x) @ model.net.encode_texts(enc["input_ids"], enc["attention_mask"]).T)
+        typer.echo(f"energy {1 - cos:.3f} (1 - cosine similarity of the image and caption embeddings; 0 = "
+                   f"identical, 2 = opposite; logit {cos * float(model.net.logit_scale.detach().exp()):.2f})")
+        return
+    b = Path(b)
     if not hasattr(model, "energy") or info.get("kind", "image") != "image":
         raise SslabError(f"{info['method']} runs have no pairwise image energy")
     x = to_float(torch.from_numpy(load_image_files([a, b], info["in_chans"], info["image_size"])), "cpu")
