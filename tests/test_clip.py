@@ -224,3 +224,32 @@ def test_retrieve_needs_a_clip_run(tmp_path, capsys):
     capsys.readouterr()
     assert_error(run_cli(capsys, "retrieve", out), "retrieval needs an image-text (clip) run", root=tmp_path)
     assert_error(run_cli(capsys, "zeroshot", out, "--data", "digits"), "needs a clip run", root=tmp_path)
+
+
+def _colour_classes(tmp_path, per_class=4, seed=1) -> Path:
+    labelled = tmp_path / "colours"
+    rng = np.random.default_rng(seed)
+    for c, rgb in COLOURS.items():
+        (labelled / c).mkdir(parents=True)
+        for k in range(per_class):
+            noise = rng.integers(-15, 16, (24, 24, 3))
+            Image.fromarray(np.clip(np.array(rgb) + noise, 0, 255).astype(np.uint8)).save(labelled / c / f"{k}.png")
+    return labelled
+
+
+def test_study_on_a_pair_folder_it_has_never_seen(tmp_path, capsys):
+    """`sslab study --data <images + captions file>` picks CLIP by itself: retrieval on the held-out pairs,
+    zero-shot and the image tower's probes on a labelled image set, one report."""
+    from sslab.cli import main
+
+    data, probe = _pair_folder(tmp_path, n_per_colour=8), _colour_classes(tmp_path, per_class=6)
+    out = tmp_path / "run"
+    assert main(["study", "--data", str(data), "--out", str(out), "--backbone", "resnet-xs", "--epochs", "8",
+                 f"probe_data={probe}", "eval.fractions=[1.0]", "eval.seeds=1", "pretrain.batch_size=32"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["pretrain"]["method"] == "clip" and res["data"]["kind"] == "pairs"
+    assert set(res["run_evaluations"]) == {"retrieval", "zero-shot"}
+    assert res["run_evaluations"]["zero-shot"]["values"]["chance"] == pytest.approx(1 / 6)
+    assert {(r["init"], r["protocol"]) for r in res["runs"]} == {("ssl", "knn"), ("ssl", "linear")}
+    html = (out / "report.html").read_text()
+    assert "Retrieval on held-out pairs" in html and "Zero-shot on" in html and "Image tower probed on" in html

@@ -101,11 +101,16 @@ def _recipe(config: Optional[Path], method: Optional[str]) -> Optional[Path]:
 
 
 def _default_method(data: Optional[str], config: Optional[Path]) -> Optional[str]:
-    """Without --method (and --config): BERT for text data (a named text set, a text file or glob, a folder of
-    <class>/*.txt), else the recipe default (VICReg for images)."""
+    """Without --method (and --config): CLIP for image-text pairs (flickr8k-1k, a captions file or a folder with
+    one), BERT for text data (a named text set, a text file or glob, a folder of <class>/*.txt), else the recipe
+    default (VICReg for images)."""
     if data is None or config is not None:
         return None
+    from sslab.data.pairs import is_pairs_spec
     from sslab.data.text import is_text_spec
+
+    if is_pairs_spec(data):  # images with a captions file
+        return "clip"
 
     folder = Path(data).expanduser()
     if folder.is_dir() and not any(folder.glob("*/*.txt")):  # loose .txt files beside no classes: not a text set

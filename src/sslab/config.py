@@ -147,6 +147,10 @@ class StudyConfig(_Strict):
     adapt_lr: float | None = Field(None, gt=0, description="continued pretraining's learning rate (None: 1e-4 for "
                                    "a text model, as domain-adaptive pretraining of RoBERTa used; a tenth of "
                                    "pretrain.lr for images)")
+    probe_data: str | None = Field(None, description="image-text studies: a labelled image set for zero-shot "
+                                   "classification and the image tower's probes (the clip recipe: cifar10)")
+    prompts: list[str] = Field(["a photo of a {}."], description="zero-shot prompt templates ({} = the class "
+                               "name), averaged")
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 

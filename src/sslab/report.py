@@ -678,6 +678,11 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
         w("<h2>Findings</h2><ul class=\"findings\">")
         w("".join(f"<li>{_e(f)}</li>" for f in findings))
         w("</ul>")
+    probe = _as_dict(results.get("probe"))
+    if probe:
+        w(f"<p class=\"note\">Image tower probed on {_e(probe.get('name'))} ({_fmt_value(probe.get('n_train'))} "
+          f"training / {_fmt_value(probe.get('n_test'))} test images, {len(_as_list(probe.get('classes')))} classes); "
+          "the results table is on it.</p>")
     starts = _starting_points(results)
     if starts:
         w("<h2>Starting points</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in starts) + "</ul>")

@@ -210,6 +210,8 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=p
     out = Path(out)
     kind = method_kind(cfg.pretrain.method)
     splits = load_data(cfg.data, root, kind=kind)
+    if kind == "pairs":
+        return pair_study(cfg, splits, out, root, command, log, show_progress, t0)
     check_labelled(splits)
     log(f"data {splits.train.name}: {len(splits.train)} train / {len(splits.test)} test {splits.train.unit}, "
         f"{len(splits.train.classes)} classes")
@@ -252,6 +254,60 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=p
         "command": command, "config": cfg.model_dump(), "data": _data_info(splits), "pretrain": pre,
         "health": ev["health"], "runs": ev["runs"], **extra,
         "baseline_notes": _baseline_notes(splits.train.kind),
+        "timing": {"total_seconds": time.time() - t0, "pretrain_seconds": pre["seconds"]},
+    })
+    path = save_results(out, results)
+    log(f"report: {path}")
+    return results
+
+
+def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, show_progress: bool, t0: float) -> dict:
+    """The study on image-text pairs (CLIP): pretrain on the training pairs; retrieval R@1/5/10 both ways on the
+    held-out pairs; with `probe_data` (a labelled image set) zero-shot classification with `prompts` and the image
+    tower through the harness's protocols and baselines at every label fraction."""
+    from sslab.evaluate.pairs import zero_shot
+
+    tr, te = splits.train, splits.test
+    log(f"data {tr.name}: {len(tr)} train / {len(te)} test images, {len(tr.captions)} / {len(te.captions)} captions"
+        + (f"; skipped: {tr.skipped}" if any(tr.skipped.values()) else ""))
+    probe = load_data(cfg.probe_data, root, kind="image") if cfg.probe_data else None  # checked before training
+    if probe is not None:
+        check_labelled(probe)
+    prepared = prepare_pretraining(splits, cfg.pretrain, out, root=root)
+    pre = pretrain(prepared.train, cfg.pretrain, out, data_spec=cfg.data, show_progress=show_progress,
+                   val_data=prepared.val)
+    log(f"pretrained {pre['method']} on {pre['items']} images: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
+        f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
+    encoder, info = load_encoder(out)
+    evals = run_evaluations(out, info, root)
+    runs, health = [], None
+    if probe is None:
+        log("no probe_data: zero-shot classification and the image tower's probes are not run")
+    else:
+        zs = zero_shot(out, cfg.probe_data, cfg.prompts, root)
+        evals["zero-shot"] = {"title": f"Zero-shot on {cfg.probe_data}", "values": zs, "lines": [
+            f"accuracy {zs['accuracy']:.1%} on {zs['images']} test images against chance {zs['chance']:.1%} "
+            f"({zs['classes']} classes; prompts averaged: {' | '.join(zs['prompts'])})"]}
+        from sslab.data.image import _maybe_resize
+
+        probe = _maybe_resize(probe, info["image_size"])  # the side the image tower was trained at
+        progress = Progress("evaluate", show_progress)
+        try:
+            ev = evaluate_encoder(encoder, {**info, "kind": "image"}, probe, cfg.eval, log, fresh=_fresh(info),
+                                  progress=progress)
+        finally:
+            progress.close()
+        runs, health = ev["runs"], ev["health"]
+    for ev_ in evals.values():
+        for line in ev_["lines"]:
+            log(f"{ev_['title']}: {line}")
+    results = assemble({
+        "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": command, "config": cfg.model_dump(),
+        "data": {"name": tr.name, "kind": "pairs", "unit": "images", "n_train": len(tr), "n_test": len(te),
+                 "classes": [], "captions": [len(tr.captions), len(te.captions)], "skipped": tr.skipped},
+        "probe": _data_info(probe) if probe is not None else None, "pretrain": pre, "health": health, "runs": runs,
+        "run_evaluations": evals, "baseline_notes": _baseline_notes("image") if probe is not None else "",
         "timing": {"total_seconds": time.time() - t0, "pretrain_seconds": pre["seconds"]},
     })
     path = save_results(out, results)
