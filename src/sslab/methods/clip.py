@@ -4,9 +4,10 @@ learnt temperature clamped at 100 as CLIP does; SigLIP's sigmoid loss with `loss
 
 Image tower: any sslab image backbone (`--backbone resnet-s2`, `timm:<model>`, `torchvision:<arch>=<weights>`).
 Text tower: a small BERT-style Transformer (`text_size`, default tiny) on a WordPiece tokenizer trained on the
-training captions, mean-pooled. The views are CLIP's: a random resized crop and flip of the image (no colour
+training captions, mean-pooled, or a pretrained local HF encoder (`text_from=<folder>`, with its own tokenizer).
+The views are CLIP's: a random resized crop and flip of the image (no colour
 distortion) and one of the image's captions drawn at random each time. `lock_image=True` freezes the image tower
-(LiT, Zhai et al. 2022). Transfer: `encoder()` is the image tower (the harness's probes on labelled images);
+(LiT, Zhai et al. 2022), `lock_text=True` the text tower. Transfer: `encoder()` is the image tower (the harness's probes on labelled images);
 `encode_images` / `encode_texts` give the shared-space embeddings for retrieval and zero-shot classification."""
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from sslab.losses import CLIPLoss, SigLIPLoss
 from sslab.methods import register
 from sslab.methods.base import ImageEncoder, Method, Prepared, saved_run
 from sslab.nets.image import build_backbone, check_backbone_name
-from sslab.nets.text import TEXT_SIZES, build_text_model, pool
+from sslab.nets.text import TEXT_SIZES, build_text_model, load_hf_encoder, pool
 from sslab.views import image as image_views
 
 TOKENIZER_DIR = "tokenizer"
@@ -101,8 +102,9 @@ class CLIP(Method):
     tiny_backbone = "resnet-s2"
     run_evaluations = ("retrieval",)  # R@1/5/10 both ways on the held-out pairs, in the log and the report
 
-    def __init__(self, net: CLIPNet, loss: str = "clip", lock_image: bool = False, text_size: str = "tiny",
-                 embed_dim: int = 128, crop_scale: tuple = (0.5, 1.0)):
+    def __init__(self, net: CLIPNet, loss: str = "clip", lock_image: bool = False, lock_text: bool = False,
+                 text_size: str = "tiny", text_from: str | None = None, embed_dim: int = 128,
+                 crop_scale: tuple = (0.5, 1.0)):
         super().__init__()
         if loss not in ("clip", "siglip"):
             raise SslabError(f"clip loss must be 'clip' or 'siglip', got {loss!r}")
@@ -110,9 +112,9 @@ class CLIP(Method):
         self.crop_scale = tuple(crop_scale)
         self.criterion = CLIPLoss() if loss == "clip" else SigLIPLoss()
         net.logit_bias.requires_grad_(loss == "siglip")  # only SigLIP's loss has a bias
-        if self.lock_image:  # LiT: the image tower stays as it was given
-            for p in net.image_tower.parameters():
-                p.requires_grad_(False)
+        for tower, locked in ((net.image_tower, lock_image), (net.text_tower, lock_text)):
+            for p in tower.parameters():  # LiT: a locked tower stays as it was given (its projection still learns)
+                p.requires_grad_(not locked)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -130,9 +132,15 @@ class CLIP(Method):
             raise SslabError(f"clip embed_dim must be a positive integer, got {embed!r}")
         image = build_backbone(backbone, meta["in_chans"], meta["mean"], meta["std"], meta.get("foundation_image_size"),
                                load=not saved_run(meta))
-        text = build_text_model("bert", size, meta["vocab_size"], meta["context"], meta["pad_id"]).bert
-        text.pooler = None  # mean pooling: BERT's [CLS] pooler would get no gradient
-        return CLIPNet(image, text, TEXT_SIZES[size]["hidden"], embed)
+        if args.get("text_from"):  # a pretrained local HF text encoder (e.g. the MiniLM sentence encoder)
+            text = load_hf_encoder(args["text_from"])
+            dim = text.config.hidden_size
+        else:
+            text = build_text_model("bert", size, meta["vocab_size"], meta["context"], meta["pad_id"]).bert
+            dim = TEXT_SIZES[size]["hidden"]
+        if getattr(text, "pooler", None) is not None:
+            text.pooler = None  # mean pooling: a [CLS] pooler would get no gradient
+        return CLIPNet(image, text, dim, embed)
 
     @classmethod
     def prepare(cls, splits, cfg: Any, out) -> Prepared:
@@ -142,8 +150,12 @@ class CLIP(Method):
         out = Path(out)
         context = cfg.context or cls.default_context
         tok_dir = out / TOKENIZER_DIR
+        text_from = cfg.method_args.get("text_from")
         if (tok_dir / "tokenizer.json").is_file():  # resume: the run's own tokenizer
             tok = load_tokenizer(tok_dir)
+        elif text_from:  # a pretrained text tower keeps its own tokenizer
+            tok = load_tokenizer(Path(text_from).expanduser())
+            tok.save_pretrained(str(tok_dir))
         else:
             tok = train_tokenizer(splits.train.captions, "wordpiece", cfg.vocab_size or cls.default_vocab, SPECIALS,
                                   lowercase=True)
