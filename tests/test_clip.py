@@ -253,6 +253,10 @@ def test_study_on_a_pair_folder_it_has_never_seen(tmp_path, capsys):
     assert {(r["init"], r["protocol"]) for r in res["runs"]} == {("ssl", "knn"), ("ssl", "linear")}
     html = (out / "report.html").read_text()
     assert "Retrieval on held-out pairs" in html and "Zero-shot on" in html and "Image tower probed on" in html
+    # a grid of held-out images with their top-3 retrieved captions
+    assert len(res["retrieval_examples"]) == 8 and "Retrieved captions for held-out images" in html
+    first = res["retrieval_examples"][0]
+    assert (out / first["image"]).is_file() and len(first["top"]) == 3 and first["image"] in html
 
 
 def _minilm():

@@ -704,6 +704,17 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
             w("".join(f"<li>{_e(x)}</li>" for x in lines))
             w("</ul>")
 
+    examples = [x for x in _as_list(results.get("retrieval_examples")) if isinstance(x, dict)]
+    if examples:
+        w("<h2>Retrieved captions for held-out images</h2><p class=\"note\">Top 3 captions among all held-out "
+          "captions; ✓ marks one of the image's own.</p><table class=\"grid\">")
+        for x in examples:
+            tops = "".join(f"<li>{'✓ ' if _as_dict(t).get('own') else ''}{_e(_as_dict(t).get('caption', ''))}</li>"
+                           for t in _as_list(x.get("top")))
+            w(f'<tr><td><img src="{_e(x.get("image", ""))}" alt="held-out image" width="128" height="128"></td>'
+              f'<td><ol>{tops}</ol><p class="caption">its own: {_e(x.get("truth", ""))}</p></td></tr>')
+        w("</table>")
+
     samples = [s for s in _as_list(results.get("samples")) if isinstance(s, dict)]
     if samples:
         w("<h2>Sample generations</h2>")

@@ -261,6 +261,22 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=p
     return results
 
 
+def _save_examples(out: Path, examples: list[dict]) -> list[dict]:
+    """Held-out images as PNGs in <out>/plots (for the report) with their top-3 retrieved captions."""
+    import io
+
+    from PIL import Image
+
+    saved = []
+    for i, ex in enumerate(examples):
+        buf = io.BytesIO()
+        Image.fromarray(ex["image"]).resize((128, 128), Image.Resampling.BICUBIC).save(buf, format="PNG")
+        atomic_write(out / "plots" / f"retrieved_{i}.png", buf.getvalue())
+        saved.append({"image": f"plots/retrieved_{i}.png", "truth": ex["truth"],
+                      "top": [{"caption": c, "own": own, "score": round(v, 4)} for c, own, v in ex["top"]]})
+    return saved
+
+
 def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, show_progress: bool, t0: float) -> dict:
     """The study on image-text pairs (CLIP): pretrain on the training pairs; retrieval R@1/5/10 both ways on the
     held-out pairs; with `probe_data` (a labelled image set) zero-shot classification with `prompts` and the image
@@ -301,13 +317,15 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
     for ev_ in evals.values():
         for line in ev_["lines"]:
             log(f"{ev_['title']}: {line}")
+    examples = _save_examples(out, evals.get("retrieval", {}).pop("examples", []))
     results = assemble({
         "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": command, "config": cfg.model_dump(),
         "data": {"name": tr.name, "kind": "pairs", "unit": "images", "n_train": len(tr), "n_test": len(te),
                  "classes": [], "captions": [len(tr.captions), len(te.captions)], "skipped": tr.skipped},
         "probe": _data_info(probe) if probe is not None else None, "pretrain": pre, "health": health, "runs": runs,
-        "run_evaluations": evals, "baseline_notes": _baseline_notes("image") if probe is not None else "",
+        "run_evaluations": evals, "retrieval_examples": examples,
+        "baseline_notes": _baseline_notes("image") if probe is not None else "",
         "timing": {"total_seconds": time.time() - t0, "pretrain_seconds": pre["seconds"]},
     })
     path = save_results(out, results)

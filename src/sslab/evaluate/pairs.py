@@ -60,8 +60,10 @@ def retrieval_lines(r: dict) -> list[str]:
 
 
 def run_retrieval(run_dir, info: dict, root=None, data: str | None = None, split: str = "test",
-                  ks=RECALL_AT) -> dict:
-    """Retrieval R@K of a CLIP run on the held-out (or training) pairs of its data set (or of `data`)."""
+                  ks=RECALL_AT, examples: int = 0) -> dict:
+    """Retrieval R@K of a CLIP run on the held-out (or training) pairs of its data set (or of `data`); with
+    `examples` > 0 also "examples": the first images (uint8 arrays) with their top-3 captions, each marked
+    whether it is one of the image's own."""
     from pathlib import Path
 
     from sslab.data import load_data
@@ -84,7 +86,15 @@ def run_retrieval(run_dir, info: dict, root=None, data: str | None = None, split
         raise SslabError(f"{data or info['data']}: too few {split} images for retrieval")
     tokens = PairTokens(pairs, run_tokenizer(info), info["context"], info)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return recall_at_k(*embed_pairs(model.net.to(device), tokens, device), ks=ks)
+    img, txt, owner = embed_pairs(model.net.to(device), tokens, device)
+    out = recall_at_k(img, txt, owner, ks=ks)
+    if examples:
+        top = (img[:examples] @ txt.T).topk(min(3, len(txt)), dim=1)
+        out["examples"] = [{"image": pairs.images[i], "truth": pairs.captions_of(i)[0],
+                            "top": [(pairs.captions[j], bool(owner[j] == i), float(v))
+                                    for v, j in zip(top.values[i].tolist(), top.indices[i].tolist())]}
+                           for i in range(min(examples, len(img)))]
+    return out
 
 
 DEFAULT_PROMPTS = ("a photo of a {}.",)
