@@ -130,6 +130,8 @@ def zero_shot(run_dir, data: str, prompts=DEFAULT_PROMPTS, root=None, split: str
     part = splits.test if split == "test" else splits.train
     if part is None or part.y is None:
         raise SslabError(f"{data}: zero-shot classification needs labelled images")
+    if len(part.classes) < 2:
+        raise SslabError(f"{data}: zero-shot classification needs at least 2 classes, found {len(part.classes)}")
     if part.x.shape[3] not in (1, 3):
         raise SslabError(f"{data}: images with {part.x.shape[3]} channels")
     tok, net = run_tokenizer(info), model.net

@@ -1,0 +1,75 @@
+"""The bad-input suite for image-text pairs: every kind of wrong pair input a user can give sslab, through the CLI,
+under test_bad_input.py's contract (non-zero exit, one `error: ...` line naming the problem, no traceback, nothing
+half-written). Captions naming missing or unreadable images are not errors: they are skipped and counted
+(tests/test_clip.py)."""
+import pytest
+
+from cli_contract import assert_error, run_cli
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SSLAB_DEBUG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize("case, says", [
+    ("no-columns", "needs a header with an image column"),
+    ("all-missing", "0 readable images"),
+    ("bad-coco", "not a COCO-style captions file"),
+    ("bad-jsonl", "not a JSON object"),
+    ("empty-caption", "no caption"),
+])
+def test_bad_pair_files(tmp_path, capsys, case, says):
+    d = tmp_path / case
+    d.mkdir()
+    if case == "no-columns":
+        (d / "captions.csv").write_text("image,caption\n")
+        (d / "other.csv").write_text("a,b\nx.png,hello\n")
+        spec = str(d / "other.csv")
+    elif case == "all-missing":
+        (d / "captions.csv").write_text("image,caption\nx.png,hello\ny.png,world\n")
+        spec = str(d)
+    elif case == "bad-coco":
+        (d / "captions.json").write_text('{"images": [{"id": 1}], "annotations": []}')
+        spec = str(d / "captions.json")
+    elif case == "bad-jsonl":
+        (d / "captions.jsonl").write_text('{"image": "a.png", "caption": "x"}\n[1, 2]\n')
+        spec = str(d / "captions.jsonl")
+    else:
+        (d / "captions.csv").write_text("image,caption\na.png,\n")
+        spec = str(d / "captions.csv")
+    out = tmp_path / "run"
+    assert_error(run_cli(capsys, "pretrain", "--data", spec, "--method", "clip", "--budget", "2s", "--out", out),
+                 says, root=tmp_path, out=out)
+
+
+
+def test_bad_pair_commands(tmp_path, capsys):
+    from PIL import Image
+
+    from sslab.cli import main
+
+    d = tmp_path / "pairs"
+    (d / "images").mkdir(parents=True)
+    for k in range(4):
+        Image.new("RGB", (16, 16), (40 * k, 0, 0)).save(d / "images" / f"{k}.png")
+    (d / "captions.csv").write_text("image,caption\n" + "".join(f"{k}.png,shade {k}\n" for k in range(4)))
+    out = tmp_path / "run"
+    assert main(["pretrain", "--data", str(d), "--method", "clip", "--backbone", "resnet-xs", "--budget", "1s",
+                 "--out", str(out), "batch_size=2"]) == 0
+    capsys.readouterr()
+    for args, says in (
+        (("retrieve", tmp_path / "nowhere"), "not a pretraining run"),
+        (("retrieve", out, "--split", "valid"), "split must be test or train"),
+        (("zeroshot", out, "--data", "digits", "--prompts", "a photo"), "must hold one {}"),
+        (("zeroshot", out, "--data", str(d)), "needs at least 2 classes"),
+        (("energy", out, tmp_path / "none.png", "a caption"), "image not found"),
+        (("study", "--data", str(d), "--out", tmp_path / "s", "--budget", "1s", "probe_data=nowhere-set"), "nowhere"),
+        (("pretrain", "--data", str(d), "--method", "clip", "--budget", "1s", "--out", tmp_path / "r2",
+          "method_args.loss=triplet"), "clip loss must be"),
+        (("pretrain", "--data", str(d), "--method", "clip", "--budget", "1s", "--out", tmp_path / "r3",
+          "method_args.text_size=huge"), "unknown clip text_size"),
+    ):
+        assert_error(run_cli(capsys, *args), says, root=tmp_path)
