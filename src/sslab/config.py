@@ -40,6 +40,13 @@ class PretrainConfig(_Strict):
     foundation_image_size: int = Field(64, gt=7, description="the side images are resized to for a pretrained "
                                        "torchvision / timm backbone")
 
+    @field_validator("method_args")
+    @classmethod
+    def _absolute_from(cls, v: dict) -> dict:
+        """Pretrained parts named in method_args (clip's text_from) are recorded by absolute path too."""
+        return {k: str(Path(x).expanduser().resolve()) if k.endswith("_from") and isinstance(x, str)
+                and Path(x).expanduser().is_dir() else x for k, x in v.items()}
+
     @field_validator("backbone")
     @classmethod
     def _absolute_paths(cls, v: str) -> str:
@@ -151,6 +158,13 @@ class StudyConfig(_Strict):
                                    "classification and the image tower's probes (the clip recipe: cifar10)")
     prompts: list[str] = Field(["a photo of a {}."], description="zero-shot prompt templates ({} = the class "
                                "name), averaged")
+
+    @field_validator("prompts")
+    @classmethod
+    def _one_slot(cls, v: list[str]) -> list[str]:
+        if not v or any(p.count("{}") != 1 for p in v):
+            raise ValueError("each prompt must hold one {} where the class name goes")
+        return v
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 

@@ -281,32 +281,37 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
     """The study on image-text pairs (CLIP): pretrain on the training pairs; retrieval R@1/5/10 both ways on the
     held-out pairs; with `probe_data` (a labelled image set) zero-shot classification with `prompts` and the image
     tower through the harness's protocols and baselines at every label fraction."""
-    from sslab.evaluate.pairs import zero_shot
+    from sslab.evaluate.pairs import retrieval_evaluation, zero_shot
 
     tr, te = splits.train, splits.test
     log(f"data {tr.name}: {len(tr)} train / {len(te)} test images, {len(tr.captions)} / {len(te.captions)} captions"
         + (f"; skipped: {tr.skipped}" if any(tr.skipped.values()) else ""))
+    if cfg.foundation or cfg.corpus:
+        raise SslabError("an image-text study takes no --from or corpus (start a tower from pretrained weights with "
+                         "--backbone torchvision:<arch>=<weights> or method_args.text_from=<HF folder>)")
     probe = load_data(cfg.probe_data, root, kind="image") if cfg.probe_data else None  # checked before training
     if probe is not None:
         check_labelled(probe)
+        if len(probe.train.classes) < 2:
+            raise SslabError(f"{cfg.probe_data}: zero-shot classification needs at least 2 classes")
     prepared = prepare_pretraining(splits, cfg.pretrain, out, root=root)
     pre = pretrain(prepared.train, cfg.pretrain, out, data_spec=cfg.data, show_progress=show_progress,
                    val_data=prepared.val)
     log(f"pretrained {pre['method']} on {pre['items']} images: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
         f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
     encoder, info = load_encoder(out)
-    evals = run_evaluations(out, info, root)
+    evals = {"retrieval": retrieval_evaluation(out, info, root, examples=8)}
     runs, health = [], None
     if probe is None:
         log("no probe_data: zero-shot classification and the image tower's probes are not run")
     else:
-        zs = zero_shot(out, cfg.probe_data, cfg.prompts, root)
+        from sslab.data.image import as_rgb
+
+        probe = as_rgb(probe, info["image_size"])  # the side and channels the image tower was trained on
+        zs = zero_shot(out, probe, cfg.prompts, root)
         evals["zero-shot"] = {"title": f"Zero-shot on {cfg.probe_data}", "values": zs, "lines": [
             f"accuracy {zs['accuracy']:.1%} on {zs['images']} test images against chance {zs['chance']:.1%} "
             f"({zs['classes']} classes; prompts averaged: {' | '.join(zs['prompts'])})"]}
-        from sslab.data.image import _maybe_resize
-
-        probe = _maybe_resize(probe, info["image_size"])  # the side the image tower was trained at
         progress = Progress("evaluate", show_progress)
         try:
             ev = evaluate_encoder(encoder, {**info, "kind": "image"}, probe, cfg.eval, log, fresh=_fresh(info),
@@ -337,7 +342,16 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, 
     """Evaluate a saved pretraining run (its data set unless `data` names another)."""
     run_dir = Path(run_dir)
     encoder, info = load_encoder(run_dir)
-    splits = load_data(data or info["data"], root, kind=info.get("kind", "image"))
+    if info.get("kind") == "pairs":  # an image-text run: its image tower on a labelled image set
+        if not data:
+            raise SslabError(f"{run_dir} is an image-text run: give --data <a labelled image set> for its image "
+                             "tower's probes (retrieval: sslab retrieve)")
+        from sslab.data.image import as_rgb
+
+        splits = as_rgb(load_data(data, root, kind="image"), info["image_size"])
+        info = {**info, "kind": "image"}
+    else:
+        splits = load_data(data or info["data"], root, kind=info.get("kind", "image"))
     t0 = time.time()
     ev = evaluate_encoder(encoder, info, splits, cfg, log, fresh=_fresh(info))
     prev = {}

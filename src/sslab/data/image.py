@@ -428,6 +428,16 @@ def _resize_array(x: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def as_rgb(splits: DataSplits, size: int) -> DataSplits:
+    """Labelled images as an image-text model's image tower sees them: `size` pixels a side (Pillow bicubic, as
+    the loaders resize) and three channels (grey repeated)."""
+    for part in (splits.train, splits.test):
+        if part is not None:
+            x = _resize_array(part.x, size)
+            part.x = np.repeat(x, 3, axis=3) if x.shape[3] == 1 else x
+    return splits
+
+
 def _maybe_resize(splits: DataSplits, size: int | None) -> DataSplits:
     if size is None:
         return splits

@@ -110,14 +110,18 @@ def _captions_file(folder: Path) -> Path | None:
 
 
 def _has_pair_columns(path: Path) -> bool:
+    if path.suffix.lower() == ".json":  # a COCO captions file lists every image before the annotations: parse it
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8-sig")) if path.stat().st_size < 2**30 else None
+        except (OSError, UnicodeDecodeError, ValueError):
+            return False
+        return isinstance(doc, dict) and "annotations" in doc and "images" in doc
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             head = f.read(4096)
     except (OSError, UnicodeDecodeError):
         return False
     low = head.lower()
-    if path.suffix.lower() == ".json":
-        return '"annotations"' in low and '"images"' in low
     if path.suffix.lower() == ".jsonl":
         return any(f'"{c}"' in low for c in IMAGE_COLUMNS) and any(f'"{c}"' in low for c in CAPTION_COLUMNS)
     first = low.splitlines()[0] if low else ""
@@ -128,7 +132,7 @@ def _has_pair_columns(path: Path) -> bool:
 def _read_rows(path: Path) -> list[tuple[str, str]]:
     """(image file, caption) rows of a captions file; one-line errors for a file that is not one."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Excel's CSV) is not part of the header
     except UnicodeDecodeError as err:
         raise SslabError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
     except OSError as err:
@@ -172,10 +176,12 @@ def _coco_rows(path: Path, text: str) -> list[tuple[str, str]]:
     try:
         doc = json.loads(text)
         files = {im["id"]: im["file_name"] for im in doc["images"]}
-        return [(files[a["image_id"]], str(a["caption"]).strip()) for a in doc["annotations"]
-                if str(a.get("caption", "")).strip()]
-    except (ValueError, KeyError, TypeError) as err:
+        if not all(isinstance(f, str) and f for f in files.values()):
+            raise TypeError("an image's file_name is not a text")
+        rows = [(files[a["image_id"]], a.get("caption")) for a in doc["annotations"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise SslabError(f"{path} is not a COCO-style captions file ({type(err).__name__}: {err})") from None
+    return [(f, c.strip()) for f, c in rows if isinstance(c, str) and c.strip()]
 
 
 def _build(rows: list[tuple[str, str]], base: Path, name: str, image_size: int) -> DataSplits:

@@ -83,12 +83,9 @@ register_run_evaluation("word-vectors", _word_vectors)
 
 
 def _retrieval(run_dir, info: dict, root=None) -> dict:
-    from sslab.evaluate.pairs import retrieval_lines, run_retrieval
+    from sslab.evaluate.pairs import retrieval_evaluation
 
-    values = run_retrieval(run_dir, info, root, examples=8)
-    examples = values.pop("examples")
-    return {"title": "Retrieval on held-out pairs", "lines": retrieval_lines(values), "values": values,
-            "examples": examples}
+    return retrieval_evaluation(run_dir, info, root)
 
 
 register_run_evaluation("retrieval", _retrieval)

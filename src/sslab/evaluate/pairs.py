@@ -10,11 +10,12 @@ RECALL_AT = (1, 5, 10)
 
 
 @torch.no_grad()
-def embed_pairs(net, data, device="cpu", batch: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def embed_pairs(net, data, device="cpu", batch: int = 256):
     """Shared-space embeddings of every image and every caption of `data` (a `PairTokens`): (images (N, E),
-    captions (M, E), image index of each caption (M,)); images unaugmented, in eval mode."""
+    captions (M, E), image index of each caption (M,), the caption's row in the pair data (M,)); images
+    unaugmented, in eval mode."""
     net.eval()
-    imgs, txts, owner = [], [], []
+    imgs, txts, owner, rows = [], [], [], []
     for i in range(0, len(data), batch):
         b = data.batch(torch.arange(i, min(i + batch, len(data))))
         x = image_views.to_float(b["images"].to(device), device)
@@ -27,7 +28,8 @@ def embed_pairs(net, data, device="cpu", batch: int = 256) -> tuple[torch.Tensor
             width = max(1, int(mask.sum(1).max()))
             txts.append(net.encode_texts(ids[:, :width], mask[:, :width]).float().cpu())
             owner.append(torch.arange(i, i + len(keep))[keep])
-    return torch.cat(imgs), torch.cat(txts), torch.cat(owner)
+            rows.append(data.caption_index[i : i + len(keep), slot][keep])
+    return torch.cat(imgs), torch.cat(txts), torch.cat(owner), torch.cat(rows)
 
 
 def recall_at_k(img: torch.Tensor, txt: torch.Tensor, owner: torch.Tensor, ks=RECALL_AT) -> dict:
@@ -38,7 +40,7 @@ def recall_at_k(img: torch.Tensor, txt: torch.Tensor, owner: torch.Tensor, ks=RE
     # rank of the best-ranked own caption of each image
     own = owner.unsqueeze(0) == torch.arange(len(img)).unsqueeze(1)  # (N, M)
     best_own = sim.masked_fill(~own, float("-inf")).max(1).values
-    # other items scored at least as high as the right one (ties count against: a collapsed model scores chance)
+    # other items scored at least as high as the right one (ties count against: a collapsed model scores 0)
     i2t_rank = ((sim >= best_own.unsqueeze(1)) & ~own).sum(1)
     t2i_rank = ((sim.T >= sim.T.gather(1, owner.unsqueeze(1))) & ~own.T).sum(1)
     for k in ks:
@@ -86,15 +88,24 @@ def run_retrieval(run_dir, info: dict, root=None, data: str | None = None, split
         raise SslabError(f"{data or info['data']}: too few {split} images for retrieval")
     tokens = PairTokens(pairs, run_tokenizer(info), info["context"], info)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    img, txt, owner = embed_pairs(model.net.to(device), tokens, device)
+    img, txt, owner, rows = embed_pairs(model.net.to(device), tokens, device)
     out = recall_at_k(img, txt, owner, ks=ks)
     if examples:
         top = (img[:examples] @ txt.T).topk(min(3, len(txt)), dim=1)
         out["examples"] = [{"image": pairs.images[i], "truth": pairs.captions_of(i)[0],
-                            "top": [(pairs.captions[j], bool(owner[j] == i), float(v))
+                            "top": [(pairs.captions[int(rows[j])], bool(owner[j] == i), float(v))
                                     for v, j in zip(top.values[i].tolist(), top.indices[i].tolist())]}
                            for i in range(min(examples, len(img)))]
     return out
+
+
+def retrieval_evaluation(run_dir, info: dict, root=None, examples: int = 0) -> dict:
+    """The run evaluation "retrieval": R@K both ways on the held-out pairs, as lines for the log and the report
+    (and, with `examples`, the first held-out images with their top-3 captions under "examples")."""
+    values = run_retrieval(run_dir, info, root, examples=examples)
+    shown = values.pop("examples", None)
+    return {"title": "Retrieval on held-out pairs", "lines": retrieval_lines(values), "values": values,
+            **({"examples": shown} if shown is not None else {})}
 
 
 DEFAULT_PROMPTS = ("a photo of a {}.",)
@@ -105,50 +116,58 @@ def class_text(name: str) -> str:
     return " ".join(str(name).replace("_", " ").replace("-", " ").split()) or str(name)
 
 
+def check_prompts(prompts) -> list[str]:
+    from sslab.errors import SslabError
+
+    prompts = list(prompts) or list(DEFAULT_PROMPTS)
+    for p in prompts:
+        if not isinstance(p, str) or p.count("{}") != 1:
+            raise SslabError(f"prompt {p!r} must hold one {{}} where the class name goes")
+    return prompts
+
+
 @torch.no_grad()
-def zero_shot(run_dir, data: str, prompts=DEFAULT_PROMPTS, root=None, split: str = "test", limit: int | None = None,
+def zero_shot(run_dir, data, prompts=DEFAULT_PROMPTS, root=None, split: str = "test", limit: int | None = None,
               batch: int = 256) -> dict:
-    """Zero-shot classification with a CLIP run on a labelled image set: each class is the average of its prompts'
-    text embeddings (prompt ensembling, renormalised); an image takes the class nearest to its embedding. Images
-    are resized to the run's side. Returns accuracy, chance (1 / classes) and the counts."""
+    """Zero-shot classification with a CLIP run on a labelled image set (a name or path, or loaded splits already
+    at the run's side and RGB): each class is the average of its prompts' text embeddings (prompt ensembling,
+    renormalised); an image takes the class nearest to its embedding. `limit`: a fixed random subset of the test
+    images. Returns accuracy, chance (1 / classes) and the counts."""
+    import numpy as np
     import torch.nn.functional as F
 
     from sslab.data import load_data
-    from sslab.engine import load_method, read_run_info
+    from sslab.data.image import as_rgb
+    from sslab.engine import load_method, read_run_info, to_device
     from sslab.errors import SslabError
     from sslab.methods.text import run_tokenizer
 
     info = read_run_info(run_dir)
     if info.get("kind") != "pairs":
         raise SslabError(f"{run_dir} is a {info.get('method')} run; zero-shot classification needs a clip run")
-    prompts = list(prompts) or list(DEFAULT_PROMPTS)
-    for p in prompts:
-        if p.count("{}") != 1:
-            raise SslabError(f"prompt {p!r} must hold one {{}} where the class name goes")
-    model, info = load_method(run_dir)
-    splits = load_data(data, root, kind="image")
+    prompts = check_prompts(prompts)
+    splits = as_rgb(load_data(data, root, kind="image"), info["image_size"]) if isinstance(data, str) else data
     part = splits.test if split == "test" else splits.train
+    name = data if isinstance(data, str) else getattr(splits.train, "name", "the probe data")
     if part is None or part.y is None:
-        raise SslabError(f"{data}: zero-shot classification needs labelled images")
+        raise SslabError(f"{name}: zero-shot classification needs labelled images")
     if len(part.classes) < 2:
-        raise SslabError(f"{data}: zero-shot classification needs at least 2 classes, found {len(part.classes)}")
-    if part.x.shape[3] not in (1, 3):
-        raise SslabError(f"{data}: images with {part.x.shape[3]} channels")
-    tok, net = run_tokenizer(info), model.net
+        raise SslabError(f"{name}: zero-shot classification needs at least 2 classes, found {len(part.classes)}")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, info = load_method(run_dir)
+    tok, net = run_tokenizer(info), model.net.to(device)
     names = [class_text(c) for c in part.classes]
     enc = tok([p.format(n) for n in names for p in prompts], padding=True, truncation=True,
               max_length=info["context"], return_tensors="pt")
-    t = net.encode_texts(enc["input_ids"], enc["attention_mask"]).view(len(names), len(prompts), -1).mean(1)
-    t = F.normalize(t, dim=-1)
-    n = len(part) if limit is None else min(limit, len(part))
-    size, correct = info["image_size"], 0
-    for i in range(0, n, batch):
-        x = image_views.to_float(torch.as_tensor(part.x[i : min(i + batch, n)]), "cpu")
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        if x.shape[-1] != size or x.shape[-2] != size:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-        pred = (net.encode_images(x) @ t.T).argmax(1)
-        correct += int((pred == torch.as_tensor(part.y[i : min(i + batch, n)])).sum())
-    return {"accuracy": correct / max(1, n), "chance": 1 / len(names), "images": n, "classes": len(names),
-            "prompts": prompts}
+    t = net.encode_texts(enc["input_ids"].to(device), enc["attention_mask"].to(device))
+    t = F.normalize(t.view(len(names), len(prompts), -1).mean(1), dim=-1)
+    idx = np.arange(len(part)) if limit is None or limit >= len(part) else \
+        np.sort(np.random.default_rng(0).permutation(len(part))[:limit])
+    correct = 0
+    for i in range(0, len(idx), batch):
+        b = idx[i : i + batch]
+        x = image_views.to_float(to_device(torch.as_tensor(part.x[b]), device), device)
+        pred = (net.encode_images(x) @ t.T).argmax(1).cpu()
+        correct += int((pred == torch.as_tensor(part.y[b])).sum())
+    return {"accuracy": correct / max(1, len(idx)), "chance": 1 / len(names), "images": int(len(idx)),
+            "classes": len(names), "prompts": prompts}

@@ -25,10 +25,11 @@ from sslab.losses import CLIPLoss, SigLIPLoss
 from sslab.methods import register
 from sslab.methods.base import ImageEncoder, Method, Prepared, saved_run
 from sslab.nets.image import build_backbone, check_backbone_name
-from sslab.nets.text import TEXT_SIZES, build_text_model, load_hf_encoder, pool
+from sslab.nets.text import TEXT_SIZES, build_text_model, load_hf_config, load_hf_encoder, pool
 from sslab.views import image as image_views
 
 TOKENIZER_DIR = "tokenizer"
+TEXT_TOWER_DIR = "text_tower"  # a pretrained text tower's config, so the run rebuilds without its source folder
 SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]"}
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clips the learnt inverse temperature at 100
 
@@ -49,13 +50,15 @@ class PairTokens:
         self.ids = torch.full((len(per_image), k, width), meta["pad_id"], dtype=torch.long)
         self.mask = torch.zeros((len(per_image), k, width), dtype=torch.long)
         self.n = torch.tensor([max(1, len(p)) for p in per_image], dtype=torch.long)
+        self.caption_index = torch.full((len(per_image), k), -1, dtype=torch.long)  # row in pairs.captions
         for i, rows in enumerate(per_image):
             for slot in range(k):
                 if not len(rows):
                     break
-                e = enc[rows[slot] if slot < len(rows) else rows[0]]
-                self.ids[i, slot, : len(e)] = torch.as_tensor(e)
-                self.mask[i, slot, : len(e)] = 1
+                row = rows[slot] if slot < len(rows) else rows[0]
+                self.ids[i, slot, : len(enc[row])] = torch.as_tensor(enc[row])
+                self.mask[i, slot, : len(enc[row])] = 1
+                self.caption_index[i, slot] = int(row)
         self._meta = meta
 
     def __len__(self) -> int:
@@ -112,9 +115,13 @@ class CLIP(Method):
         self.crop_scale = tuple(crop_scale)
         self.criterion = CLIPLoss() if loss == "clip" else SigLIPLoss()
         net.logit_bias.requires_grad_(loss == "siglip")  # only SigLIP's loss has a bias
-        for tower, locked in ((net.image_tower, lock_image), (net.text_tower, lock_text)):
-            for p in tower.parameters():  # LiT: a locked tower stays as it was given (its projection still learns)
-                p.requires_grad_(not locked)
+        self.locked = [t for t, locked in ((net.image_tower, lock_image), (net.text_tower, lock_text)) if locked]
+        for tower in self.locked:  # LiT: a locked tower stays as it was given (its projection still learns)
+            for p in tower.parameters():
+                p.requires_grad_(False)
+        if loss == "siglip":  # SigLIP's initial scale is 10 (CLIP's 1/0.07)
+            with torch.no_grad():
+                net.logit_scale.fill_(math.log(10.0))
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -133,7 +140,13 @@ class CLIP(Method):
         image = build_backbone(backbone, meta["in_chans"], meta["mean"], meta["std"], meta.get("foundation_image_size"),
                                load=not saved_run(meta))
         if args.get("text_from"):  # a pretrained local HF text encoder (e.g. the MiniLM sentence encoder)
-            text = load_hf_encoder(args["text_from"])
+            own = Path(meta.get("run_dir") or ".") / TEXT_TOWER_DIR
+            if saved_run(meta) and (own / "config.json").is_file():  # a saved run: the architecture, weights next
+                import transformers as tf
+
+                text = tf.AutoModel.from_config(load_hf_config(own))
+            else:
+                text = load_hf_encoder(args["text_from"])
             dim = text.config.hidden_size
         else:
             text = build_text_model("bert", size, meta["vocab_size"], meta["context"], meta["pad_id"]).bert
@@ -153,9 +166,16 @@ class CLIP(Method):
         text_from = cfg.method_args.get("text_from")
         if (tok_dir / "tokenizer.json").is_file():  # resume: the run's own tokenizer
             tok = load_tokenizer(tok_dir)
-        elif text_from:  # a pretrained text tower keeps its own tokenizer
+        elif text_from:  # a pretrained text tower keeps its own tokenizer; its config is kept in the run
+            config = load_hf_config(Path(text_from).expanduser())
+            longest = getattr(config, "max_position_embeddings", None)
+            if longest is not None and context > longest - 2:
+                raise SslabError(f"context {context} is longer than the text tower takes ({longest} positions)")
             tok = load_tokenizer(Path(text_from).expanduser())
+            if tok.pad_token_id is None:
+                raise SslabError(f"the tokenizer in {text_from} has no padding token")
             tok.save_pretrained(str(tok_dir))
+            config.save_pretrained(str(out / TEXT_TOWER_DIR))
         else:
             tok = train_tokenizer(splits.train.captions, "wordpiece", cfg.vocab_size or cls.default_vocab, SPECIALS,
                                   lowercase=True)
@@ -171,6 +191,17 @@ class CLIP(Method):
         self._aug = image_views.Augment(cfg_aug)  # CLIP's only image augmentation: a random crop (and a flip)
 
     # ------------------------------------------------------------------ training
+    def train(self, mode: bool = True):
+        """Locked towers stay in eval mode: no BatchNorm statistics drift, no dropout."""
+        super().train(mode)
+        for tower in getattr(self, "locked", []):
+            tower.eval()
+        return self
+
+    def after_step(self, progress: float) -> None:
+        with torch.no_grad():  # the clamp also holds between steps (checkpoints, energies)
+            self.net.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+
     def views(self, batch: dict, generator: torch.Generator | None = None) -> dict:
         images = image_views.to_float(batch["images"], batch["images"].device)
         images = self._aug(images, generator)
