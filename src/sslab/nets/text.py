@@ -175,11 +175,15 @@ def _from_folder(folder, auto_class: str):
 
     tf.utils.logging.disable_progress_bar()  # no "Loading weights" bar in a study's log
     kw = {} if auto_class == "AutoConfig" else {"use_safetensors": True}
+    level = tf.utils.logging.get_verbosity()
+    tf.utils.logging.set_verbosity_error()  # heads new to a sentence encoder are expected: no load-report wall
     try:
         return getattr(tf, auto_class).from_pretrained(str(folder), local_files_only=True, **kw)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
         first = " ".join(str(err).split())[:300]
         raise SslabError(f"cannot load the pretrained model in {folder}: {first}") from None
+    finally:
+        tf.utils.logging.set_verbosity(level)
 
 
 def text_base(model) -> nn.Module:
