@@ -133,6 +133,15 @@ def load_foundation(spec: str, kind: str, context: int | None = None, meta: dict
     return encoder, info
 
 
+def _evaluate(label: str, show_progress: bool, encoder, info: dict, splits, cfg: EvalConfig, log, **kw) -> dict:
+    """`evaluate_encoder` under a progress bar named `label` (closed whatever happens)."""
+    progress = Progress(label, show_progress)
+    try:
+        return evaluate_encoder(encoder, info, splits, cfg, log, progress=progress, **kw)
+    finally:
+        progress.close()
+
+
 # the sslab method that continues a pretrained text model of each HF architecture
 CONTINUE_TEXT = {"bert": "bert", "roberta": "roberta", "gpt2": "gpt", "t5": "t5"}
 ADAPT_TEXT_LR = 1e-4  # the peak rate of domain-adaptive pretraining in Gururangan et al. 2020 (RoBERTa-base)
@@ -187,12 +196,8 @@ def adapt_foundation(pcfg, cfg: StudyConfig, splits, out: Path, root, log, show_
         return {"skipped": str(err)}
     log(f"adapted {pre['method']}: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
         f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
-    progress = Progress("evaluate adapted", show_progress)
-    try:
-        aev = evaluate_encoder(encoder, info, splits, cfg.eval.model_copy(update={"baselines": []}), log,
-                               progress=progress, name="adapted")
-    finally:
-        progress.close()
+    aev = _evaluate("evaluate adapted", show_progress, encoder, info, splits,
+                    cfg.eval.model_copy(update={"baselines": []}), log, name="adapted")
     runs += aev["runs"]
     return {"method": pre["method"], "lr": pcfg.lr, "epochs": pre["epochs"], "seconds": pre["seconds"],
             "steps": pre.get("steps"), "units_per_s": pre["units_per_s"], "unit": pre["unit"],
@@ -230,20 +235,12 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=p
     for ev_ in extra["run_evaluations"].values():
         for line in ev_["lines"]:
             log(f"{ev_['title']}: {line}")
-    progress = Progress("evaluate", show_progress)
-    try:
-        ev = evaluate_encoder(encoder, info, splits, cfg.eval, log, fresh=_fresh(info), progress=progress)
-    finally:
-        progress.close()
+    ev = _evaluate("evaluate", show_progress, encoder, info, splits, cfg.eval, log, fresh=_fresh(info))
     if foundation is not None:  # the pretrained starting point, frozen and fine-tuned, through the same protocols
         fenc, finfo = foundation
         log(f"foundation model {finfo['foundation']} ({_params(fenc) / 1e6:.1f} M parameters)")
-        progress = Progress("evaluate foundation", show_progress)
-        try:
-            fev = evaluate_encoder(fenc, finfo, splits, cfg.eval.model_copy(update={"baselines": []}), log,
-                                   progress=progress, name="foundation")
-        finally:
-            progress.close()
+        fev = _evaluate("evaluate foundation", show_progress, fenc, finfo, splits,
+                        cfg.eval.model_copy(update={"baselines": []}), log, name="foundation")
         ev["runs"] += fev["runs"]
         extra["foundation"] = {"path": finfo["foundation"], "backbone": finfo["backbone"],
                                "parameters": _params(fenc), "health": fev["health"]}
@@ -312,12 +309,8 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
         evals["zero-shot"] = {"title": f"Zero-shot on {cfg.probe_data}", "values": zs, "lines": [
             f"accuracy {zs['accuracy']:.1%} on {zs['images']} test images against chance {zs['chance']:.1%} "
             f"({zs['classes']} classes; prompts averaged: {' | '.join(zs['prompts'])})"]}
-        progress = Progress("evaluate", show_progress)
-        try:
-            ev = evaluate_encoder(encoder, {**info, "kind": "image"}, probe, cfg.eval, log, fresh=_fresh(info),
-                                  progress=progress)
-        finally:
-            progress.close()
+        ev = _evaluate("evaluate", show_progress, encoder, {**info, "kind": "image"}, probe, cfg.eval, log,
+                       fresh=_fresh(info))
         runs, health = ev["runs"], ev["health"]
     for ev_ in evals.values():
         for line in ev_["lines"]:

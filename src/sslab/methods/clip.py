@@ -44,7 +44,8 @@ class PairTokens:
     def __init__(self, pairs, tok, context: int, meta: dict):
         self.images = torch.from_numpy(np.ascontiguousarray(pairs.images))
         enc = tok(list(pairs.captions), truncation=True, max_length=context)["input_ids"]
-        per_image = [np.flatnonzero(pairs.image_of == i) for i in range(len(pairs.images))]
+        order = np.argsort(pairs.image_of, kind="stable")  # caption rows grouped by image, in file order
+        per_image = np.split(order, np.cumsum(np.bincount(pairs.image_of, minlength=len(pairs.images)))[:-1])
         k = max(1, max(len(p) for p in per_image))
         width = max((len(e) for e in enc), default=1)
         self.ids = torch.full((len(per_image), k, width), meta["pad_id"], dtype=torch.long)
