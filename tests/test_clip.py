@@ -147,7 +147,7 @@ def test_clip_learns_colour_captions_end_to_end(tmp_path, capsys):
     data = _pair_folder(tmp_path, n_per_colour=10)
     out = tmp_path / "run"
     assert main(["pretrain", "--data", str(data), "--method", "clip", "--backbone", "resnet-xs", "--epochs", "25",
-                 "--out", str(out), "batch_size=32", "lr=3e-3", "warmup=0.1", "log_every=50"]) == 0
+                 "--out", str(out), "batch_size=32", "lr=3e-3", "warmup=0.1", "log_every=50", "early_stop=null"]) == 0
     capsys.readouterr()
     assert main(["retrieve", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -298,3 +298,74 @@ def test_a_locked_image_tower_keeps_its_batchnorm_statistics():
     after = model.net.image_tower.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not model.net.image_tower.training and model.net.text_tower.training
+
+
+def test_image_tower_from_an_sslab_ssl_run(tmp_path, capsys):
+    """`--backbone <an sslab image run>`: CLIP's image tower starts from that run's backbone weights (locked here,
+    so they stay exactly as the SSL run left them); the CLIP run keeps the architecture and rebuilds once the SSL run
+    is gone. A text run, or a run on images of another channel count, is refused in one line."""
+    import shutil
+
+    from sslab.checkpoint import load_weights
+    from sslab.cli import main
+    from sslab.engine import load_method
+
+    colours = _colour_classes(tmp_path)
+    ssl = tmp_path / "simclr"
+    assert main(["pretrain", "--data", str(colours), "--method", "simclr", "--backbone", "resnet-xs", "--epochs", "1",
+                 "--out", str(ssl), "batch_size=8"]) == 0
+    ssl_weights = load_weights(ssl / "backbone.safetensors")
+    out = tmp_path / "clip"
+    assert main(["pretrain", "--data", str(_pair_folder(tmp_path)), "--method", "clip", "--backbone", "simclr",
+                 "--epochs", "1", "--out", str(out), "batch_size=16", "method_args.lock_image=true"]) == 0
+    assert json.loads((out / "run.json").read_text())["backbone"] == str(ssl)  # absolute
+    shutil.rmtree(ssl)
+    model, _ = load_method(out)
+    tower = model.net.image_tower.state_dict()
+    assert set(tower) == set(ssl_weights) and all(torch.equal(tower[k], ssl_weights[k]) for k in tower)
+    # the CLIP run's own image tower, in turn, starts an image SSL run (continued pretraining)
+    again = tmp_path / "again"
+    assert main(["pretrain", "--data", str(colours), "--method", "simclr", "--backbone", str(out), "--epochs", "1",
+                 "--out", str(again), "batch_size=8", "lr=1e-9"]) == 0
+    moved = load_weights(again / "backbone.safetensors")
+    assert max((moved[k].float() - tower[k].float()).abs().max().item() for k in tower if "running" not in k and "tracked" not in k) < 1e-3
+    capsys.readouterr()
+    grey = tmp_path / "grey"
+    for c in ("a", "b"):
+        (grey / c).mkdir(parents=True)
+        for k in range(4):
+            Image.fromarray(np.full((16, 16), 40 * k, np.uint8), "L").save(grey / c / f"{k}.png")
+    assert_error(run_cli(capsys, "pretrain", "--data", grey, "--method", "simclr", "--backbone", out, "--epochs", 1,
+                         "--out", tmp_path / "g"), "3-channel", root=tmp_path, out=tmp_path / "g")
+
+
+def test_early_stop_keeps_the_weights_of_the_best_held_out_retrieval(tmp_path, capsys):
+    """early_stop: a tenth of the training images is held out (never the test split); the run stops once their
+    retrieval (val_recall) has not improved for `early_stop` probes, and the saved weights are those of the best
+    probe: reloaded, they give exactly the value logged at that step, the best of the run. A method that holds out
+    nothing refuses early_stop in one line."""
+    from sslab.cli import main
+    from sslab.config import PretrainConfig
+    from sslab.data.pairs import load_pairs
+    from sslab.engine import PROBE_ITEMS, load_method
+    from sslab.methods.clip import CLIP
+
+    data = _pair_folder(tmp_path, n_per_colour=10)
+    out = tmp_path / "run"
+    assert main(["pretrain", "--data", str(data), "--method", "clip", "--backbone", "resnet-xs", "--epochs", "200",
+                 "--out", str(out), "batch_size=16", "lr=1e-2", "log_every=1", "early_stop=3"]) == 0
+    assert "weights kept from step" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    best = max(rows, key=lambda r: r["val_recall"])  # the first of equals
+    assert rows[-1]["step"] - best["step"] == 3 and rows[-1]["epoch"] < 200  # stopped three probes after the best
+    splits = load_pairs(str(data))
+    prepared = CLIP.prepare(splits, PretrainConfig(method="clip", early_stop=3), out)  # the run's tokenizer
+    n_val = round(0.1 * len(splits.train))
+    assert len(prepared.val) == n_val and len(prepared.train) == len(splits.train) - n_val
+    model, _ = load_method(out)
+    model.eval()
+    order = torch.randperm(n_val, generator=torch.Generator().manual_seed(0))[:PROBE_ITEMS]
+    got = model.probe(prepared.val.batch(order))
+    assert got["val_recall"] == pytest.approx(best["val_recall"]) and got["val_loss"] == pytest.approx(best["val_loss"], abs=1e-5)
+    assert_error(run_cli(capsys, "pretrain", "--data", data, "--method", "simclr", "--epochs", 1, "--out",
+                         tmp_path / "s", "early_stop=2"), "early_stop", "test split", root=tmp_path, out=tmp_path / "s")

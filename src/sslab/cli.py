@@ -231,6 +231,10 @@ def pretrain(
     if res.get("rank", 0) == 0:  # several processes (--devices N): one summary line
         typer.echo(f"{res['method']}: {res['epochs']:.2f} epochs, {res['steps']} steps in {res['seconds']:.0f}s "
                    f"({res['units_per_s']:,.0f} {res['unit']}/s); run saved in {out_dir}")
+        if res.get("early_stop"):
+            es = res["early_stop"]
+            typer.echo(f"weights kept from step {es['kept_step']} (epoch {es['kept_epoch']:.1f}): {es['on']} "
+                       f"{es['value']:.4f} on held-out training data" + (" (stopped early)" if es["stopped"] else ""))
 
 
 @app.command()

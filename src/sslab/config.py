@@ -57,8 +57,13 @@ class PretrainConfig(_Strict):
             p = Path(path).expanduser()
             return f"{head}={p.resolve()}" if p.exists() else v
         p = Path(v).expanduser()
-        return str(p.resolve()) if ("/" in v or v.startswith("~")) and p.is_dir() else v
+        named = "/" in v or v.startswith("~") or (p / "run.json").is_file() or (p / "config.json").is_file()
+        return str(p.resolve()) if named and p.is_dir() else v
     epochs: float | None = Field(None, gt=0)
+    early_stop: int | None = Field(None, ge=1, description="stop once the held-out loss has not improved for this "
+                                   "many probes (one every log_every steps) and keep the weights of the best probe; "
+                                   "the method holds out part of its training data for it (clip: a tenth of the "
+                                   "training images), never the test split")
     budget: float | None = Field(330.0, gt=0, description="seconds; training stops cleanly when it is spent")
     batch_size: int = Field(256, gt=1)
     lr: float = Field(4e-3, gt=0, description="learning rate for a global batch of 256 (see lr_scaling)")

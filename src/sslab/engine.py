@@ -143,6 +143,9 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
     run.json, backbone.safetensors, checkpoint/ (model + optimiser + RNG state) and metrics.jsonl. The method's
     probe sees a fixed batch of `val_data` (held-out items) when given, else of `data`."""
     out = Path(out)
+    if cfg.early_stop and not getattr(val_data, "from_train", False):
+        raise SslabError(f"early_stop: {cfg.method} holds out no part of its training data to choose weights on "
+                         "(only the test split, which must not choose anything)")
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -177,7 +180,7 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
 
     g_data = torch.Generator().manual_seed(cfg.seed)
     g_aug = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + fabric.global_rank)
-    step, elapsed_before, history = 0, 0.0, []
+    step, elapsed_before, history, resumed_best = 0, 0.0, [], None
     ckpt = out / "checkpoint"
     if resume:
         weights, state = load_checkpoint(ckpt, log=_say if fabric.global_rank == 0 else None)
@@ -191,6 +194,7 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
         g_aug.set_state(aug_states[fabric.global_rank] if aug_states is not None else state["g_aug"])
         torch.set_rng_state(state["torch_rng"])
         history = json.loads(state["history"])
+        resumed_best = state.get("early_stop")
     if fabric.global_rank == 0:
         (out / "run.json").write_text(json.dumps(info, indent=2))
     probe_src = val_data if val_data is not None and len(val_data) > 0 else data
@@ -198,6 +202,9 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
     probe = to_device(probe_src.batch(torch.randperm(probe_n, generator=torch.Generator().manual_seed(0))[:PROBE_ITEMS]),
                       device)
     collapsed_streak, warned = 0, ""  # warned: the non-ok status last reported (one line per streak)
+    key, mode = model.select  # early_stop: the probe value that picks the weights, and the best so far
+    sign = 1.0 if mode == "min" else -1.0
+    best = json.loads(resumed_best) if resume and resumed_best else {"value": math.inf, "step": 0, "since": 0}
 
     def progress_at(s: int, elapsed: float) -> float:
         if total_steps:
@@ -215,7 +222,8 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
         if fabric.global_rank != 0:
             return
         state = {"optimizer": opt_state, "step": step, "elapsed": elapsed, "g_data": g_data.get_state(),
-                 "g_aug": g_aug.get_state(), "torch_rng": torch.get_rng_state(), "history": json.dumps(history)}
+                 "g_aug": g_aug.get_state(), "torch_rng": torch.get_rng_state(), "history": json.dumps(history),
+                 "early_stop": json.dumps(best)}
         if fabric.world_size > 1:
             state["g_aug_ranks"] = list(aug_states)
         save_checkpoint(ckpt, weights, state)
@@ -327,12 +335,26 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
                 if collapsed_streak >= COLLAPSE_PATIENCE and cfg.collapse_stop:
                     kept = f"last checkpoint kept in {ckpt}" if has_checkpoint(ckpt) else "no checkpoint was written"
                     raise SslabError(f"representation collapsed at step {step} ({detail}); stopped, {kept}")
+                if cfg.early_stop:  # the run's weights are those of its best probe: saved there, and only there
+                    if key not in probed:
+                        raise SslabError(f"early_stop: the {cfg.method} probe reports no {key}")
+                    value = sign * dist.broadcast_float(float(probed[key]))  # one verdict for every process
+                    if value < best["value"]:
+                        best.update(value=value, step=step, since=0)
+                        save(now)
+                        last_save = now
+                    else:
+                        best["since"] += 1
+                    if best["since"] >= cfg.early_stop:
+                        progress_bar.message(f"early stop at step {step}: {key} {sign * value:.4f}, best "
+                                             f"{sign * best['value']:.4f} at step {best['step']}")
+                        break
             elif check_every_step:
                 last_loss = _plain(loss)
             health = {"warning": " [collapse warning]", "collapsed": " [collapsed]"}.get(status_now, "")
             progress_bar.update(progress_at(step, time.time() - t0), f"step {step} loss {last_loss:.4f}{health}")
             collapsing = collapsed_streak and cfg.collapse_stop  # never overwrite the last good checkpoint
-            if not collapsing and (step == 1 or now - last_save > cfg.checkpoint_every):  # first one early
+            if not collapsing and not cfg.early_stop and (step == 1 or now - last_save > cfg.checkpoint_every):
                 if not check_every_step and not log_now:
                     check(loss)  # never checkpoint weights the guard has not seen
                 save(now)
@@ -343,7 +365,8 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
         if tb is not None:
             tb.close()
     seconds = time.time() - t0
-    if not (collapsed_streak and cfg.collapse_stop) and saved_step != step:  # a collapsing run keeps its last good one
+    # a collapsing run keeps its last good checkpoint; an early-stopping one its best
+    if not (collapsed_streak and cfg.collapse_stop) and saved_step != step and not (cfg.early_stop and saved_step > 0):
         save(seconds)
     total_units = int(dist.all_reduce_sum(torch.tensor([float(units)])).item()) if fabric.world_size > 1 else units
     rate = total_units / max(seconds - elapsed_before, 1e-9)  # this session's units over this session's time
@@ -351,6 +374,9 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
            "seconds": seconds, "unit": data.unit, "units_per_s": rate, f"{data.unit}_per_s": rate,
            "items": n, "batch_size": batch, "history": history, "batches_skipped": batches_skipped,
            "rank": fabric.global_rank}
+    if cfg.early_stop:
+        res["early_stop"] = {"kept_step": best["step"], "kept_epoch": best["step"] / steps_per_epoch, "on": key,
+                             "value": sign * best["value"], "stopped": best["since"] >= cfg.early_stop}
     return res
 
 

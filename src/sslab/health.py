@@ -12,7 +12,7 @@ def embedding_health(z: torch.Tensor, full: bool = False) -> dict:
     values (1 = collapsed onto a line, dim = full use of every dimension)."""
     z = z.float()
     zn = F.normalize(z, dim=1)
-    std = zn.std(dim=0)
+    std = zn.std(dim=0) if len(zn) > 1 else torch.zeros(zn.shape[1], device=zn.device)  # one item: no spread
     s = torch.linalg.svdvals(z - z.mean(dim=0))
     p = s / s.sum().clamp_min(1e-12) + 1e-12
     out = {

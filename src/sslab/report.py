@@ -318,6 +318,15 @@ def _plot_pretrain_loss(pretrain: dict, path: Path) -> str | None:
     return "Pretraining loss versus " + xlabel + (" with the learning rate on a second axis" if lx else "")
 
 
+def _early_stop(es) -> str | None:
+    """The early-stopping verdict of a run (pretrain.early_stop), in words."""
+    if not isinstance(es, dict) or _num(es.get("value")) is None:
+        return None
+    why = "then stopped early: no better since" if es.get("stopped") else "the best before the budget ran out"
+    return (f"step {es.get('kept_step')} (epoch {_num(es.get('kept_epoch')) or 0:.1f}): "
+            f"{str(es.get('on', '')).replace('_', ' ')} {_num(es['value']):.4f} on training data held out ({why})")
+
+
 def _plot_measures(pretrain: dict, path: Path) -> str | None:
     """One panel per other measure the method logged during pretraining (held-out loss, perplexity, masked-token
     and next-sentence accuracy, ...)."""
@@ -735,6 +744,7 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
             ("wall time", _fmt_seconds(pretrain.get("seconds")) if pretrain.get("seconds") is not None else None),
             ("throughput", _throughput(pretrain)),
             ("final loss", f"{_num(last['loss']):.4g}" if last else None),
+            ("weights kept", _early_stop(pretrain.get("early_stop"))),
         ]))
     if health:
         w("<h2>Embedding health</h2>")

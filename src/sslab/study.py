@@ -296,6 +296,10 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
                    val_data=prepared.val)
     log(f"pretrained {pre['method']} on {pre['items']} images: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
         f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
+    if pre.get("early_stop"):
+        es = pre["early_stop"]
+        log(f"weights kept from step {es['kept_step']} (epoch {es['kept_epoch']:.1f}): {es['on']} {es['value']:.4f} "
+            "on training images held out" + (" (stopped early)" if es["stopped"] else ""))
     encoder, info = load_encoder(out)
     evals = {"retrieval": retrieval_evaluation(out, info, root, examples=8)}
     runs, health = [], None

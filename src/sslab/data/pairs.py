@@ -56,6 +56,15 @@ class PairData:
     def __len__(self) -> int:
         return int(len(self.images))
 
+    def subset(self, ids) -> "PairData":
+        """These images (indices, in this order) with all their captions."""
+        ids = np.asarray(ids, dtype=np.int64)
+        local = np.full(len(self.images), -1, dtype=np.int64)
+        local[ids] = np.arange(len(ids))
+        rows = np.flatnonzero(local[self.image_of] >= 0)
+        return PairData(self.images[ids], [self.captions[j] for j in rows], local[self.image_of[rows]],
+                        [self.files[i] for i in ids], self.name, self.skipped)
+
     def captions_of(self, i: int) -> list[str]:
         return [self.captions[j] for j in np.flatnonzero(self.image_of == i)]
 

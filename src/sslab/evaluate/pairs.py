@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from sslab.health import embedding_health
 from sslab.views import image as image_views
-
-RECALL_AT = (1, 5, 10)
+from sslab.methods.clip import RECALL_AT, embed_batch, recall_at_k  # noqa: F401  (recall_at_k: this layer's API)
 
 
 @torch.no_grad()
@@ -18,37 +18,12 @@ def embed_pairs(net, data, device="cpu", batch: int = 256):
     imgs, txts, owner, rows = [], [], [], []
     for i in range(0, len(data), batch):
         b = data.batch(torch.arange(i, min(i + batch, len(data))))
-        x = image_views.to_float(b["images"].to(device), device)
-        imgs.append(net.encode_images(x).float().cpu())
-        for slot in range(b["captions"].shape[1]):
-            keep = b["n_captions"] > slot
-            if not bool(keep.any()):
-                break
-            ids, mask = b["captions"][keep, slot].to(device), b["caption_mask"][keep, slot].to(device)
-            width = max(1, int(mask.sum(1).max()))
-            txts.append(net.encode_texts(ids[:, :width], mask[:, :width]).float().cpu())
-            owner.append(torch.arange(i, i + len(keep))[keep])
-            rows.append(data.caption_index[i : i + len(keep), slot][keep])
+        img, txt, own, slots = embed_batch(net, {k: v.to(device) for k, v in b.items()})
+        imgs.append(img.float().cpu())
+        txts.append(txt.float().cpu())
+        owner.append(own.cpu() + i)
+        rows.append(data.caption_index[i + own.cpu(), slots.cpu()])
     return torch.cat(imgs), torch.cat(txts), torch.cat(owner), torch.cat(rows)
-
-
-def recall_at_k(img: torch.Tensor, txt: torch.Tensor, owner: torch.Tensor, ks=RECALL_AT) -> dict:
-    """Image-to-text R@K (an image's query succeeds when any of its captions is among the K nearest captions) and
-    text-to-image R@K (a caption's image among the K nearest images), by cosine similarity."""
-    sim = img @ txt.T  # (N, M)
-    out = {}
-    # rank of the best-ranked own caption of each image
-    own = owner.unsqueeze(0) == torch.arange(len(img)).unsqueeze(1)  # (N, M)
-    best_own = sim.masked_fill(~own, float("-inf")).max(1).values
-    # other items scored at least as high as the right one (ties count against: a collapsed model scores 0)
-    i2t_rank = ((sim >= best_own.unsqueeze(1)) & ~own).sum(1)
-    t2i_rank = ((sim.T >= sim.T.gather(1, owner.unsqueeze(1))) & ~own.T).sum(1)
-    for k in ks:
-        out[f"i2t_r{k}"] = float((i2t_rank < k).float().mean())
-        out[f"t2i_r{k}"] = float((t2i_rank < k).float().mean())
-    out["images"], out["captions"] = int(len(img)), int(len(txt))
-    out["chance"] = {f"r{k}": min(1.0, k / len(img)) for k in ks}  # a random ranking, either direction (~k/N)
-    return out
 
 
 def retrieval_lines(r: dict) -> list[str]:
@@ -56,9 +31,24 @@ def retrieval_lines(r: dict) -> list[str]:
     fmt = lambda d: " / ".join(f"{r[f'{d}_r{k}']:.1%}" for k in ks)  # noqa: E731
     chance = " / ".join(f"{r['chance'][f'r{k}']:.1%}" for k in ks)
     at = "/".join(map(str, ks))
-    return [f"image -> text R@{at}: {fmt('i2t')} ({r['images']} images, {r['captions']} captions)",
-            f"text -> image R@{at}: {fmt('t2i')}",
-            f"chance R@{at}: {chance}"]
+    lines = [f"image -> text R@{at}: {fmt('i2t')} ({r['images']} images, {r['captions']} captions)",
+             f"text -> image R@{at}: {fmt('t2i')}",
+             f"chance R@{at}: {chance}"]
+    if "health" in r:
+        h = r["health"]
+        lines.append("health of both towers in the shared space: " + "; ".join(
+            f"{t} effective rank {h[t]['effective_rank']:.1f} of {h[t]['dim']}, mean per-dim std "
+            f"{h[t]['std_mean']:.3f} (ideal {h[t]['std_ideal']:.3f})" for t in ("image", "text"))
+            + f"; modality gap {h['modality_gap']:.2f} (distance between the two towers' mean embeddings)")
+    return lines
+
+
+def tower_health(img: torch.Tensor, txt: torch.Tensor) -> dict:
+    """Embedding health (`sslab.health.embedding_health`) of each tower's shared-space embeddings, and the modality
+    gap (Liang et al. 2022): the distance between the mean image and the mean caption embedding (0 = the towers fill
+    the same region; CLIP models typically keep a clear gap)."""
+    return {"image": embedding_health(img), "text": embedding_health(txt),
+            "modality_gap": float((img.mean(0) - txt.mean(0)).norm())}
 
 
 def run_retrieval(run_dir, info: dict, root=None, data: str | None = None, split: str = "test",
@@ -89,7 +79,7 @@ def run_retrieval(run_dir, info: dict, root=None, data: str | None = None, split
     tokens = PairTokens(pairs, run_tokenizer(info), info["context"], info)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     img, txt, owner, rows = embed_pairs(model.net.to(device), tokens, device)
-    out = recall_at_k(img, txt, owner, ks=ks)
+    out = {**recall_at_k(img, txt, owner, ks=ks), "health": tower_health(img, txt)}
     if examples:
         top = (img[:examples] @ txt.T).topk(min(3, len(txt)), dim=1)
         out["examples"] = [{"image": pairs.images[i], "truth": pairs.captions_of(i)[0],

@@ -57,6 +57,9 @@ def build_for_data(method: str, backbone: str, method_args: dict, meta: dict, cf
 def prepare_pretraining(splits, cfg: Any, out, root=None, corpus: list[str] | None = None) -> Prepared:
     """What `cfg.method` pretrains on, made from the loaded `splits` (see `Method.prepare`)."""
     check_method_name(cfg.method)
+    if getattr(cfg, "early_stop", None) and not METHODS[cfg.method].holds_out:
+        raise SslabError(f"early_stop: {cfg.method} holds out no part of its training data to choose weights on "
+                         "(only the test split, which must not choose anything)")
     if corpus:  # extra unlabelled text: pretraining only, kept apart from the labelled texts
         from sslab.data.text import load_corpus
 

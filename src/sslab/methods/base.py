@@ -11,6 +11,7 @@ through a backbone and a projector; `sslab.methods.text` holds the language-mode
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sslab.atomic import atomic_write
+from sslab.checkpoint import load_weights
+from sslab.errors import SslabError
 from sslab.health import alignment, collapse_status, embedding_health, uniformity
 from sslab.nets import build_backbone, check_backbone_name
 from sslab.views import image as image_views
@@ -43,6 +47,62 @@ def saved_run(meta: dict, marker: str = "backbone.safetensors") -> bool:
     return bool(run_dir) and (Path(run_dir) / marker).exists()
 
 
+START_RUN = "start_run.json"  # the architecture of the sslab run an image network started from, kept in the run
+ARCHITECTURE = ("backbone", "in_chans", "mean", "std", "foundation_image_size")
+
+
+def _run_architecture(folder: Path) -> dict:
+    """What rebuilds the image network of the sslab run in `folder` (following runs that started from runs)."""
+    try:
+        info = json.loads((folder / "run.json").read_text())
+    except (OSError, ValueError):
+        raise SslabError(f"--backbone {folder}: no readable run.json") from None
+    kept, inner = folder / START_RUN, Path(str(info.get("backbone", "")))
+    if kept.is_file():
+        arch = json.loads(kept.read_text())
+    elif (inner / "run.json").is_file():
+        arch = _run_architecture(inner)
+    else:
+        arch = {k: info.get(k) for k in ARCHITECTURE}
+    return {**arch, "kind": info.get("kind", "image")}
+
+
+def image_backbone(backbone: str, meta: dict) -> nn.Module:
+    """A method's image network (`build_backbone`), where `backbone` may also be an earlier sslab run: a folder with
+    run.json and backbone.safetensors from an image SSL run (continued pretraining; a CLIP image tower that starts
+    from SSL) or a CLIP run (its image tower). The run's architecture is kept in this run's folder (START_RUN), so a
+    saved run rebuilds without the folder it started from."""
+    size = meta.get("foundation_image_size")
+    folder = Path(backbone).expanduser()
+    if not (folder / "run.json").is_file() and not (saved_run(meta) and meta.get("run_dir")
+                                                    and (Path(meta["run_dir"]) / START_RUN).is_file()):
+        return build_backbone(backbone, meta["in_chans"], meta["mean"], meta["std"], size, load=not saved_run(meta))
+    own = Path(meta["run_dir"]) / START_RUN if meta.get("run_dir") else None
+    if saved_run(meta) and own is not None and own.is_file():  # a saved run: the architecture; its weights next
+        arch = json.loads(own.read_text())
+        return build_backbone(arch["backbone"], arch["in_chans"], arch["mean"], arch["std"],
+                              arch.get("foundation_image_size"), load=False)
+    arch = _run_architecture(folder)
+    if arch["kind"] not in ("image", "pairs"):
+        raise SslabError(f"--backbone {backbone}: a run on {arch['kind']} data has no image network")
+    if arch["in_chans"] != meta["in_chans"]:
+        raise SslabError(f"--backbone {backbone}: that run's network takes {arch['in_chans']}-channel images, this "
+                         f"data has {meta['in_chans']}")
+    net = build_backbone(arch["backbone"], arch["in_chans"], arch["mean"], arch["std"],
+                         arch.get("foundation_image_size"), load=False)
+    state = load_weights(folder / "backbone.safetensors")
+    if arch["kind"] == "pairs":  # a CLIP run holds both towers: its image tower
+        state = {k[len("image_tower."):]: v for k, v in state.items() if k.startswith("image_tower.")}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError:
+        raise SslabError(f"--backbone {backbone}: backbone.safetensors does not fit the {arch['backbone']} network "
+                         "its run.json names") from None
+    if own is not None:
+        atomic_write(own, json.dumps({k: arch.get(k) for k in ARCHITECTURE}).encode())
+    return net
+
+
 class Method(nn.Module):
     """Subclasses implement `forward(...) -> loss | {"loss": ..., ...}` and `encoder()` (the network used for
     transfer, taking a raw batch of the data kind); they may override `views`, `probe`, `after_step` (called after
@@ -51,6 +111,8 @@ class Method(nn.Module):
     and `setup(meta, cfg)` gives the method what its views need to know about the data."""
 
     kind: str = "image"  # the data kind the method trains on
+    holds_out: bool = False  # with cfg.early_stop, prepare() holds out part of the training data (Prepared.val)
+    select: tuple[str, str] = ("val_loss", "min")  # what early_stop picks the weights by: a probe value, min or max
 
     @classmethod
     def build_net(cls, backbone: str, meta: dict) -> nn.Module:
@@ -134,8 +196,7 @@ class JointEmbedding(Method):
 
     @classmethod
     def build_net(cls, backbone: str, meta: dict) -> nn.Module:
-        return build_backbone(backbone, meta["in_chans"], meta["mean"], meta["std"], meta.get("foundation_image_size"),
-                              load=not saved_run(meta))
+        return image_backbone(backbone, meta)
 
     @classmethod
     def check_backbone(cls, backbone: str) -> None:

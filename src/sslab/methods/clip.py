@@ -2,7 +2,8 @@
 in a shared space and apart from the other captions of the batch (`losses.CLIPLoss`, symmetric InfoNCE with a
 learnt temperature clamped at 100 as CLIP does; SigLIP's sigmoid loss with `loss="siglip"`).
 
-Image tower: any sslab image backbone (`--backbone resnet-s2`, `timm:<model>`, `torchvision:<arch>=<weights>`).
+Image tower: any sslab image backbone (`--backbone resnet-s2`, `timm:<model>`, `torchvision:<arch>=<weights>`, or
+an earlier sslab run: an image SSL run's backbone, a CLIP run's image tower).
 Text tower: a small BERT-style Transformer (`text_size`, default tiny) on a WordPiece tokenizer trained on the
 training captions, mean-pooled, or a pretrained local HF encoder (`text_from=<folder>`, with its own tokenizer).
 The views are CLIP's: a random resized crop and flip of the image (no colour
@@ -21,17 +22,59 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslab.errors import SslabError
+from sslab.health import embedding_health
 from sslab.losses import CLIPLoss, SigLIPLoss
 from sslab.methods import register
-from sslab.methods.base import ImageEncoder, Method, Prepared, saved_run
-from sslab.nets.image import build_backbone, check_backbone_name
+from sslab.methods.base import ImageEncoder, Method, Prepared, image_backbone, saved_run
+from sslab.nets.image import check_backbone_name
 from sslab.nets.text import TEXT_SIZES, build_text_model, load_hf_config, load_hf_encoder, pool
 from sslab.views import image as image_views
 
 TOKENIZER_DIR = "tokenizer"
 TEXT_TOWER_DIR = "text_tower"  # a pretrained text tower's config, so the run rebuilds without its source folder
 SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]"}
+VAL_FRACTION = 0.1  # with early_stop: the training images held out for the loss that picks the weights
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clips the learnt inverse temperature at 100
+
+
+RECALL_AT = (1, 5, 10)
+
+
+@torch.no_grad()
+def embed_batch(net: "CLIPNet", b: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Shared-space embeddings of a raw batch of pairs (`PairTokens.batch`): every image unaugmented (B, E) and
+    every caption (M, E), with each caption's image (M,) and slot (M,) in the batch."""
+    imgs = net.encode_images(image_views.to_float(b["images"], b["images"].device))
+    txts, owner, slots = [], [], []
+    for slot in range(b["captions"].shape[1]):
+        keep = b["n_captions"] > slot
+        if not bool(keep.any()):
+            break
+        ids, mask = b["captions"][keep, slot], b["caption_mask"][keep, slot]
+        width = max(1, int(mask.sum(1).max()))
+        txts.append(net.encode_texts(ids[:, :width], mask[:, :width]))
+        owner.append(torch.nonzero(keep).flatten())
+        slots.append(torch.full((int(keep.sum()),), slot, dtype=torch.long, device=keep.device))
+    return imgs, torch.cat(txts), torch.cat(owner), torch.cat(slots)
+
+
+def recall_at_k(img: torch.Tensor, txt: torch.Tensor, owner: torch.Tensor, ks=RECALL_AT) -> dict:
+    """Image-to-text R@K (an image's query succeeds when any of its captions is among the K nearest captions) and
+    text-to-image R@K (a caption's image among the K nearest images), by cosine similarity."""
+    sim = img @ txt.T  # (N, M)
+    out = {}
+    # rank of the best-ranked own caption of each image
+    own = owner.unsqueeze(0) == torch.arange(len(img), device=owner.device).unsqueeze(1)  # (N, M)
+    best_own = sim.masked_fill(~own, float("-inf")).max(1).values
+    # other items scored at least as high as the right one (ties count against: a collapsed model scores 0)
+    i2t_rank = ((sim >= best_own.unsqueeze(1)) & ~own).sum(1)
+    t2i_rank = ((sim.T >= sim.T.gather(1, owner.unsqueeze(1))) & ~own.T).sum(1)
+    for k in ks:
+        out[f"i2t_r{k}"] = float((i2t_rank < k).float().mean())
+        out[f"t2i_r{k}"] = float((t2i_rank < k).float().mean())
+    out["images"], out["captions"] = int(len(img)), int(len(txt))
+    out["chance"] = {f"r{k}": min(1.0, k / len(img)) for k in ks}  # a random ranking, either direction (~k/N)
+    return out
 
 
 class PairTokens:
@@ -104,6 +147,10 @@ class CLIP(Method):
     default_context = 32  # Flickr8k captions: 12 words on average, the longest ~40 word pieces
     default_vocab = 4096
     tiny_backbone = "resnet-s2"
+    holds_out = True  # early_stop: a tenth of the training images (VAL_FRACTION)
+    # early_stop picks the weights by held-out retrieval: the held-out loss turns up long before retrieval stops
+    # improving (Flickr8k-1k, resnet-s2: loss lowest at epoch 8, retrieval better at 28 than at 8)
+    select = ("val_recall", "max")
     run_evaluations = ("retrieval",)  # R@1/5/10 both ways on the held-out pairs, in the log and the report
 
     def __init__(self, net: CLIPNet, loss: str = "clip", lock_image: bool = False, lock_text: bool = False,
@@ -138,8 +185,7 @@ class CLIP(Method):
         embed = args.get("embed_dim", 128)
         if isinstance(embed, bool) or not isinstance(embed, int) or embed < 1:
             raise SslabError(f"clip embed_dim must be a positive integer, got {embed!r}")
-        image = build_backbone(backbone, meta["in_chans"], meta["mean"], meta["std"], meta.get("foundation_image_size"),
-                               load=not saved_run(meta))
+        image = image_backbone(backbone, meta)
         if args.get("text_from"):  # a pretrained local HF text encoder (e.g. the MiniLM sentence encoder)
             own = Path(meta.get("run_dir") or ".") / TEXT_TOWER_DIR
             if saved_run(meta) and (own / "config.json").is_file():  # a saved run: the architecture, weights next
@@ -183,8 +229,18 @@ class CLIP(Method):
             tok.save_pretrained(str(tok_dir))
         meta = {**splits.train.meta(limit=10000), **tokenizer_meta(tok, context, "wordpiece"), "kind": "pairs",
                 "run_dir": str(out), "method_args": dict(cfg.method_args)}
-        val = PairTokens(splits.test, tok, context, meta) if splits.test is not None and len(splits.test) else None
-        return Prepared(PairTokens(splits.train, tok, context, meta), val)
+        train = splits.train
+        if cfg.early_stop:  # the held-out loss that picks the weights comes from training images, never the test's
+            n_val = max(1, int(round(VAL_FRACTION * len(train))))
+            if len(train) - n_val < 2:
+                raise SslabError(f"early_stop holds out {n_val} of {len(train)} training images: too few left")
+            order = np.random.default_rng(0).permutation(len(train))
+            held, train = train.subset(np.sort(order[:n_val])), train.subset(np.sort(order[n_val:]))
+            val = PairTokens(held, tok, context, meta)
+            val.from_train = True
+        else:  # the probe's held-out loss on the test pairs: watched, never used to choose anything
+            val = PairTokens(splits.test, tok, context, meta) if splits.test is not None and len(splits.test) else None
+        return Prepared(PairTokens(train, tok, context, meta), val)
 
     def setup(self, meta: dict, cfg: Any) -> None:
         self.meta = {k: v for k, v in meta.items() if k != "config"}
@@ -229,11 +285,19 @@ class CLIP(Method):
 
     @torch.no_grad()
     def probe(self, batch: dict) -> dict:
-        """Held-out loss and in-batch image-to-caption accuracy on a fixed batch (fixed views), prefixed val_."""
+        """Held-out loss and in-batch image-to-caption accuracy on a fixed batch (fixed views); retrieval among
+        the batch's unaugmented images and all their captions (val_recall: the mean of R@1/5/10 both ways, what
+        early_stop selects on); the effective rank of each tower's shared-space embeddings (`sslab.health`: the
+        health of both towers through training). Prefixed val_."""
         g = torch.Generator(device=batch["images"].device).manual_seed(0)
         head = {k: v[:256] for k, v in batch.items()}
-        out = self(**self.views(head, g))
-        return {f"val_{k}": float(v) for k, v in out.items() if k != "temperature"}
+        views = self.views(head, g)
+        out = {f"val_{k}": float(v) for k, v in self(**views).items() if k != "temperature"}
+        img, txt, owner, _ = embed_batch(self.net, head)  # unaugmented, every caption
+        r = recall_at_k(img, txt, owner)
+        return {**out, "val_recall": sum(r[f"{d}_r{k}"] for d in ("i2t", "t2i") for k in RECALL_AT) / (2 * len(RECALL_AT)),
+                "val_image_rank": embedding_health(img)["effective_rank"],
+                "val_text_rank": embedding_health(txt)["effective_rank"]}
 
     # ------------------------------------------------------------------ transfer
     @property

@@ -79,14 +79,16 @@ def check_backbone_name(name: str) -> None:
     """The one-line SslabError build_backbone would raise for an unknown name, without building anything."""
     if name in RESNETS:
         return
+    from pathlib import Path
+
+    if (Path(name).expanduser() / "run.json").is_file():  # an earlier sslab run (sslab.methods.base.image_backbone)
+        return
     if "=" in name:  # pretrained weights: torchvision:<arch>=<file> / timm:<model>=<file>
         lib, _, rest = name.partition(":")
         arch, _, path = rest.partition("=")
         if lib not in ("torchvision", "timm") or not arch or not path:
             raise SslabError(f"backbone {name!r}: write torchvision:<architecture>=<weights file> or "
                              "timm:<model>=<weights file>")
-        from pathlib import Path
-
         if not Path(path).expanduser().is_file():
             raise SslabError(f"weights file not found: {path}")
         return
