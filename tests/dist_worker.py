@@ -78,6 +78,15 @@ def one_step(name: str, rank: int, world: int) -> dict:
         model.setup(meta, PretrainConfig(method=name))
         inputs = text_inputs(model) if cls.kind == "text" else pair_inputs(model)
         local = {k: v[rank * share : (rank + 1) * share] for k, v in inputs.items()}
+    elif hasattr(cls, "tiny_backbone"):  # an image method with its own views (masks): a raw uint8 batch
+        from sslab.config import PretrainConfig
+
+        meta = {"kind": "image", "in_chans": CHANNELS, "image_size": SIZE, "mean": [0.5], "std": [0.25]}
+        model = build_method(name, cls.build_net(cls.tiny_backbone, meta))
+        model.setup(meta, PretrainConfig(method=name))
+        g = torch.Generator().manual_seed(1)
+        raw = torch.randint(0, 256, (BATCH, SIZE, SIZE, CHANNELS), generator=g, dtype=torch.uint8)
+        local = {k: v[rank * share : (rank + 1) * share] for k, v in model.views(raw, g).items()}
     else:
         model = build_method(name, build_backbone("resnet-xs", CHANNELS))
         local = [v[rank * share : (rank + 1) * share] for v in global_views(model)]

@@ -18,7 +18,7 @@ def test_recipe_validates_and_builds(path):
     assert cfg.pretrain.method == path.stem
     cls = sslab.METHODS[cfg.pretrain.method]
     if cls.kind == "image":
-        net = build_backbone(cfg.pretrain.backbone, 1)
+        net = build_backbone(cfg.pretrain.backbone, 1, image_size=28)
     else:  # a text recipe's network is sized by the tokenizer; a small stand-in vocabulary here
         meta = {"vocab_size": 100, "context": cfg.pretrain.context or 64, "pad_id": 0, "bos_id": 1, "eos_id": 2,
                 "in_chans": 3, "image_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3,

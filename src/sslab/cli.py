@@ -1,6 +1,8 @@
 """`sslab` command line: a thin shell over the Python API (sslab.study, sslab.pretrain, ...)."""
 from __future__ import annotations
 
+import io
+
 import json
 import os
 import shlex
@@ -377,6 +379,29 @@ def retrieve(
 
     for line in retrieval_lines(run_retrieval(run, read_run_info(run), data_root, data, split)):
         typer.echo(line)
+
+
+@app.command()
+def reconstruct(
+    run: Path = typer.Argument(..., help="an mae run folder"),
+    data: Optional[str] = typer.Option(None, help="images to reconstruct (default: the run's own data set)"),
+    images: int = typer.Option(16, min=1, max=256, help="how many test images"),
+    out: Optional[Path] = typer.Option(None, help="the PNG to write (default: <run>/reconstruction.png)"),
+    seed: int = typer.Option(0, help="the seed of the masks"),
+    data_root: Optional[Path] = RootOpt,
+):
+    """A grid of test images: original, masked input and an MAE run's reconstruction."""
+    from PIL import Image
+
+    from sslab.atomic import atomic_write
+    from sslab.evaluate.image import reconstruction_grid
+
+    grid = reconstruction_grid(run, data, images, data_root, seed)
+    path = out or run / "reconstruction.png"
+    buf = io.BytesIO()
+    Image.fromarray(grid).save(buf, format="PNG")
+    atomic_write(path, buf.getvalue())
+    typer.echo(f"original / masked / reconstruction of {images} images: {path}")
 
 
 @app.command()

@@ -44,3 +44,30 @@ def raw_probe(feats, idx, y_train, y_test, cfg, seed: int, n_classes: int) -> di
 
 def describe(split) -> dict:
     return {"shape": list(split.x.shape[1:])}
+
+
+@torch.no_grad()
+def reconstruction_grid(run_dir, data: str | None = None, images: int = 16, root=None, seed: int = 0,
+                        scale: int = 4) -> np.ndarray:
+    """A masked-image model's (MAE's) reconstructions of the first `images` test images of `data` (default: the
+    run's own data set): three rows -- original, masked input, reconstruction -- as one uint8 RGB grid, each image
+    enlarged `scale` times (nearest neighbour)."""
+    from sslab.data import load_data
+    from sslab.engine import load_method
+    from sslab.errors import SslabError
+
+    model, info = load_method(run_dir)
+    if not hasattr(model, "reconstruct"):
+        raise SslabError(f"{run_dir} is a {info.get('method')} run; reconstruction needs a masked-image (mae) run")
+    splits = load_data(data or info["data"], root, kind="image")
+    split = splits.test if splits.test is not None and len(splits.test) else splits.train
+    if split.x.shape[1] != info["image_size"] or split.x.shape[-1] != info["in_chans"]:
+        raise SslabError(f"{data}: {split.x.shape[1]}-pixel {split.x.shape[-1]}-channel images; the run was trained "
+                         f"on {info['image_size']}-pixel {info['in_chans']}-channel ones")
+    x = image_views.to_float(torch.as_tensor(split.x[:images]), "cpu")
+    out = model.reconstruct(x, torch.Generator().manual_seed(seed))
+    rows = [x, out["masked"], out["reconstruction"]]
+    grid = torch.cat([torch.cat(list(r), dim=-1) for r in rows], dim=-2)  # (C, 3H, N*W)
+    grid = (grid.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+    return np.repeat(grid, 3, axis=-1) if grid.shape[-1] == 1 else grid

@@ -48,7 +48,7 @@ def saved_run(meta: dict, marker: str = "backbone.safetensors") -> bool:
 
 
 START_RUN = "start_run.json"  # the architecture of the sslab run an image network started from, kept in the run
-ARCHITECTURE = ("backbone", "in_chans", "mean", "std", "foundation_image_size")
+ARCHITECTURE = ("backbone", "in_chans", "mean", "std", "foundation_image_size", "image_size")
 
 
 def _run_architecture(folder: Path) -> dict:
@@ -76,12 +76,13 @@ def image_backbone(backbone: str, meta: dict) -> nn.Module:
     folder = Path(backbone).expanduser()
     if not (folder / "run.json").is_file() and not (saved_run(meta) and meta.get("run_dir")
                                                     and (Path(meta["run_dir"]) / START_RUN).is_file()):
-        return build_backbone(backbone, meta["in_chans"], meta["mean"], meta["std"], size, load=not saved_run(meta))
+        return build_backbone(backbone, meta["in_chans"], meta["mean"], meta["std"], size, load=not saved_run(meta),
+                              image_size=meta.get("image_size"))
     own = Path(meta["run_dir"]) / START_RUN if meta.get("run_dir") else None
     if saved_run(meta) and own is not None and own.is_file():  # a saved run: the architecture; its weights next
         arch = json.loads(own.read_text())
         return build_backbone(arch["backbone"], arch["in_chans"], arch["mean"], arch["std"],
-                              arch.get("foundation_image_size"), load=False)
+                              arch.get("foundation_image_size"), load=False, image_size=arch.get("image_size"))
     arch = _run_architecture(folder)
     if arch["kind"] not in ("image", "pairs"):
         raise SslabError(f"--backbone {backbone}: a run on {arch['kind']} data has no image network")
@@ -89,7 +90,7 @@ def image_backbone(backbone: str, meta: dict) -> nn.Module:
         raise SslabError(f"--backbone {backbone}: that run's network takes {arch['in_chans']}-channel images, this "
                          f"data has {meta['in_chans']}")
     net = build_backbone(arch["backbone"], arch["in_chans"], arch["mean"], arch["std"],
-                         arch.get("foundation_image_size"), load=False)
+                         arch.get("foundation_image_size"), load=False, image_size=arch.get("image_size"))
     state = load_weights(folder / "backbone.safetensors")
     if arch["kind"] == "pairs":  # a CLIP run holds both towers: its image tower
         state = {k[len("image_tower."):]: v for k, v in state.items() if k.startswith("image_tower.")}

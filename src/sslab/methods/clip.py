@@ -233,7 +233,8 @@ class CLIP(Method):
         if cfg.early_stop:  # the held-out loss that picks the weights comes from training images, never the test's
             n_val = max(1, int(round(VAL_FRACTION * len(train))))
             if len(train) - n_val < 2:
-                raise SslabError(f"early_stop holds out {n_val} of {len(train)} training images: too few left")
+                raise SslabError(f"early_stop holds out {n_val} of {len(train)} training images: too few left "
+                                 "(pretrain.early_stop=null trains on them all for the whole budget)")
             order = np.random.default_rng(0).permutation(len(train))
             held, train = train.subset(np.sort(order[:n_val])), train.subset(np.sort(order[n_val:]))
             val = PairTokens(held, tok, context, meta)

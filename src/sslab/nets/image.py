@@ -22,6 +22,48 @@ RESNETS: dict[str, tuple[tuple[int, ...], tuple[int, ...], int]] = {
 }
 
 
+# Vision Transformers (Dosovitskiy et al. 2021) on timm's blocks: name -> (width, depth, heads), the sizes of
+# DeiT / the MAE paper. `vit-tiny` picks its patch from the image side (`vit_patch`); `vit-tiny/2` names it.
+VITS: dict[str, tuple[int, int, int]] = {
+    "vit-tiny": (192, 12, 3),
+    "vit-small": (384, 12, 6),
+    "vit-base": (768, 12, 12),
+}
+
+
+def vit_patch(image_size: int) -> int:
+    """The default patch side: 4 for images up to 32 px (8x8 = 64 patches at 32, 7x7 at 28), 8 up to 64 px, else
+    16 (224 px: 14x14, the usual)."""
+    return 4 if image_size <= 32 else 8 if image_size <= 64 else 16
+
+
+def _vit_spec(name: str) -> tuple[str, int | None]:
+    base, _, patch = name.partition("/")
+    if base not in VITS or (patch and not patch.isdigit()):
+        raise SslabError(f"unknown Vision Transformer {name!r}; choose from {', '.join(VITS)} (optionally /<patch>, "
+                         "e.g. vit-tiny/4)")
+    return base, int(patch) if patch else None
+
+
+def build_vit(name: str, in_chans: int, image_size: int) -> nn.Module:
+    """A timm `VisionTransformer` with a class token, learnt position embeddings and a final LayerNorm over every
+    token; its features are the average of the patch tokens (`global_pool="avg"`, what MAE probes). The patch
+    must divide the image side."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    base, patch = _vit_spec(name)
+    patch = patch or vit_patch(image_size)
+    if patch < 1 or image_size % patch:
+        raise SslabError(f"{name}: patch {patch} does not divide the {image_size}-pixel images")
+    width, depth, heads = VITS[base]
+    return VisionTransformer(img_size=image_size, patch_size=patch, in_chans=in_chans, num_classes=0,
+                             global_pool="avg", fc_norm=False, embed_dim=width, depth=depth, num_heads=heads)
+
+
+def is_vit(name: str) -> bool:
+    return name.partition("/")[0] in VITS
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with a skip connection (He et al. 2016)."""
 
@@ -72,12 +114,15 @@ class Backbone(nn.Module):
 
 
 def backbone_names() -> list[str]:
-    return sorted(RESNETS) + ["timm:<model name>"]
+    return sorted(RESNETS) + sorted(VITS) + ["timm:<model name>"]
 
 
 def check_backbone_name(name: str) -> None:
     """The one-line SslabError build_backbone would raise for an unknown name, without building anything."""
     if name in RESNETS:
+        return
+    if is_vit(name):
+        _vit_spec(name)
         return
     from pathlib import Path
 
@@ -102,8 +147,9 @@ def check_backbone_name(name: str) -> None:
 
 
 def build_backbone(name: str, in_chans: int, mean=None, std=None, size: int | None = None,
-                   load: bool = True) -> nn.Module:
-    """`name` is one of RESNETS or `timm:<model>` (random init; no weights are fetched), or a pretrained network
+                   load: bool = True, image_size: int | None = None) -> nn.Module:
+    """`name` is one of RESNETS, VITS (for `image_size`-pixel images) or `timm:<model>` (random init; no weights
+    are fetched), or a pretrained network
     `torchvision:<arch>=<weights file>` / `timm:<model>=<weights file>` (`pretrained_backbone`, images resized to
     `size`): what continued (domain-adaptive) pretraining starts from; with `load=False` its architecture only."""
     if "=" in name:
@@ -118,6 +164,11 @@ def build_backbone(name: str, in_chans: int, mean=None, std=None, size: int | No
         widths, blocks, stem_stride = RESNETS[name]
         net = SmallResNet(widths, blocks, in_chans, stem_stride)
         return Backbone(net, net.dim, mean, std)
+    if is_vit(name):
+        if not image_size:
+            raise SslabError(f"{name}: a Vision Transformer needs the image side")
+        net = build_vit(name, in_chans, image_size)
+        return Backbone(net, net.num_features, mean, std)
     import timm
 
     try:

@@ -54,6 +54,9 @@ __all__ = [
     "multi_views",
     "simclr_config",
     "supervised_config",
+    "random_patch_mask",
+    "patchify",
+    "unpatchify",
 ]
 
 _N_TRIES = 10  # crop candidates per sample (as torchvision's RandomResizedCrop)
@@ -454,3 +457,32 @@ def to_float(x_uint8: Tensor, device, channels_last: bool = False) -> Tensor:
     """(B, H, W, C) uint8 -> (B, C, H, W) float in [0, 1] on `device`."""
     x = x_uint8.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+
+
+def random_patch_mask(batch: int, patches: int, ratio: float, generator: torch.Generator | None = None,
+                      device="cpu") -> tuple[Tensor, Tensor]:
+    """MAE's random masking: per image, `round(patches * (1 - ratio))` patches kept, drawn uniformly without
+    replacement, independently per image, from `generator` (so runs resume exactly). Returns (kept patch indices
+    (B, K), ascending; mask (B, N) bool, True where a patch is hidden)."""
+    if not 0.0 <= ratio < 1.0:
+        raise SslabError(f"mask ratio must be in [0, 1), got {ratio}")
+    keep = max(1, int(round(patches * (1.0 - ratio))))
+    noise = torch.rand(batch, patches, generator=generator, device=generator.device if generator else device)
+    kept = noise.argsort(dim=1)[:, :keep].sort(dim=1).values
+    mask = torch.ones(batch, patches, dtype=torch.bool, device=kept.device)
+    mask.scatter_(1, kept, False)
+    return kept, mask
+
+
+def patchify(x: Tensor, patch: int) -> Tensor:
+    """(B, C, H, W) -> (B, N, patch * patch * C): row-major patches, each flattened as (p, p, C)."""
+    b, c, h, w = x.shape
+    x = x.reshape(b, c, h // patch, patch, w // patch, patch)
+    return x.permute(0, 2, 4, 3, 5, 1).reshape(b, (h // patch) * (w // patch), patch * patch * c)
+
+
+def unpatchify(p: Tensor, patch: int, channels: int, h: int, w: int) -> Tensor:
+    """The inverse of `patchify`."""
+    b = p.shape[0]
+    x = p.reshape(b, h // patch, w // patch, patch, patch, channels)
+    return x.permute(0, 5, 1, 3, 2, 4).reshape(b, channels, h, w)

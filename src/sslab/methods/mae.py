@@ -1,0 +1,136 @@
+"""MAE (He et al. 2022): hide most patches of an image (75% by default; `views.image.random_patch_mask`), encode
+only the visible ones with a Vision Transformer -- that is where its speed comes from -- and let a light decoder
+predict the pixels of the hidden ones, each target patch normalised by its own mean and variance (the paper's
+`norm_pix_loss`). The views are the paper's: a random resized crop (scale 0.2-1) and a flip, no colour
+distortion. Transfer: the encoder on the whole image, its patch tokens averaged (`nets.image.build_vit`)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from sslab.errors import SslabError
+from sslab.health import embedding_health
+from sslab.methods import register
+from sslab.methods.base import ImageEncoder, Method, image_backbone
+from sslab.nets.image import check_backbone_name, is_vit
+from sslab.views import image as image_views
+
+
+@register("mae")
+class MAE(Method):
+    kind = "image"
+    tiny_backbone = "vit-tiny"
+
+    def __init__(self, backbone: nn.Module, mask_ratio: float = 0.75, decoder_dim: int = 128, decoder_depth: int = 2,
+                 decoder_heads: int = 4, norm_pix: bool = True, crop_scale: tuple = (0.2, 1.0)):
+        super().__init__()
+        from timm.models.vision_transformer import Block
+
+        vit = getattr(backbone, "net", None)
+        if not all(hasattr(vit, a) for a in ("patch_embed", "pos_embed", "cls_token", "blocks")):
+            raise SslabError("mae needs a Vision Transformer backbone (--backbone vit-tiny, vit-small, ...)")
+        if not 0.0 < float(mask_ratio) < 1.0:
+            raise SslabError(f"mae mask_ratio must be between 0 and 1, got {mask_ratio}")
+        self.backbone, self.mask_ratio, self.norm_pix = backbone, float(mask_ratio), bool(norm_pix)
+        self.crop_scale = tuple(crop_scale)
+        self.patch = int(vit.patch_embed.patch_size[0])
+        self.chans = int(vit.patch_embed.proj.in_channels)
+        patches = int(vit.patch_embed.num_patches)
+        self.decoder_embed = nn.Linear(vit.embed_dim, decoder_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
+        self.decoder_pos = nn.Parameter(torch.zeros(1, patches, decoder_dim))
+        self.decoder = nn.Sequential(*[Block(decoder_dim, decoder_heads, mlp_ratio=4.0, qkv_bias=True)
+                                       for _ in range(decoder_depth)])
+        self.decoder_norm = nn.LayerNorm(decoder_dim)
+        self.decoder_pred = nn.Linear(decoder_dim, self.patch * self.patch * self.chans)
+        nn.init.normal_(self.mask_token, std=0.02)
+        nn.init.trunc_normal_(self.decoder_pos, std=0.02)
+
+    @classmethod
+    def check_backbone(cls, backbone: str) -> None:
+        check_backbone_name(backbone)
+        if not is_vit(backbone) and "/" not in backbone:  # an sslab run folder is checked when it is built
+            raise SslabError(f"mae needs a Vision Transformer backbone (vit-tiny, vit-small, ...), got {backbone!r}")
+
+    @classmethod
+    def build_net(cls, backbone: str, meta: dict) -> nn.Module:
+        return image_backbone(backbone, meta)
+
+    def setup(self, meta: dict, cfg: Any) -> None:
+        config = image_views.AugmentConfig(meta["image_size"], scale=self.crop_scale, jitter_p=0.0, gray_p=0.0)
+        self._aug = image_views.Augment(config)
+
+    def optim_groups(self, weight_decay: float) -> list[dict]:
+        """No weight decay on biases, norms, position embeddings and the class and mask tokens (MAE's groups)."""
+        skip = ("pos_embed", "cls_token", "mask_token", "decoder_pos")
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        decay = [p for n, p in named if p.ndim > 1 and not n.endswith(skip)]
+        rest = [p for n, p in named if not (p.ndim > 1 and not n.endswith(skip))]
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+    # ------------------------------------------------------------------ views and loss
+    def views(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+        x = self._aug(image_views.to_float(batch, batch.device), generator)
+        patches = (x.shape[-2] // self.patch) * (x.shape[-1] // self.patch)
+        kept, mask = image_views.random_patch_mask(len(x), patches, self.mask_ratio, generator, x.device)
+        return {"images": x, "kept": kept, "mask": mask}
+
+    def encode_visible(self, images: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+        """The encoder on the kept patches only: (B, 1 + K, dim), the class token first."""
+        vit = self.backbone.net
+        t = vit.patch_embed((images - self.backbone.mean) / self.backbone.std)
+        t = t + vit.pos_embed[:, vit.num_prefix_tokens:]
+        t = t.gather(1, kept.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
+        cls = (vit.cls_token + vit.pos_embed[:, :1]).expand(len(t), -1, -1)
+        return vit.norm(vit.blocks(vit.norm_pre(torch.cat([cls, t], dim=1))))
+
+    def predict(self, images: torch.Tensor, kept: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Predicted pixels of every patch (B, N, patch * patch * C), in the target's (normalised) space."""
+        d = self.decoder_embed(self.encode_visible(images, kept))
+        full = self.mask_token.to(d.dtype).expand(mask.shape[0], mask.shape[1], -1)
+        full = full.scatter(1, kept.unsqueeze(-1).expand(-1, -1, d.shape[-1]), d[:, 1:]) + self.decoder_pos
+        out = self.decoder_norm(self.decoder(torch.cat([d[:, :1], full], dim=1)))
+        return self.decoder_pred(out[:, 1:])
+
+    def target(self, images: torch.Tensor) -> torch.Tensor:
+        t = image_views.patchify((images - self.backbone.mean) / self.backbone.std, self.patch)
+        if self.norm_pix:
+            t = (t - t.mean(-1, keepdim=True)) / (t.var(-1, keepdim=True) + 1e-6).sqrt()
+        return t
+
+    def forward(self, images: torch.Tensor, kept: torch.Tensor, mask: torch.Tensor) -> dict:
+        err = (self.predict(images, kept, mask) - self.target(images)).pow(2).mean(-1)  # (B, N)
+        m = mask.to(err.dtype)
+        return {"loss": (err * m).sum() / m.sum(), "visible_loss": (err * (1 - m)).sum() / (1 - m).sum().clamp_min(1)}
+
+    @torch.no_grad()
+    def probe(self, batch: torch.Tensor) -> dict:
+        """The loss on a fixed batch with fixed crops and masks, and the embedding health of the encoder's
+        features of the whole images (prefixed val_)."""
+        x = batch[:256]
+        g = torch.Generator(device=x.device).manual_seed(12345)
+        out = self(**self.views(x, g))
+        h = embedding_health(self.backbone(image_views.to_float(x, x.device)))
+        return {"val_loss": float(out["loss"]), "val_rank": h["effective_rank"]}
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+        """Float images (B, C, H, W) in [0, 1], uncropped: a mask drawn from `generator`; "masked" (hidden patches
+        grey) and "reconstruction" (visible patches as they are, hidden ones predicted; with norm_pix each
+        prediction takes its true patch's mean and spread, as the paper's figures do), all in [0, 1]."""
+        b, c, h, w = images.shape
+        kept, mask = image_views.random_patch_mask(b, (h // self.patch) * (w // self.patch), self.mask_ratio,
+                                                   generator, images.device)
+        pred = self.predict(images, kept, mask)
+        truth = image_views.patchify((images - self.backbone.mean) / self.backbone.std, self.patch)
+        if self.norm_pix:
+            pred = pred * (truth.var(-1, keepdim=True) + 1e-6).sqrt() + truth.mean(-1, keepdim=True)
+        filled = torch.where(mask.unsqueeze(-1), pred, truth)
+        recon = image_views.unpatchify(filled, self.patch, c, h, w) * self.backbone.std + self.backbone.mean
+        hidden = image_views.unpatchify(mask.unsqueeze(-1).expand_as(truth).to(images.dtype), self.patch, c, h, w)
+        return {"masked": images * (1 - hidden) + 0.5 * hidden, "reconstruction": recon.clamp(0, 1), "mask": mask}
+
+    def encoder(self) -> ImageEncoder:
+        return ImageEncoder(self.backbone)

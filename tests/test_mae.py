@@ -1,0 +1,155 @@
+"""Vision Transformers and MAE: the patch-mask sampler (ratio, independence per image, determinism under a seed),
+patchify, the encoder on the visible patches equal to the whole-image encoder when nothing is hidden, the loss's
+known value for a decoder that predicts nothing, the loss counting the hidden patches only, and a tiny MAE that
+learns to fill in structured images (where a random network cannot)."""
+import numpy as np
+import pytest
+import torch
+
+from sslab.config import PretrainConfig
+from sslab.errors import SslabError
+from sslab.methods import build_for_data
+from sslab.nets.image import build_backbone, vit_patch
+from sslab.views.image import patchify, random_patch_mask, unpatchify
+
+META = {"kind": "image", "in_chans": 3, "image_size": 16, "mean": [0.5] * 3, "std": [0.25] * 3}
+
+
+def _mae(**args):
+    torch.manual_seed(0)
+    return build_for_data("mae", "vit-tiny", args, META, PretrainConfig(method="mae", backbone="vit-tiny"))
+
+
+def test_mask_ratio_independence_and_seed():
+    kept, mask = random_patch_mask(64, 64, 0.75, torch.Generator().manual_seed(0))
+    assert kept.shape == (64, 16) and mask.shape == (64, 64)
+    assert (mask.sum(1) == 48).all()  # exactly 75% hidden in every image
+    assert not mask.gather(1, kept).any()  # the kept patches are the visible ones
+    assert (kept.diff(dim=1) > 0).all()  # ascending, no repeats
+    assert len({tuple(r.tolist()) for r in kept}) == 64  # every image its own draw
+    again, _ = random_patch_mask(64, 64, 0.75, torch.Generator().manual_seed(0))
+    assert torch.equal(kept, again)
+    # over many draws every patch is hidden about 75% of the time
+    _, many = random_patch_mask(4000, 64, 0.75, torch.Generator().manual_seed(1))
+    assert many.float().mean(0).sub(0.75).abs().max() < 0.03
+    with pytest.raises(SslabError):
+        random_patch_mask(2, 4, 1.0)
+
+
+def test_patchify_round_trip():
+    x = torch.rand(2, 3, 16, 12)
+    p = patchify(x, 4)
+    assert p.shape == (2, 12, 48)
+    assert torch.equal(p[0, 1], x[0, :, 0:4, 4:8].permute(1, 2, 0).reshape(-1))  # row-major, (p, p, C)
+    assert torch.equal(unpatchify(p, 4, 3, 16, 12), x)
+
+
+def test_vit_sizes_and_patches():
+    assert [vit_patch(s) for s in (28, 32, 64, 224)] == [4, 4, 8, 16]
+    net = build_backbone("vit-tiny", 1, image_size=28)
+    assert net.dim == 192 and net(torch.rand(2, 1, 28, 28)).shape == (2, 192)
+    assert build_backbone("vit-tiny/2", 3, image_size=32).net.patch_embed.num_patches == 256
+    with pytest.raises(SslabError, match="does not divide"):
+        build_backbone("vit-tiny/5", 3, image_size=32)
+    with pytest.raises(SslabError, match="Vision Transformer"):
+        build_for_data("mae", "resnet-xs", {}, META)
+
+
+def test_visible_encoder_equals_whole_image_encoder_and_is_cheaper():
+    """With every patch kept, encoding the visible patches is the encoder's whole-image forward (the features
+    used for transfer); with 75% hidden it sees a quarter of the tokens."""
+    mae = _mae().eval()
+    x = torch.rand(3, 3, 16, 16)
+    every = torch.arange(16).expand(3, 16)
+    tokens = mae.encode_visible(x, every)
+    assert torch.allclose(tokens[:, 1:].mean(1), mae.backbone(x), atol=1e-6)
+    kept, _ = random_patch_mask(3, 16, 0.75, torch.Generator().manual_seed(0))
+    assert mae.encode_visible(x, kept).shape == (3, 1 + 4, 192)
+
+
+def test_known_loss_for_a_decoder_that_predicts_nothing():
+    """Targets are patches normalised by their mean and unbiased variance (the reference code's `var`), so
+    predicting 0 everywhere costs (n - 1) / n per hidden patch of n = 4 x 4 x 3 values, whatever the image."""
+    mae = _mae()
+    torch.nn.init.zeros_(mae.decoder_pred.weight)
+    torch.nn.init.zeros_(mae.decoder_pred.bias)
+    raw = torch.randint(0, 256, (8, 16, 16, 3), dtype=torch.uint8)
+    out = mae(**mae.views(raw, torch.Generator().manual_seed(0)))
+    assert out["loss"].item() == pytest.approx(47 / 48, abs=1e-4)
+
+
+def test_loss_counts_hidden_patches_only():
+    """Changing the prediction of a visible patch leaves the loss unchanged; of a hidden patch, changes it."""
+    mae = _mae()
+    v = mae.views(torch.randint(0, 256, (2, 16, 16, 3), dtype=torch.uint8), torch.Generator().manual_seed(0))
+    pred = mae.predict(v["images"], v["kept"], v["mask"]).detach()
+    target = mae.target(v["images"])
+
+    def loss(p):
+        err = (p - target).pow(2).mean(-1)
+        return ((err * v["mask"]).sum() / v["mask"].sum()).item()
+
+    visible, hidden = int(v["kept"][0, 0]), int(torch.nonzero(v["mask"][0])[0])
+    for patch, changes in ((visible, False), (hidden, True)):
+        q = pred.clone()
+        q[0, patch] += 1.0
+        assert (loss(q) != pytest.approx(loss(pred))) == changes
+    torch.manual_seed(0)
+    mae.decoder_pred.weight.data.normal_()
+    assert mae(**v)["loss"].item() == pytest.approx(loss(mae.predict(v["images"], v["kept"], v["mask"])), rel=1e-5)
+
+
+def _stripes(n: int, seed: int) -> torch.Tensor:
+    """Images of vertical stripes, one random colour per column: a hidden patch is predictable from the visible
+    patches above and below it."""
+    rng = np.random.default_rng(seed)
+    cols = rng.integers(0, 256, (n, 1, 16, 3))
+    return torch.from_numpy(np.repeat(cols, 16, axis=1).astype(np.uint8))
+
+
+def test_tiny_mae_learns_to_fill_in_stripes():
+    mae = _mae(crop_scale=(1.0, 1.0))
+    mae.setup(META, PretrainConfig(method="mae"))
+    opt = torch.optim.AdamW(mae.optim_groups(0.05), lr=1e-3, betas=(0.9, 0.95))
+    g = torch.Generator().manual_seed(0)
+    held = _stripes(64, 99)
+    before = mae.eval().probe(held)["val_loss"]
+    mae.train()
+    for step in range(150):
+        loss = mae(**mae.views(_stripes(32, step), g))["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = mae.eval().probe(held)["val_loss"]
+    assert before > 0.8 and after < 0.75 * before, (before, after)
+
+
+def test_pretrain_and_reconstruct_through_the_cli(tmp_path, capsys, monkeypatch):
+    """`sslab pretrain --method mae` on a folder of images, then `sslab reconstruct`: a PNG of three rows
+    (original, masked, reconstruction) of the requested images; a run of another method is refused in one line."""
+    from PIL import Image
+
+    from sslab.cli import main
+
+    from cli_contract import assert_error, run_cli
+
+    monkeypatch.setenv("SSLAB_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "stripes"
+    imgs = _stripes(24, 0).numpy()
+    for i, im in enumerate(imgs):
+        (data / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(data / f"c{i % 2}" / f"{i}.png")
+    out = tmp_path / "mae"
+    assert main(["pretrain", "--data", str(data), "--method", "mae", "--epochs", "2", "--out", str(out),
+                 "batch_size=8"]) == 0
+    capsys.readouterr()
+    assert main(["reconstruct", str(out), "--images", "3"]) == 0
+    assert "reconstruction of 3 images" in capsys.readouterr().out
+    grid = np.asarray(Image.open(out / "reconstruction.png"))
+    assert grid.shape == (3 * 16 * 4, 3 * 16 * 4, 3)
+    other = tmp_path / "simclr"
+    assert main(["pretrain", "--data", str(data), "--method", "simclr", "--backbone", "resnet-xs", "--epochs", "1",
+                 "--out", str(other), "batch_size=8"]) == 0
+    assert_error(run_cli(capsys, "reconstruct", other), "mae", root=tmp_path)
+    assert_error(run_cli(capsys, "pretrain", "--data", data, "--method", "mae", "--backbone", "resnet-xs", "--out",
+                         tmp_path / "bad"), "vision transformer", root=tmp_path, out=tmp_path / "bad")
