@@ -314,6 +314,9 @@ def energy(
         raise SslabError(f"{info['method']} runs have no pairwise image energy")
     x = to_float(torch.from_numpy(load_image_files([a, b], info["in_chans"], info["image_size"])), "cpu")
     e = float(model.energy(x[:1], x[1:])[0])
+    if getattr(model, "energy_note", None):  # a predictive model's own energy (I-JEPA: a prediction error)
+        typer.echo(f"energy {e:.4f} ({model.energy_note})")
+        return
     typer.echo(f"energy {e:.3f} (cosine similarity {1 - e:.3f} of {info['method']} projections; "
                "0 = identical, 2 = opposite)")
 

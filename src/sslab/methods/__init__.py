@@ -69,7 +69,7 @@ def prepare_pretraining(splits, cfg: Any, out, root=None, corpus: list[str] | No
 
 from sslab.methods import barlow, byol, dino, moco, simclr, simsiam, swav, vicreg  # noqa: E402,F401  (registers them)
 from sslab.methods import bert, glove, gpt, roberta, t5, word2vec  # noqa: E402,F401
-from sslab.methods import clip, mae  # noqa: E402,F401
+from sslab.methods import clip, ijepa, mae  # noqa: E402,F401
 
 __all__ = ["METHODS", "Method", "JointEmbedding", "Prepared", "prepare_pretraining", "register", "build_method", "build_for_data", "method_kind",
            "check_method_name"]

@@ -55,6 +55,7 @@ __all__ = [
     "simclr_config",
     "supervised_config",
     "random_patch_mask",
+    "block_masks",
     "patchify",
     "unpatchify",
 ]
@@ -486,3 +487,50 @@ def unpatchify(p: Tensor, patch: int, channels: int, h: int, w: int) -> Tensor:
     b = p.shape[0]
     x = p.reshape(b, h // patch, w // patch, patch, patch, channels)
     return x.permute(0, 5, 1, 3, 2, 4).reshape(b, channels, h, w)
+
+
+def _block_positions(batch: int, gh: int, gw: int, h: int, w: int, generator, device) -> Tensor:
+    """The patch indices (B, h * w) of an h x w block at a random position in each image of a gh x gw grid."""
+    top = (torch.rand(batch, generator=generator, device=device) * (gh - h + 1)).long().clamp(max=gh - h)
+    left = (torch.rand(batch, generator=generator, device=device) * (gw - w + 1)).long().clamp(max=gw - w)
+    rows = top[:, None, None] + torch.arange(h, device=device)[None, :, None]
+    cols = left[:, None, None] + torch.arange(w, device=device)[None, None, :]
+    return (rows * gw + cols).reshape(batch, h * w)
+
+
+def _block_side(scale: float, ratio: float, gh: int, gw: int) -> tuple[int, int]:
+    area = scale * gh * gw
+    h = max(1, min(gh, int(round(math.sqrt(area / ratio)))))
+    w = max(1, min(gw, int(round(math.sqrt(area * ratio)))))
+    return h, w
+
+
+def block_masks(batch: int, gh: int, gw: int, generator: torch.Generator | None = None, targets: int = 4,
+                target_scale=(0.15, 0.2), target_ratio=(0.75, 1.5), context_scale=(0.85, 1.0),
+                device="cpu") -> tuple[Tensor, list[Tensor]]:
+    """I-JEPA's multi-block masks on a gh x gw patch grid (Assran et al. 2023; the reference's scale and aspect
+    ranges): `targets` target blocks whose size (a fraction of the grid; aspect w/h, log-uniform) is drawn once per
+    batch and whose positions are drawn per image, and one square context block (scale 0.85-1) per image with
+    every target patch removed from it. The contexts of a batch are cut to the smallest one's size by a random
+    choice per image (all of a context's patches are context patches, none a target's). Returns (context patch
+    indices (B, Kc), ascending; a list of `targets` (B, Kt_i) target indices)."""
+    dev = generator.device if generator is not None else torch.device(device)
+
+    def draw(lo_hi) -> float:
+        lo, hi = lo_hi
+        return lo + (hi - lo) * float(torch.rand(1, generator=generator, device=dev))
+
+    blocks = []
+    for _ in range(targets):
+        log_lo, log_hi = math.log(target_ratio[0]), math.log(target_ratio[1])
+        h, w = _block_side(draw(target_scale), math.exp(draw((log_lo, log_hi))), gh, gw)
+        blocks.append(_block_positions(batch, gh, gw, h, w, generator, dev))
+    side = _block_side(draw(context_scale), 1.0, gh, gw)
+    context = _block_positions(batch, gh, gw, side[0], side[1], generator, dev)
+    allowed = torch.zeros(batch, gh * gw, dtype=torch.bool, device=dev)
+    allowed.scatter_(1, context, True)
+    for b in blocks:
+        allowed.scatter_(1, b, False)
+    keep = max(1, int(allowed.sum(1).min()))
+    score = torch.rand(batch, gh * gw, generator=generator, device=dev) + (~allowed).float() * 2
+    return score.argsort(dim=1)[:, :keep].sort(dim=1).values, blocks
