@@ -153,3 +153,22 @@ def test_pretrain_and_reconstruct_through_the_cli(tmp_path, capsys, monkeypatch)
     assert_error(run_cli(capsys, "reconstruct", other), "mae", root=tmp_path)
     assert_error(run_cli(capsys, "pretrain", "--data", data, "--method", "mae", "--backbone", "resnet-xs", "--out",
                          tmp_path / "bad"), "vision transformer", root=tmp_path, out=tmp_path / "bad")
+
+
+def test_finetuning_a_vit_decays_the_learning_rate_by_layer():
+    """MAE's layer-wise decay: the task head and final norm at the full rate, block i at decay^(12 - i), the
+    patch and position embeddings at decay^13; a network without a ViT keeps one group."""
+    from torch import nn
+
+    from sslab.evaluate.protocols import lr_groups
+
+    vit = build_backbone("vit-tiny", 1, image_size=16)
+    model = nn.Sequential(vit, nn.Linear(192, 3))
+    groups = lr_groups(model, 1e-3, 0.75)
+    assert len(groups) == 14 and sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    lrs = [g["lr"] for g in groups]
+    assert lrs[-1] == pytest.approx(1e-3) and lrs[0] == pytest.approx(1e-3 * 0.75 ** 13)
+    assert all(a < b for a, b in zip(lrs, lrs[1:]))
+    head = next(g for g in groups if any(p is model[1].weight for p in g["params"]))
+    assert head["lr"] == pytest.approx(1e-3)
+    assert len(lr_groups(nn.Sequential(build_backbone("resnet-xs", 1), nn.Linear(64, 3)), 1e-3, 0.75)) == 1

@@ -132,9 +132,11 @@ def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConf
     epochs = max(1, min(cfg.finetune_epochs, cfg.finetune_images // len(idx)))
     epochs = max(epochs, math.ceil(cfg.finetune_min_steps / per_epoch))  # tiny label sets still train enough
     curve_every = max(1, epochs // cfg.curve_points)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.finetune_lr, weight_decay=5e-4)
+    groups = lr_groups(model, cfg.finetune_lr, cfg.layer_decay)
+    opt = torch.optim.AdamW(groups, lr=cfg.finetune_lr, weight_decay=5e-4)
     total = max(4, epochs * per_epoch)  # warm-up: 10% of the steps, at least 2 (OneCycleLR divides by its phases)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.finetune_lr, total_steps=total, pct_start=max(0.1, 2.5 / total))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups], total_steps=total,
+                                                pct_start=max(0.1, 2.5 / total))
     g_aug = torch.Generator(device=device).manual_seed(seed)
     sub = torch.as_tensor(np.random.default_rng(0).permutation(len(test))[: cfg.curve_test_images])
     curve = []
@@ -157,6 +159,23 @@ def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConf
             curve.append({"epoch": epoch + 1, "train_acc": train_acc, "test_acc": test_acc})
     return {"train_acc": evaluate_accuracy(model, train, idx, device),
             "test_acc": evaluate_accuracy(model, test, torch.arange(len(test)), device), "curve": curve}
+
+
+def lr_groups(model: nn.Module, lr: float, decay: float) -> list[dict]:
+    """Parameter groups with layer-wise learning-rate decay (BEiT / MAE fine-tuning) when `model` holds a Vision
+    Transformer (a module with `patch_embed` and `blocks`): the embeddings learn at lr * decay^(depth + 1), block i
+    at lr * decay^(depth - i), the final norm and the task head at lr. Any other model: one group at lr."""
+    vit = next((m for m in model.modules() if hasattr(m, "patch_embed") and hasattr(m, "blocks")), None)
+    if vit is None or decay >= 1.0:
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+    depth = len(vit.blocks)
+    layer = {id(p): int(n.split(".")[1]) + 1 if n.startswith("blocks.") else
+             depth + 1 if n.startswith(("norm.", "fc_norm.", "head.")) else 0 for n, p in vit.named_parameters()}
+    by_layer: dict[int, list] = {}
+    for p in model.parameters():
+        if p.requires_grad:
+            by_layer.setdefault(layer.get(id(p), depth + 1), []).append(p)
+    return [{"params": ps, "lr": lr * decay ** (depth + 1 - i)} for i, ps in sorted(by_layer.items())]
 
 
 @torch.no_grad()
