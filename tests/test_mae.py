@@ -172,3 +172,24 @@ def test_finetuning_a_vit_decays_the_learning_rate_by_layer():
     head = next(g for g in groups if any(p is model[1].weight for p in g["params"]))
     assert head["lr"] == pytest.approx(1e-3)
     assert len(lr_groups(nn.Sequential(build_backbone("resnet-xs", 1), nn.Linear(64, 3)), 1e-3, 0.75)) == 1
+
+
+def test_study_report_shows_the_reconstructions(tmp_path, capsys, monkeypatch):
+    """`sslab study --method mae` on a folder it has never seen: the report holds the held-out reconstruction loss
+    and the reconstruction grid."""
+    from PIL import Image
+
+    from sslab.cli import main
+
+    monkeypatch.setenv("SSLAB_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "stripes"
+    for i, im in enumerate(_stripes(40, 0).numpy()):
+        (data / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(data / f"c{i % 2}" / f"{i}.png")
+    out = tmp_path / "study"
+    assert main(["study", "--data", str(data), "--method", "mae", "--out", str(out), "pretrain.epochs=1",
+                 "pretrain.budget=null", "pretrain.batch_size=8", "eval.protocols=[knn]", "eval.baselines=[]",
+                 "eval.seeds=1", "eval.fractions=[1.0]"]) == 0
+    html = (out / "report.html").read_text()
+    assert "Reconstructions of held-out images" in html and 'src="plots/reconstruction.png"' in html
+    assert (out / "plots" / "reconstruction.png").is_file()

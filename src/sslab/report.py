@@ -712,6 +712,8 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
             w(f"<h2>{_e(rev.get('title', 'Run evaluation'))}</h2><ul>")
             w("".join(f"<li>{_e(x)}</li>" for x in lines))
             w("</ul>")
+            if isinstance(rev.get("image"), str):
+                w(f'<img src="{_e(rev["image"])}" alt="{_e(rev.get("title", ""))}">')
 
     examples = [x for x in _as_list(results.get("retrieval_examples")) if isinstance(x, dict)]
     if examples:

@@ -91,6 +91,15 @@ def _retrieval(run_dir, info: dict, root=None) -> dict:
 register_run_evaluation("retrieval", _retrieval)
 
 
+def _reconstruction(run_dir, info: dict, root=None) -> dict:
+    from sslab.evaluate.image import reconstruction_evaluation
+
+    return reconstruction_evaluation(run_dir, info, root)
+
+
+register_run_evaluation("reconstruction", _reconstruction)
+
+
 def run_evaluations(run_dir, info: dict, root=None) -> dict:
     """{name: result} of every run-level evaluation the run's method names."""
     from sslab.methods import METHODS

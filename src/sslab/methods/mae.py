@@ -22,6 +22,7 @@ from sslab.views import image as image_views
 class MAE(Method):
     kind = "image"
     tiny_backbone = "vit-tiny"
+    run_evaluations = ("reconstruction",)  # held-out loss and the original / masked / reconstruction grid
 
     def __init__(self, backbone: nn.Module, mask_ratio: float = 0.75, decoder_dim: int = 128, decoder_depth: int = 2,
                  decoder_heads: int = 4, norm_pix: bool = True, crop_scale: tuple = (0.2, 1.0)):
