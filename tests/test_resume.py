@@ -42,14 +42,19 @@ def _rows(run: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "time"} for r in rows]  # wall-clock time differs, nothing else
 
 
-def test_sigkill_then_resume_is_bit_identical(tmp_path):
+MASKED = ["--method", "mae", "--backbone", "vit-tiny/4", "--epochs", "1"]  # masks drawn from the saved generator
+
+
+@pytest.mark.parametrize("method", [[], MASKED], ids=["default", "mae"])
+def test_sigkill_then_resume_is_bit_identical(tmp_path, method):
     env = _env(tmp_path)
     full, killed = tmp_path / "full", tmp_path / "killed"
-    r = subprocess.run([*_cmd(), *ARGS, "--out", str(full)], env=env, capture_output=True, text=True, timeout=600)
+    args = [*ARGS, *method]
+    r = subprocess.run([*_cmd(), *args, "--out", str(full)], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     total_steps = torch.load(full / "checkpoint" / "state.pt", weights_only=True)["step"]
 
-    proc = subprocess.Popen([*_cmd(), *ARGS, "--out", str(killed)], env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([*_cmd(), *args, "--out", str(killed)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (killed / "checkpoint" / "checkpoint.json").exists() and proc.poll() is None and time.time() < deadline:
@@ -60,7 +65,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     _, state = load_checkpoint(killed / "checkpoint")
     assert 0 < state["step"] < total_steps
 
-    r = subprocess.run([*_cmd(), *ARGS, "--out", str(killed), "--resume"], env=env, capture_output=True, text=True,
+    r = subprocess.run([*_cmd(), *args, "--out", str(killed), "--resume"], env=env, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     a, b = load_weights(full / "backbone.safetensors"), load_weights(killed / "backbone.safetensors")
