@@ -369,3 +369,48 @@ def test_early_stop_keeps_the_weights_of_the_best_held_out_retrieval(tmp_path, c
     assert got["val_recall"] == pytest.approx(best["val_recall"]) and got["val_loss"] == pytest.approx(best["val_loss"], abs=1e-5)
     assert_error(run_cli(capsys, "pretrain", "--data", data, "--method", "simclr", "--epochs", 1, "--out",
                          tmp_path / "s", "early_stop=2"), "early_stop", "test split", root=tmp_path, out=tmp_path / "s")
+
+
+def test_flickr8k_1k_is_built_from_the_canonical_archives(tmp_path, monkeypatch):
+    """Without `<data root>/flickr8k-1k`, `flickr8k-1k` is built once in the cache from Flickr8k's two archives
+    (downloaded with their md5; here local stand-ins of the same layout): the listed images (the macOS resource
+    forks and unlisted images left out) with their captions from Flickr8k.token.txt."""
+    import io
+    import zipfile
+
+    import sslab.data.base as base
+    import sslab.data.pairs as pairs
+
+    names = [f"{c}0.png" for c in COLOURS]
+    photos, text = tmp_path / "Flickr8k_Dataset.zip", tmp_path / "Flickr8k_text.zip"
+    with zipfile.ZipFile(photos, "w") as z:
+        for c, rgb in COLOURS.items():
+            buf = io.BytesIO()
+            Image.fromarray(np.full((20, 30, 3), rgb, np.uint8)).save(buf, format="PNG")
+            z.writestr(f"Flicker8k_Dataset/{c}0.png", buf.getvalue())
+            z.writestr(f"__MACOSX/Flicker8k_Dataset/._{c}0.png", b"junk")
+        z.writestr("Flicker8k_Dataset/unlisted.png", b"not read")
+    with zipfile.ZipFile(text, "w") as z:
+        z.writestr("Flickr8k.token.txt", "".join(f"{c}0.png#{k}\ta {c} picture , take {k} .\n" for c in COLOURS
+                                                 for k in range(5)) + "unlisted.png#0\tnot this one\n")
+    fetched = []
+    monkeypatch.setattr(base, "_download", lambda url, dest, **kw: fetched.append((url, kw)) or
+                        (photos if url.endswith("Dataset.zip") else text))
+    monkeypatch.setattr(pairs, "flickr8k_1k_names", lambda: names)
+    monkeypatch.setenv("SSLAB_CACHE", str(tmp_path / "cache"))
+    splits = load_pairs("flickr8k-1k", root=tmp_path / "empty-root")
+    assert len(splits.train) + len(splits.test) == 6 and len(splits.train.captions) + len(splits.test.captions) == 30
+    assert {kw["md5"] for _, kw in fetched} == set(pairs.FLICKR8K_FILES.values())
+    built = tmp_path / "cache" / "downloads" / "flickr8k-1k"
+    assert sorted(p.name for p in (built / "images").iterdir()) == sorted(names)
+    assert not list(built.parent.glob("*.tmp"))
+    fetched.clear()
+    load_pairs("flickr8k-1k", root=tmp_path / "empty-root")  # built once: nothing fetched again
+    assert fetched == []
+
+
+def test_the_shipped_subset_names_1000_flickr_images():
+    import sslab.data.pairs as pairs
+
+    names = pairs.flickr8k_1k_names()
+    assert len(names) == len(set(names)) == 1000 and all(n.endswith(".jpg") for n in names)

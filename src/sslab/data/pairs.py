@@ -25,6 +25,12 @@ from sslab.data.base import SPLIT_SEED, TEST_FRACTION, DataSplits, data_root
 from sslab.errors import SslabError
 
 PAIRS_KNOWN = {"flickr8k-1k": "flickr8k-1k", "flickr8k": "flickr8k-1k", "flickr": "flickr8k-1k"}
+# Flickr8k (Hodosh et al. 2013) as its widely used GitHub mirror serves it, md5 as mlverse/torchvision's flickr8k
+# data set checks them: 1 GB of photographs, 2 MB of captions. Without `<data root>/flickr8k-1k`, sslab builds the
+# same 1,000-image subset from them (the names in flickr8k_1k.txt, package data) in its cache, once.
+FLICKR8K_URL = "https://github.com/jbrownlee/Datasets/releases/download/Flickr8k/"
+FLICKR8K_FILES = {"Flickr8k_Dataset.zip": "f18a1e2920de5bd84dae7cf08ec78978",
+                  "Flickr8k_text.zip": "bf6c1abcb8e4a833b7f922104de18627"}
 PAIR_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
 IMAGE_COLUMNS = ("image", "file", "filename", "file_name", "image_path", "path", "image_file")
 CAPTION_COLUMNS = ("caption", "text", "sentence", "title", "description")
@@ -85,11 +91,13 @@ def is_pairs_spec(spec: str) -> bool:
     return p.is_dir() and _captions_file(p) is not None
 
 
-def load_pairs(spec: str, root=None, image_size: int = DEFAULT_PAIR_SIZE) -> DataSplits:
+def load_pairs(spec: str, root=None, image_size: int = DEFAULT_PAIR_SIZE, download: bool = True) -> DataSplits:
     """Image-text pairs split by image (train: four fifths of the images, test: the rest)."""
     name = PAIRS_KNOWN.get(str(spec).strip().lower())
     if name is not None:
         folder = data_root(root) / name
+        if not folder.is_dir() and download:
+            folder = _flickr8k_1k()
         path = _captions_file(folder) if folder.is_dir() else None
         if path is None:
             raise SslabError(f"{name} not found: expected {folder}/captions.csv and {folder}/images/ (the 1,000 "
@@ -107,6 +115,68 @@ def load_pairs(spec: str, root=None, image_size: int = DEFAULT_PAIR_SIZE) -> Dat
     if not rows:
         raise SslabError(f"{path}: no (image, caption) rows")
     return _build(rows, path.parent, name, image_size)
+
+
+def flickr8k_1k_names() -> list[str]:
+    return (Path(__file__).with_name("flickr8k_1k.txt")).read_text().split()
+
+
+def _flickr8k_1k() -> Path:
+    """`<cache>/downloads/flickr8k-1k` (images/ + captions.csv), built once from the downloaded archives."""
+    from sslab.data.base import _download, cache_dir
+
+    target = cache_dir() / "downloads" / "flickr8k-1k"
+    if (target / "captions.csv").is_file():
+        return target
+    zips = {n: _download(FLICKR8K_URL + n, cache_dir() / "downloads" / "flickr8k" / n, md5=m)
+            for n, m in FLICKR8K_FILES.items()}
+    return build_flickr_subset(zips["Flickr8k_Dataset.zip"], zips["Flickr8k_text.zip"], flickr8k_1k_names(), target)
+
+
+def build_flickr_subset(images_zip: Path, text_zip: Path, names: list[str], target: Path) -> Path:
+    """The images `names` of Flickr8k's photograph archive with their captions (Flickr8k.token.txt: lines
+    `<image>#<k>\t<caption>`) as `target`/images/ + `target`/captions.csv, written whole or not at all."""
+    import os
+    import shutil
+    import zipfile
+
+    wanted = set(names)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        (tmp / "images").mkdir(parents=True)
+        with zipfile.ZipFile(text_zip) as z:
+            member = next((m for m in z.namelist() if m.rsplit("/", 1)[-1] == "Flickr8k.token.txt"), None)
+            if member is None:
+                raise SslabError(f"{text_zip}: no Flickr8k.token.txt")
+            lines = z.read(member).decode("utf-8").splitlines()
+        rows = []
+        for line in lines:
+            key, _, caption = line.partition("\t")
+            image = key.split("#")[0]
+            if image in wanted and caption.strip():
+                rows.append((image, caption.strip()))
+        found = set()
+        with zipfile.ZipFile(images_zip) as z:
+            for m in z.infolist():
+                base = m.filename.rsplit("/", 1)[-1]
+                if base in wanted and not m.filename.startswith("__MACOSX") and base not in found:
+                    (tmp / "images" / base).write_bytes(z.read(m))
+                    found.add(base)
+        if found != wanted:
+            raise SslabError(f"{images_zip}: {len(wanted - found)} of the {len(wanted)} images are missing")
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["image", "caption"])
+        w.writerows(sorted(rows, key=lambda r: r[0]))
+        (tmp / "captions.csv").write_text(buf.getvalue(), encoding="utf-8")
+        shutil.rmtree(target, ignore_errors=True)  # an earlier, incomplete attempt
+        os.replace(tmp, target)
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as err:
+        raise SslabError(f"cannot build {target.name} from {images_zip.name}: {err}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def _captions_file(folder: Path) -> Path | None:
