@@ -49,8 +49,8 @@ def describe(split) -> dict:
 @torch.no_grad()
 def reconstruction_grid(run_dir, data: str | None = None, images: int = 16, root=None, seed: int = 0,
                         scale: int = 4) -> np.ndarray:
-    """A masked-image model's (MAE's) reconstructions of the first `images` test images of `data` (default: the
-    run's own data set): three rows -- original, masked input, reconstruction -- as one uint8 RGB grid, each image
+    """A masked-image model's (MAE's) reconstructions of `images` test images of `data` (default: the run's own
+    data set; a fixed random sample, `seed`): three rows -- original, masked input, reconstruction -- as one uint8 RGB grid, each image
     enlarged `scale` times (nearest neighbour)."""
     from sslab.data import load_data
     from sslab.engine import load_method
@@ -64,7 +64,8 @@ def reconstruction_grid(run_dir, data: str | None = None, images: int = 16, root
     if split.x.shape[1] != info["image_size"] or split.x.shape[-1] != info["in_chans"]:
         raise SslabError(f"{data}: {split.x.shape[1]}-pixel {split.x.shape[-1]}-channel images; the run was trained "
                          f"on {info['image_size']}-pixel {info['in_chans']}-channel ones")
-    x = image_views.to_float(torch.as_tensor(split.x[:images]), "cpu")
+    pick = np.sort(np.random.default_rng(seed).permutation(len(split.x))[:images])  # a fixed sample of every class
+    x = image_views.to_float(torch.as_tensor(split.x[pick]), "cpu")
     out = model.reconstruct(x, torch.Generator().manual_seed(seed))
     rows = [x, out["masked"], out["reconstruction"]]
     grid = torch.cat([torch.cat(list(r), dim=-1) for r in rows], dim=-2)  # (C, 3H, N*W)
@@ -74,7 +75,7 @@ def reconstruction_grid(run_dir, data: str | None = None, images: int = 16, root
 
 
 def reconstruction_evaluation(run_dir, info: dict, root=None, images: int = 8) -> dict:
-    """The run evaluation "reconstruction" of a masked-image run: its loss on the first 512 test images under
+    """The run evaluation "reconstruction" of a masked-image run: its loss on 512 test images (a fixed sample) under
     fixed masks, and the grid of `reconstruction_grid` saved as plots/reconstruction.png for the report."""
     import io
     from pathlib import Path
@@ -93,7 +94,7 @@ def reconstruction_evaluation(run_dir, info: dict, root=None, images: int = 8) -
     splits = load_data(info["data"], root, kind="image")
     split = splits.test if splits.test is not None and len(splits.test) else splits.train
     with torch.no_grad():
-        x = torch.as_tensor(split.x[:512])
+        x = torch.as_tensor(split.x[np.sort(np.random.default_rng(0).permutation(len(split.x))[:512])])
         loss = float(model(**model.views(x, torch.Generator().manual_seed(0)))["loss"])
     return {"title": "Reconstructions of held-out images", "image": "plots/reconstruction.png",
             "values": {"loss": loss, "images": int(len(x))},
