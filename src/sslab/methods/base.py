@@ -25,6 +25,7 @@ from sslab.checkpoint import load_weights
 from sslab.errors import SslabError
 from sslab.health import alignment, collapse_status, embedding_health, uniformity
 from sslab.nets import build_backbone, check_backbone_name
+from sslab.nets.image import is_vit
 from sslab.views import image as image_views
 
 SEVERITY = {"ok": 0, "warning": 1, "collapsed": 2}
@@ -271,3 +272,37 @@ class JointEmbedding(Method):
 
         Under eval-mode BatchNorm; values are comparable within one run, not across runs or methods."""
         return 1 - F.cosine_similarity(self.projector(self.backbone(x)), self.projector(self.backbone(y)), dim=1)
+
+
+class ViTMethod(Method):
+    """Image methods built from a Vision Transformer's parts (MAE, I-JEPA): they need a ViT backbone, and their
+    AdamW groups spare biases, norms, position embeddings and learnt tokens (`no_decay`) from weight decay."""
+
+    kind = "image"
+    tiny_backbone = "vit-tiny"
+    no_decay: tuple[str, ...] = ("pos_embed", "cls_token", "mask_token")
+
+    @classmethod
+    def check_backbone(cls, backbone: str) -> None:
+        check_backbone_name(backbone)
+        if not is_vit(backbone) and "/" not in backbone:  # an sslab run folder is checked when it is built
+            raise SslabError(f"{cls.__name__.lower()} needs a Vision Transformer backbone (vit-tiny, vit-small, ...), "
+                             f"got {backbone!r}")
+
+    @classmethod
+    def build_net(cls, backbone: str, meta: dict) -> nn.Module:
+        return image_backbone(backbone, meta)
+
+    def vit(self, backbone: nn.Module) -> nn.Module:
+        """The timm VisionTransformer inside `backbone`, or a one-line error."""
+        vit = getattr(backbone, "net", None)
+        if not all(hasattr(vit, a) for a in ("patch_embed", "pos_embed", "blocks")):
+            raise SslabError(f"{type(self).__name__.lower()} needs a Vision Transformer backbone (--backbone "
+                             "vit-tiny, vit-small, ...)")
+        return vit
+
+    def optim_groups(self, weight_decay: float) -> list[dict]:
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        decays = [p.ndim > 1 and not n.endswith(self.no_decay) for n, p in named]
+        return [{"params": [p for (_, p), d in zip(named, decays) if d], "weight_decay": weight_decay},
+                {"params": [p for (_, p), d in zip(named, decays) if not d], "weight_decay": 0.0}]

@@ -15,18 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslab.errors import SslabError
 from sslab.health import embedding_health
 from sslab.methods import register
-from sslab.methods.base import ImageEncoder, Method, image_backbone
-from sslab.nets.image import check_backbone_name, is_vit
+from sslab.methods.base import ImageEncoder, ViTMethod
 from sslab.views import image as image_views
 
 
 @register("ijepa")
-class IJEPA(Method):
-    kind = "image"
-    tiny_backbone = "vit-tiny"
+class IJEPA(ViTMethod):
+    no_decay = (*ViTMethod.no_decay, "predictor_pos")
     energy_note = ("smooth-L1 error of the second image's target representations predicted from the first's "
                    "context, averaged over 8 draws of the masks; lower = more compatible")
 
@@ -35,9 +32,7 @@ class IJEPA(Method):
         super().__init__()
         from timm.models.vision_transformer import Block
 
-        vit = getattr(backbone, "net", None)
-        if not all(hasattr(vit, a) for a in ("patch_embed", "pos_embed", "blocks")):
-            raise SslabError("ijepa needs a Vision Transformer backbone (--backbone vit-tiny, vit-small, ...)")
+        vit = self.vit(backbone)
         self.backbone, self.targets, self.base_momentum = backbone, int(targets), float(momentum)
         self.target_backbone = copy.deepcopy(backbone)
         for p in self.target_backbone.parameters():
@@ -54,25 +49,8 @@ class IJEPA(Method):
         nn.init.normal_(self.mask_token, std=0.02)
         nn.init.trunc_normal_(self.predictor_pos, std=0.02)
 
-    @classmethod
-    def check_backbone(cls, backbone: str) -> None:
-        check_backbone_name(backbone)
-        if not is_vit(backbone) and "/" not in backbone:  # an sslab run folder is checked when it is built
-            raise SslabError(f"ijepa needs a Vision Transformer backbone (vit-tiny, vit-small, ...), got {backbone!r}")
-
-    @classmethod
-    def build_net(cls, backbone: str, meta: dict) -> nn.Module:
-        return image_backbone(backbone, meta)
-
     def setup(self, meta: dict, cfg: Any) -> None:
         pass  # no augmentation: the masks are the views
-
-    def optim_groups(self, weight_decay: float) -> list[dict]:
-        skip = ("pos_embed", "cls_token", "mask_token", "predictor_pos")
-        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
-        decay = [p for n, p in named if p.ndim > 1 and not n.endswith(skip)]
-        rest = [p for n, p in named if not (p.ndim > 1 and not n.endswith(skip))]
-        return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
     def after_step(self, progress: float) -> None:
         """The target encoder follows the context encoder by EMA, momentum rising linearly to 1 (the reference)."""

@@ -13,15 +13,13 @@ from torch import nn
 from sslab.errors import SslabError
 from sslab.health import embedding_health
 from sslab.methods import register
-from sslab.methods.base import ImageEncoder, Method, image_backbone
-from sslab.nets.image import check_backbone_name, is_vit
+from sslab.methods.base import ImageEncoder, ViTMethod
 from sslab.views import image as image_views
 
 
 @register("mae")
-class MAE(Method):
-    kind = "image"
-    tiny_backbone = "vit-tiny"
+class MAE(ViTMethod):
+    no_decay = (*ViTMethod.no_decay, "decoder_pos")
     run_evaluations = ("reconstruction",)  # held-out loss and the original / masked / reconstruction grid
 
     def __init__(self, backbone: nn.Module, mask_ratio: float = 0.75, decoder_dim: int = 128, decoder_depth: int = 2,
@@ -29,9 +27,7 @@ class MAE(Method):
         super().__init__()
         from timm.models.vision_transformer import Block
 
-        vit = getattr(backbone, "net", None)
-        if not all(hasattr(vit, a) for a in ("patch_embed", "pos_embed", "cls_token", "blocks")):
-            raise SslabError("mae needs a Vision Transformer backbone (--backbone vit-tiny, vit-small, ...)")
+        vit = self.vit(backbone)
         if not 0.0 < float(mask_ratio) < 1.0:
             raise SslabError(f"mae mask_ratio must be between 0 and 1, got {mask_ratio}")
         self.backbone, self.mask_ratio, self.norm_pix = backbone, float(mask_ratio), bool(norm_pix)
@@ -49,27 +45,9 @@ class MAE(Method):
         nn.init.normal_(self.mask_token, std=0.02)
         nn.init.trunc_normal_(self.decoder_pos, std=0.02)
 
-    @classmethod
-    def check_backbone(cls, backbone: str) -> None:
-        check_backbone_name(backbone)
-        if not is_vit(backbone) and "/" not in backbone:  # an sslab run folder is checked when it is built
-            raise SslabError(f"mae needs a Vision Transformer backbone (vit-tiny, vit-small, ...), got {backbone!r}")
-
-    @classmethod
-    def build_net(cls, backbone: str, meta: dict) -> nn.Module:
-        return image_backbone(backbone, meta)
-
     def setup(self, meta: dict, cfg: Any) -> None:
         config = image_views.AugmentConfig(meta["image_size"], scale=self.crop_scale, jitter_p=0.0, gray_p=0.0)
         self._aug = image_views.Augment(config)
-
-    def optim_groups(self, weight_decay: float) -> list[dict]:
-        """No weight decay on biases, norms, position embeddings and the class and mask tokens (MAE's groups)."""
-        skip = ("pos_embed", "cls_token", "mask_token", "decoder_pos")
-        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
-        decay = [p for n, p in named if p.ndim > 1 and not n.endswith(skip)]
-        rest = [p for n, p in named if not (p.ndim > 1 and not n.endswith(skip))]
-        return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
     # ------------------------------------------------------------------ views and loss
     def views(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> dict:
