@@ -46,12 +46,8 @@ def describe(split) -> dict:
     return {"shape": list(split.x.shape[1:])}
 
 
-@torch.no_grad()
-def reconstruction_grid(run_dir, data: str | None = None, images: int = 16, root=None, seed: int = 0,
-                        scale: int = 4) -> np.ndarray:
-    """A masked-image model's (MAE's) reconstructions of `images` test images of `data` (default: the run's own
-    data set; a fixed random sample, `seed`): three rows -- original, masked input, reconstruction -- as one uint8 RGB grid, each image
-    enlarged `scale` times (nearest neighbour)."""
+def _masked_run(run_dir, data: str | None, root):
+    """(model, info, the test split) of a masked-image run, on `data` (default: the run's own data set)."""
     from sslab.data import load_data
     from sslab.engine import load_method
     from sslab.errors import SslabError
@@ -64,14 +60,31 @@ def reconstruction_grid(run_dir, data: str | None = None, images: int = 16, root
     if split.x.shape[1] != info["image_size"] or split.x.shape[-1] != info["in_chans"]:
         raise SslabError(f"{data}: {split.x.shape[1]}-pixel {split.x.shape[-1]}-channel images; the run was trained "
                          f"on {info['image_size']}-pixel {info['in_chans']}-channel ones")
-    pick = np.sort(np.random.default_rng(seed).permutation(len(split.x))[:images])  # a fixed sample of every class
-    x = image_views.to_float(torch.as_tensor(split.x[pick]), "cpu")
+    return model, info, split
+
+
+def _sample(n: int, k: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).permutation(n)[:k])  # a fixed sample of every class
+
+
+@torch.no_grad()
+def _grid(model, split, images: int, seed: int, scale: int) -> np.ndarray:
+    x = image_views.to_float(torch.as_tensor(split.x[_sample(len(split.x), images, seed)]), "cpu")
     out = model.reconstruct(x, torch.Generator().manual_seed(seed))
     rows = [x, out["masked"], out["reconstruction"]]
     grid = torch.cat([torch.cat(list(r), dim=-1) for r in rows], dim=-2)  # (C, 3H, N*W)
     grid = (grid.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
     return np.repeat(grid, 3, axis=-1) if grid.shape[-1] == 1 else grid
+
+
+def reconstruction_grid(run_dir, data: str | None = None, images: int = 16, root=None, seed: int = 0,
+                        scale: int = 4) -> np.ndarray:
+    """A masked-image model's (MAE's) reconstructions of `images` test images of `data` (default: the run's own
+    data set; a fixed random sample, `seed`): three rows -- original, masked input, reconstruction -- as one uint8
+    RGB grid, each image enlarged `scale` times (nearest neighbour)."""
+    model, _, split = _masked_run(run_dir, data, root)
+    return _grid(model, split, images, seed, scale)
 
 
 def reconstruction_evaluation(run_dir, info: dict, root=None, images: int = 8) -> dict:
@@ -83,18 +96,13 @@ def reconstruction_evaluation(run_dir, info: dict, root=None, images: int = 8) -
     from PIL import Image
 
     from sslab.atomic import atomic_write
-    from sslab.data import load_data
-    from sslab.engine import load_method
 
-    grid = reconstruction_grid(run_dir, None, images, root)
+    model, _, split = _masked_run(run_dir, None, root)
     buf = io.BytesIO()
-    Image.fromarray(grid).save(buf, format="PNG")
+    Image.fromarray(_grid(model, split, images, 0, 4)).save(buf, format="PNG")
     atomic_write(Path(run_dir) / "plots" / "reconstruction.png", buf.getvalue())
-    model, _ = load_method(run_dir)
-    splits = load_data(info["data"], root, kind="image")
-    split = splits.test if splits.test is not None and len(splits.test) else splits.train
     with torch.no_grad():
-        x = torch.as_tensor(split.x[np.sort(np.random.default_rng(0).permutation(len(split.x))[:512])])
+        x = torch.as_tensor(split.x[_sample(len(split.x), 512, 0)])
         loss = float(model(**model.views(x, torch.Generator().manual_seed(0)))["loss"])
     return {"title": "Reconstructions of held-out images", "image": "plots/reconstruction.png",
             "values": {"loss": loss, "images": int(len(x))},

@@ -68,30 +68,31 @@ def _run_architecture(folder: Path) -> dict:
     return {**arch, "kind": info.get("kind", "image")}
 
 
+def _build(arch: dict) -> nn.Module:
+    """The network an ARCHITECTURE record describes, with random weights."""
+    return build_backbone(arch["backbone"], arch["in_chans"], arch["mean"], arch["std"],
+                          arch.get("foundation_image_size"), load=False, image_size=arch.get("image_size"))
+
+
 def image_backbone(backbone: str, meta: dict) -> nn.Module:
     """A method's image network (`build_backbone`), where `backbone` may also be an earlier sslab run: a folder with
     run.json and backbone.safetensors from an image SSL run (continued pretraining; a CLIP image tower that starts
     from SSL) or a CLIP run (its image tower). The run's architecture is kept in this run's folder (START_RUN), so a
     saved run rebuilds without the folder it started from."""
-    size = meta.get("foundation_image_size")
-    folder = Path(backbone).expanduser()
-    if not (folder / "run.json").is_file() and not (saved_run(meta) and meta.get("run_dir")
-                                                    and (Path(meta["run_dir"]) / START_RUN).is_file()):
-        return build_backbone(backbone, meta["in_chans"], meta["mean"], meta["std"], size, load=not saved_run(meta),
-                              image_size=meta.get("image_size"))
     own = Path(meta["run_dir"]) / START_RUN if meta.get("run_dir") else None
     if saved_run(meta) and own is not None and own.is_file():  # a saved run: the architecture; its weights next
-        arch = json.loads(own.read_text())
-        return build_backbone(arch["backbone"], arch["in_chans"], arch["mean"], arch["std"],
-                              arch.get("foundation_image_size"), load=False, image_size=arch.get("image_size"))
+        return _build(json.loads(own.read_text()))
+    folder = Path(backbone).expanduser()
+    if not (folder / "run.json").is_file():
+        return build_backbone(backbone, meta["in_chans"], meta["mean"], meta["std"], meta.get("foundation_image_size"),
+                              load=not saved_run(meta), image_size=meta.get("image_size"))
     arch = _run_architecture(folder)
     if arch["kind"] not in ("image", "pairs"):
         raise SslabError(f"--backbone {backbone}: a run on {arch['kind']} data has no image network")
     if arch["in_chans"] != meta["in_chans"]:
         raise SslabError(f"--backbone {backbone}: that run's network takes {arch['in_chans']}-channel images, this "
                          f"data has {meta['in_chans']}")
-    net = build_backbone(arch["backbone"], arch["in_chans"], arch["mean"], arch["std"],
-                         arch.get("foundation_image_size"), load=False, image_size=arch.get("image_size"))
+    net = _build(arch)
     state = load_weights(folder / "backbone.safetensors")
     if arch["kind"] == "pairs":  # a CLIP run holds both towers: its image tower
         state = {k[len("image_tower."):]: v for k, v in state.items() if k.startswith("image_tower.")}
@@ -300,6 +301,20 @@ class ViTMethod(Method):
             raise SslabError(f"{type(self).__name__.lower()} needs a Vision Transformer backbone (--backbone "
                              "vit-tiny, vit-small, ...)")
         return vit
+
+    @staticmethod
+    def encode_tokens(backbone: nn.Module, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """The ViT of `backbone` on the patches `keep` (B, K) only (None: every patch), after its final norm:
+        (B, prefix + K, dim), the class token (if any) first. With every patch kept, the mean of the patch tokens is
+        the backbone's own features."""
+        vit = backbone.net
+        t = vit.patch_embed((images - backbone.mean) / backbone.std)
+        t = t + vit.pos_embed[:, vit.num_prefix_tokens:]
+        if keep is not None:
+            t = t.gather(1, keep.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
+        if vit.num_prefix_tokens:
+            t = torch.cat([(vit.cls_token + vit.pos_embed[:, :1]).expand(len(t), -1, -1), t], dim=1)
+        return vit.norm(vit.blocks(vit.norm_pre(t)))
 
     def optim_groups(self, weight_decay: float) -> list[dict]:
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]

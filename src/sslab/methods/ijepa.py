@@ -8,13 +8,13 @@ The energy view (a latent-variable predictive model): `energy(x, y)` is the pred
 representation from x's context, averaged over sampled target positions (see `energy`)."""
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sslab.heads import ema_update, momentum_copy
 from sslab.health import embedding_health
 from sslab.methods import register
 from sslab.methods.base import ImageEncoder, ViTMethod
@@ -34,9 +34,7 @@ class IJEPA(ViTMethod):
 
         vit = self.vit(backbone)
         self.backbone, self.targets, self.base_momentum = backbone, int(targets), float(momentum)
-        self.target_backbone = copy.deepcopy(backbone)
-        for p in self.target_backbone.parameters():
-            p.requires_grad_(False)
+        self.target_backbone = momentum_copy(backbone)
         self.grid = tuple(int(g) for g in vit.patch_embed.grid_size)
         dim, patches = vit.embed_dim, int(vit.patch_embed.num_patches)
         self.predictor_embed = nn.Linear(dim, predictor_dim)
@@ -55,9 +53,7 @@ class IJEPA(ViTMethod):
     def after_step(self, progress: float) -> None:
         """The target encoder follows the context encoder by EMA, momentum rising linearly to 1 (the reference)."""
         m = self.base_momentum + (1.0 - self.base_momentum) * min(max(progress, 0.0), 1.0)
-        with torch.no_grad():
-            for po, pt in zip(self.backbone.parameters(), self.target_backbone.parameters()):
-                pt.mul_(m).add_(po.detach(), alpha=1 - m)
+        ema_update(self.backbone, self.target_backbone, m)
 
     # ------------------------------------------------------------------ views, networks, loss
     def views(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> dict:
@@ -68,15 +64,7 @@ class IJEPA(ViTMethod):
 
     def _tokens(self, vit_backbone: nn.Module, images: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
         """Patch tokens (B, K, dim) of the encoder after its final norm, on the patches `keep` (None: all)."""
-        vit = vit_backbone.net
-        t = vit.patch_embed((images - vit_backbone.mean) / vit_backbone.std)
-        t = t + vit.pos_embed[:, vit.num_prefix_tokens:]
-        if keep is not None:
-            t = t.gather(1, keep.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
-        if vit.num_prefix_tokens:
-            cls = (vit.cls_token + vit.pos_embed[:, :1]).expand(len(t), -1, -1)
-            t = torch.cat([cls, t], dim=1)
-        return vit.norm(vit.blocks(vit.norm_pre(t)))[:, vit.num_prefix_tokens:]
+        return self.encode_tokens(vit_backbone, images, keep)[:, vit_backbone.net.num_prefix_tokens:]
 
     def predict(self, ctx: torch.Tensor, context: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The predictor: context tokens (B, Kc, dim) at patches `context`, mask tokens at patches `target`
@@ -96,12 +84,14 @@ class IJEPA(ViTMethod):
     def forward(self, images: torch.Tensor, context: torch.Tensor, targets: torch.Tensor) -> dict:
         h = self._targets(images)
         ctx = self._tokens(self.backbone, images, context)
-        losses = []
-        for i in range(targets.shape[1]):
-            idx = _block(targets, i)
-            want = h.gather(1, idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
-            losses.append(F.smooth_l1_loss(self.predict(ctx, context, idx), want))
+        losses = [self._block_error(h, ctx, context, _block(targets, i)).mean() for i in range(targets.shape[1])]
         return {"loss": torch.stack(losses).mean()}
+
+    def _block_error(self, h: torch.Tensor, ctx: torch.Tensor, context: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Elementwise smooth-L1 error (B, K, dim) of the predictions at target patches `idx` against the target
+        tokens `h` there."""
+        want = h.gather(1, idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
+        return F.smooth_l1_loss(self.predict(ctx, context, idx), want, reduction="none")
 
     @torch.no_grad()
     def energy(self, x: torch.Tensor, y: torch.Tensor, samples: int = 8, seed: int = 0) -> torch.Tensor:
@@ -117,9 +107,7 @@ class IJEPA(ViTMethod):
             context, targets = image_views.block_masks(len(x), *self.grid, g, targets=self.targets, device=x.device)
             ctx = self._tokens(self.backbone, x, context)
             for idx in targets:
-                want = h.gather(1, idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
-                err = F.smooth_l1_loss(self.predict(ctx, context, idx), want, reduction="none")
-                total += err.mean(dim=(1, 2)) / (samples * len(targets))
+                total += self._block_error(h, ctx, context, idx).mean(dim=(1, 2)) / (samples * len(targets))
         return total
 
     @torch.no_grad()

@@ -58,12 +58,7 @@ class MAE(ViTMethod):
 
     def encode_visible(self, images: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
         """The encoder on the kept patches only: (B, 1 + K, dim), the class token first."""
-        vit = self.backbone.net
-        t = vit.patch_embed((images - self.backbone.mean) / self.backbone.std)
-        t = t + vit.pos_embed[:, vit.num_prefix_tokens:]
-        t = t.gather(1, kept.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
-        cls = (vit.cls_token + vit.pos_embed[:, :1]).expand(len(t), -1, -1)
-        return vit.norm(vit.blocks(vit.norm_pre(torch.cat([cls, t], dim=1))))
+        return self.encode_tokens(self.backbone, images, kept)
 
     def predict(self, images: torch.Tensor, kept: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Predicted pixels of every patch (B, N, patch * patch * C), in the target's (normalised) space."""
