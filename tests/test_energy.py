@@ -95,3 +95,37 @@ def test_energy_bad_inputs(capsys, run, tmp_path):
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not an image")
     _one_line_error(*_cli(capsys, "energy", run_dir, junk, imgs["a"])[::2], "cannot read image")
+
+
+def test_energy_evaluation_separates_views_from_other_classes(run, tmp_path):
+    """The report's energy section: held-out pairs of three kinds, the same sample for every method; after one
+    epoch SimCLR gives two views of one image lower energy than images of two classes (a fresh network does not
+    know views from classes as well), and the report draws the three distributions."""
+    from sslab.engine import read_run_info
+    from sslab.evaluate.image import energy_evaluation, energy_pairs, pair_energies
+    from sslab.methods import build_for_data
+    from sslab.report import write_report
+
+    run_dir, _, d = run
+    info = read_run_info(run_dir)
+    ev = energy_evaluation(run_dir, info, pairs=128)
+    kinds = ev["values"]["kinds"]
+    assert list(kinds) == ["two views of one image", "one class, two images", "two classes"]
+    assert all(k["n"] == 128 and 0 <= k["mean"] <= 2 for k in kinds.values())
+    assert kinds["two views of one image"]["mean"] < kinds["one class, two images"]["mean"] < kinds["two classes"]["mean"]
+    trained = ev["values"]["auc"]
+    pairs = energy_pairs(d.test, 8, 128)
+    torch.manual_seed(0)
+    fresh_model = build_for_data("simclr", "resnet-xs", {}, d.train.meta(), PretrainConfig(method="simclr"))
+    fresh = pair_energies(fresh_model, pairs)
+    from sklearn.metrics import roc_auc_score
+
+    a, b = fresh["two views of one image"], fresh["two classes"]
+    assert trained > 0.8 and trained > roc_auc_score([0] * len(a) + [1] * len(b), a + b) + 0.05
+    # the pairs are a fixed sample: the same on a second call; unlabelled data gets "two images"
+    again = energy_pairs(d.test, 8, 128)
+    assert all(torch.equal(pairs[k][1], again[k][1]) for k in pairs)
+    unlabelled = type("Split", (), {"x": d.test.x, "y": None})()
+    assert list(energy_pairs(unlabelled, 8, 16)) == ["two views of one image", "two images"]
+    html = write_report(tmp_path, {"run_evaluations": {"energy": ev}}).read_text()
+    assert "Energy of compatible and incompatible pairs" in html and (tmp_path / "plots" / "energy.png").is_file()

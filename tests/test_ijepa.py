@@ -111,3 +111,14 @@ def test_pretrain_and_energy_through_the_cli(tmp_path, capsys, monkeypatch):
     assert main(["energy", str(out), str(a), str(b)]) == 0
     line = capsys.readouterr().out
     assert line.startswith("energy ") and "predicted from the first's context" in line
+    from sslab.engine import read_run_info
+    from sslab.evaluate import run_evaluations
+    from sslab.report import write_report
+
+    evals = run_evaluations(out, read_run_info(out))  # the report's energy section: the same pairs as for JE methods
+    energy = evals["energy"]
+    assert set(energy["values"]["kinds"]) == {"two views of one image", "one class, two images", "two classes"}
+    assert all(min(v) > 0 for v in energy["histogram"]["series"].values())  # a prediction error, never 0
+    assert 0 <= energy["values"]["auc"] <= 1 and "ROC AUC" in energy["lines"][-2]
+    html = write_report(out, {"run_evaluations": evals}).read_text()
+    assert (out / "plots" / "energy.png").stat().st_size > 1000 and 'src="plots/energy.png"' in html

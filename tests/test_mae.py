@@ -49,6 +49,8 @@ def test_vit_sizes_and_patches():
     net = build_backbone("vit-tiny", 1, image_size=28)
     assert net.dim == 192 and net(torch.rand(2, 1, 28, 28)).shape == (2, 192)
     assert build_backbone("vit-tiny/2", 3, image_size=32).net.patch_embed.num_patches == 256
+    mini = build_backbone("vit-mini", 3, image_size=32)  # the CPU size of the mae / ijepa recipes
+    assert mini.dim == 128 and len(mini.net.blocks) == 6 and mini.net.patch_embed.num_patches == 64
     with pytest.raises(SslabError, match="does not divide"):
         build_backbone("vit-tiny/5", 3, image_size=32)
     with pytest.raises(SslabError, match="Vision Transformer"):
@@ -193,3 +195,41 @@ def test_study_report_shows_the_reconstructions(tmp_path, capsys, monkeypatch):
     html = (out / "report.html").read_text()
     assert "Reconstructions of held-out images" in html and 'src="plots/reconstruction.png"' in html
     assert (out / "plots" / "reconstruction.png").is_file()
+
+
+def test_finetune_budget_under_one_epoch_is_kept():
+    """More labelled images than `finetune_images`: the run trains on that many (at least finetune_min_steps
+    batches), part of one epoch, and says so in its curve; fewer: whole epochs as before."""
+    import numpy as np
+
+    from sslab.config import EvalConfig
+    from sslab.evaluate.protocols import fit_classifier
+
+    class Split:
+        x = np.random.default_rng(0).integers(0, 256, (400, 4, 4, 1), dtype=np.uint8)
+        y = np.arange(400) % 2
+
+        def __len__(self):
+            return len(self.x)
+
+        def batch(self, idx):
+            return torch.as_tensor(self.x[idx]).permute(0, 3, 1, 2).float() / 255
+
+    seen = []
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(16, 2)
+
+        def forward(self, x):
+            if self.training:
+                seen.append(len(x))
+            return self.fc(x.flatten(1))
+
+    cfg = EvalConfig(batch_size=32, finetune_images=100, finetune_min_steps=2, curve_points=2)
+    out = fit_classifier(Net(), Split(), np.arange(400), Split(), cfg, seed=0)
+    assert seen == [32] * 4 and out["curve"][-1]["epoch"] == 0.308  # 4 of 13 batches
+    seen.clear()
+    fit_classifier(Net(), Split(), np.arange(40), Split(), cfg.model_copy(update={"finetune_epochs": 2}), seed=0)
+    assert sum(seen) == 80  # 2 whole epochs of the 40 labelled images

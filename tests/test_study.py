@@ -13,7 +13,8 @@ OVERRIDES = [
     "pretrain.seed=0",
     "eval.seeds=2",
     "eval.fractions=[0.1,1.0]",
-    "eval.protocols=[knn,linear,finetune]",
+    "eval.protocols=[knn,linear,finetune,selftrain]",
+    "eval.selftrain_images=3000",
     "eval.baselines=[scratch,pixels]",
     "eval.finetune_epochs=4",
     "eval.finetune_min_steps=100",
@@ -54,12 +55,13 @@ def test_summary_has_seed_spread(results):
     keys = {(s["init"], s["protocol"], s["fraction"]) for s in res["summary"]}
     expected = {("ssl", p, f) for p in ("knn", "linear", "finetune") for f in (0.1, 1.0)}
     expected |= {("scratch", "finetune", f) for f in (0.1, 1.0)} | {("pixels", "logreg", f) for f in (0.1, 1.0)}
+    expected |= {("ssl", "selftrain", 0.1)}
     assert keys == expected
     for s in res["summary"]:
         assert s["std"] >= 0.0
         # fine-tuning at fractions >= 10% runs finetune_seeds_large (= 1) seed; the rest run eval.seeds = 2
         # kNN with all labels has no randomness: one run, not two identical ones printed as "± 0.0"
-        one = s["protocol"] == "finetune" or (s["protocol"] == "knn" and s["fraction"] == 1.0)
+        one = s["protocol"] in ("finetune", "selftrain") or (s["protocol"] == "knn" and s["fraction"] == 1.0)
         assert s["n"] == (1 if one else 2), s
     # different label subsets at 10% give different kNN accuracies
     assert _mean(res, "ssl", "knn", 0.1)["std"] > 0
@@ -67,11 +69,23 @@ def test_summary_has_seed_spread(results):
     assert n_labels == {res["data"]["n_train"]}
 
 
+def test_self_training_row(results):
+    """The self-training row: after fine-tuning at 10% (never at 100%, where no item is unlabelled), the student
+    on every training image; the teacher is the fine-tune run's model (not saved), and it agrees with the true
+    labels of the unlabelled images far above chance."""
+    _, res, _ = results
+    rows = [r for r in res["runs"] if r["protocol"] == "selftrain"]
+    assert [(r["init"], r["fraction"]) for r in rows] == [("ssl", 0.1)]  # one seed at >= 10%, as fine-tuning
+    assert all(0.5 < r["agreement"] <= 1 and r["test_acc"] > 0.5 for r in rows)
+    assert not any("model" in r for r in res["runs"])
+
+
 def test_findings_and_files(results):
     out, res, logged = results
     assert isinstance(res["findings"], list) and res["findings"]
     assert all(isinstance(s, str) and s for s in res["findings"])
     assert any("labels" in s for s in res["findings"])
+    assert [s for s in res["findings"] if s.startswith("Label efficiency: of the gap between scratch at 10%")]
     saved = json.loads((out / "results.json").read_text())
     assert saved["summary"] == res["summary"] and saved["findings"] == res["findings"]
     assert (out / "report.html").is_file()
@@ -79,3 +93,59 @@ def test_findings_and_files(results):
     assert res["pretrain"]["seconds"] >= 8 and res["pretrain"]["steps"] > 0
     assert res["health"]["effective_rank"] > 1
     assert any(line.startswith("report:") for line in logged)
+
+
+def _row(init, protocol, fraction, mean, n=3, std=0.01):
+    return {"init": init, "protocol": protocol, "fraction": fraction, "mean": mean, "std": std, "n": n,
+            "train_mean": None}
+
+
+def test_label_efficiency_findings():
+    """The gap between scratch at 1% and at 100% that each starting point recovers at 1%, and the labels the best
+    SSL row needs to match scratch at 100% (log-fraction interpolation), from known numbers."""
+    from sslab.study import label_efficiency
+
+    summary = [_row("scratch", "finetune", 0.01, 0.60), _row("scratch", "finetune", 0.1, 0.75),
+               _row("scratch", "finetune", 1.0, 0.90), _row("scratch+aug", "finetune", 0.01, 0.66),
+               _row("ssl", "linear", 0.01, 0.72), _row("ssl", "finetune", 0.01, 0.75),
+               _row("ssl", "finetune", 0.1, 0.85), _row("ssl", "finetune", 1.0, 0.95)]
+    gap, labels = label_efficiency(summary, 60000)
+    assert "scratch+aug (finetune, 66.0%) 20%" in gap and "ssl (finetune, 75.0%) 50%" in gap
+    # 0.90 lies halfway from 0.85 (10%) to 0.95 (100%): 10^-0.5 = 31.6% of the labels
+    assert "at about 31.6% of the labels (18,974 labels)" in labels
+    summary[-1] = _row("ssl", "finetune", 1.0, 0.89)
+    assert "does not reach scratch at 100%" in label_efficiency(summary, 60000)[1]
+    summary[5] = _row("ssl", "finetune", 0.01, 0.91)
+    assert "already at 1% (600 labels)" in label_efficiency(summary, 60000)[1]
+    assert label_efficiency([_row("scratch", "finetune", 0.01, 0.6)]) == []
+
+
+def test_pretrain_on_other_data(tmp_path, monkeypatch, capsys):
+    """`sslab study --pretrain-data <unlabelled folder> --data digits`: pretraining on 16-pixel RGB images (labels
+    unused), the 8-pixel grey digits resized and converted to them for every protocol, both named in the report;
+    the label-efficiency findings appear."""
+    import numpy as np
+    from PIL import Image
+
+    from sslab.cli import main
+
+    monkeypatch.setenv("SSLAB_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "unlabelled"
+    folder.mkdir()
+    d = sslab.load_images("digits")
+    for i, im in enumerate(d.train.x[:300, ..., 0]):
+        rgb = np.stack([im, 255 - im, im // 2], axis=-1)
+        Image.fromarray(rgb).resize((16, 16)).save(folder / f"{i}.png")
+    out = tmp_path / "study"
+    code = main(["study", "--data", "digits", "--pretrain-data", str(folder), "--method", "simclr", "--epochs", "2",
+                 "--backbone", "resnet-xs", "--out", str(out), "--labels", "0.1,1.0", "--seeds", "2",
+                 "eval.baselines=[scratch]", "eval.finetune_epochs=2", "eval.finetune_min_steps=10",
+                 "eval.linear_steps=50"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    res = json.loads((out / "results.json").read_text())
+    assert res["pretrain_data"]["n_train"] == 300 and res["pretrain_data"]["classes"] == []
+    assert res["data"]["shape"] == [16, 16, 3] and res["data"]["name"] == "digits"
+    assert json.loads((out / "run.json").read_text())["data"] == str(folder)
+    assert {r["init"] for r in res["runs"]} == {"ssl", "scratch"}
+    assert "Pretrained on unlabelled (300 images, labels unused), transferred to digits" in (out / "report.html").read_text()

@@ -138,6 +138,9 @@ def study(
     out: Optional[Path] = typer.Option(None, help="run folder (default runs/<data>-<method>)"),
     overwrite: bool = typer.Option(False, help="reuse an existing --out folder"),
     corpus: Optional[List[str]] = CorpusOpt,
+    pretrain_data: Optional[str] = typer.Option(None, "--pretrain-data", help="pretrain on this data set instead "
+                                                "(labels unused: an unlabelled image folder, another named set, a "
+                                                "text corpus), then transfer to --data"),
     from_: Optional[str] = typer.Option(None, "--from", help="a pretrained starting point to compare: a local Hugging "
                                         "Face text model folder (config.json + safetensors), "
                                         "torchvision:<architecture>=<weights file> or timm:<model>=<weights file> "
@@ -165,6 +168,8 @@ def study(
         ov.append(f"eval.seeds={seeds}")
     if from_ is not None:
         ov.append(f"foundation={json.dumps(str(from_))}")
+    if pretrain_data is not None:
+        ov.append(f"pretrain_data={json.dumps(str(pretrain_data))}")
     cfg = load_config(StudyConfig, _recipe(config, method), ov + list(overrides or []))
     _check_names(cfg.pretrain.method, cfg.pretrain.backbone)
     _check_corpus(cfg.pretrain.method, cfg.corpus)

@@ -114,9 +114,10 @@ def scaled_lr(cfg: PretrainConfig, global_batch: int) -> float:
 
 class EvalConfig(_Strict):
     fractions: list[float] = [0.01, 0.1, 1.0]
-    protocols: list[Literal["knn", "linear", "finetune", "text2text"]] = Field(
+    protocols: list[Literal["knn", "linear", "finetune", "selftrain", "text2text"]] = Field(
         ["knn", "linear", "finetune"], description="text2text (label words written by the decoder) runs on "
-        "encoder-decoder models (t5; its recipe adds it)")
+        "encoder-decoder models (t5; its recipe adds it); selftrain distils the fine-tuned model into a fresh copy "
+        "of the pretrained encoder on all the unlabelled training data (after finetune; not at 100% labels)")
     baselines: list[Literal["scratch", "scratch+aug", "raw", "pixels", "tfidf"]] = Field(
         ["scratch", "scratch+aug", "raw"], description="raw: the data kind's no-learning baseline (logistic regression "
         "on raw pixels for images, on TF-IDF bag-of-words for text; 'pixels' and 'tfidf' name it too)")
@@ -135,6 +136,8 @@ class EvalConfig(_Strict):
     finetune_lr: float = Field(1e-3, gt=0)
     layer_decay: float = Field(0.75, gt=0, le=1, description="fine-tuning a Vision Transformer: each block learns at "
                                "this times the rate of the block above it (MAE's layer-wise decay); 1 = off")
+    selftrain_images: int = Field(60_000, gt=0, description="images the self-training student sees")
+    selftrain_temperature: float = Field(1.0, gt=0, description="temperature of the teacher's soft labels")
     finetune_aug: bool = Field(False, description="augment while fine-tuning the SSL encoder (measured: hurts at 1%)")
     batch_size: int = Field(128, gt=1)
     curve_test_images: int = Field(1000, gt=0, description="test images used for per-epoch curves")
@@ -150,6 +153,10 @@ class EvalConfig(_Strict):
 class StudyConfig(_Strict):
     data: str = "fashion-mnist"
     corpus: list[str] = Field(default_factory=list, description="extra unlabelled files to pretrain on (text)")
+    pretrain_data: str | None = Field(None, description="pretrain on this data set (labels unused; an unlabelled "
+                                      "image folder, another named set, a text corpus) instead of the task's "
+                                      "training split, then transfer to `data`; images of `data` are resized and "
+                                      "converted to the pretraining images' side and channels")
     foundation: str | None = Field(None, description="a pretrained model to compare (CLI --from): a local Hugging Face "
                                    "text model folder, torchvision:<arch>=<weights file> / timm:<model>=<weights "
                                    "file> for images, or an earlier sslab run")

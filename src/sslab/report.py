@@ -17,6 +17,7 @@ import html
 import io
 import json
 import math
+import re
 import sys
 from collections import OrderedDict
 from pathlib import Path
@@ -29,7 +30,7 @@ __all__ = ["summarize", "write_report", "print_summary"]
 
 # Preferred display order / colours. Anything else is accepted and placed after these.
 INIT_ORDER = ["ssl", "ssl+aug", "foundation", "adapted", "scratch+aug", "scratch", "pixels", "tfidf"]
-PROTOCOL_ORDER = ["finetune", "text2text", "linear", "knn", "logreg"]
+PROTOCOL_ORDER = ["selftrain", "finetune", "text2text", "linear", "knn", "logreg"]
 INIT_COLORS = {
     "ssl": "#1f77b4",
     "ssl+aug": "#9467bd",
@@ -42,6 +43,7 @@ INIT_COLORS = {
 }
 _EXTRA_COLORS = ["#2ca02c", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939"]
 PROTOCOL_STYLE = {  # (marker, linestyle)
+    "selftrain": ("*", "-"),
     "finetune": ("o", "-"),
     "text2text": ("P", "--"),
     "linear": ("s", "-."),
@@ -471,6 +473,28 @@ def _twin_axes(ax, xlabel: str, left: tuple, right: tuple) -> None:
     ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="best")
 
 
+def _plot_histogram(rev: dict, path: Path) -> str | None:
+    """Overlaid histograms of a run evaluation's `histogram` ({"xlabel", "series": {name: [values]}}): the energy
+    of compatible and incompatible pairs."""
+    hist = _as_dict(rev.get("histogram"))
+    series = {str(k): [v for v in (_num(x) for x in _as_list(xs)) if v is not None]
+              for k, xs in _as_dict(hist.get("series")).items()}
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        return None
+    lo, hi = min(min(v) for v in series.values()), max(max(v) for v in series.values())
+    bins = [lo + (hi - lo) * i / 40 for i in range(41)] if hi > lo else 10
+    fig = _new_figure(7.5, 3.4)
+    ax = fig.add_subplot()
+    for name, values in series.items():
+        ax.hist(values, bins=bins, alpha=0.5, label=f"{name} (n={len(values)})")
+    ax.set_xlabel(str(hist.get("xlabel", "value")))
+    ax.set_ylabel("pairs")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    return f"{hist.get('xlabel', 'value')} distributions of " + ", ".join(series)
+
+
 def _plot_health(health: dict, pretrain: dict, path: Path) -> str | None:
     std = [v for v in (_num(x) for x in _as_list(health.get("std_per_dim"))) if v is not None]
     sv = [v for v in (_num(x) for x in _as_list(health.get("singular_values"))) if v is not None and v >= 0]
@@ -670,6 +694,10 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
             ("image shape (H × W × C)", _fmt_value(data["shape"]) if data.get("shape") else None),
             ("classes", len(classes) if classes else None),
         ]))
+        source = _as_dict(results.get("pretrain_data"))
+        if source:  # pretrained on other data (--pretrain-data), transferred to this task
+            w(f'<p class="note">Pretrained on {_e(source.get("name"))} ({_fmt_value(source.get("n_train"))} '
+              f'{_e(source.get("unit") or unit)}, labels unused), transferred to {_e(data.get("name"))}.</p>')
         if classes:
             shown = classes[:30]
             more = f" … (+{len(classes) - 30} more)" if len(classes) > 30 else ""
@@ -699,13 +727,16 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
         w(f"<h2>Baselines</h2><p>{_e(results['baseline_notes'])}</p>")
 
     # plots
-    if plots:
+    run_evals = _as_dict(results.get("run_evaluations"))
+    beside = {f"{name}.png" for name in run_evals}  # drawn in their own section below
+    if any(p[0] not in beside for p in plots):
         w("<h2>Plots</h2>")
-        for fname, alt, heading in plots:
+        for fname, alt, heading in (p for p in plots if p[0] not in beside):
             w(f'<figure><img src="plots/{_e(fname)}" alt="{_e(alt)}"><figcaption><b>{_e(heading)}.</b> {_e(alt)}.'
               "</figcaption></figure>")
 
-    for rev in _as_dict(results.get("run_evaluations")).values():  # label-free measures of the run
+    drawn = {p[0]: p[1] for p in plots}
+    for name, rev in run_evals.items():  # label-free measures of the run
         rev = _as_dict(rev)
         lines = [x for x in _as_list(rev.get("lines")) if isinstance(x, str)]
         if lines:
@@ -714,6 +745,9 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
             w("</ul>")
             if isinstance(rev.get("image"), str):
                 w(f'<img src="{_e(rev["image"])}" alt="{_e(rev.get("title", ""))}">')
+            if f"{name}.png" in drawn:
+                w(f'<figure><img src="plots/{_e(name)}.png" alt="{_e(drawn[name + ".png"])}"><figcaption>'
+                  f"{_e(drawn[name + '.png'])}.</figcaption></figure>")
 
     examples = [x for x in _as_list(results.get("retrieval_examples")) if isinstance(x, dict)]
     if examples:
@@ -813,6 +847,10 @@ def _load_results(run_dir: Path) -> dict:
     return results
 
 
+def _safe_name(name: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9_-]+", str(name)))
+
+
 def write_report(run_dir: str | Path, results: dict | None = None) -> Path:
     """Write ``run_dir/plots/*.png`` and ``run_dir/report.html``; return the HTML path.
 
@@ -841,6 +879,9 @@ def write_report(run_dir: str | Path, results: dict | None = None) -> Path:
         ("embedding_health.png", "Embedding health", lambda p: _plot_health(health, pretrain, p)),
         ("pretext_measures.png", "Pretext measures", lambda p: _plot_measures(pretrain, p)),
     ]
+    specs += [(f"{name}.png", _as_dict(rev).get("title", name), lambda p, rev=_as_dict(rev): _plot_histogram(rev, p))
+              for name, rev in _as_dict(results.get("run_evaluations")).items()
+              if _as_dict(rev).get("histogram") and _safe_name(name)]
     plots: list[tuple[str, str, str]] = []
     for fname, heading, fn in specs:
         alt = fn(plot_dir / fname)

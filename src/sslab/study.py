@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import time
 from pathlib import Path
 
@@ -18,8 +19,14 @@ from sslab.progress import Progress
 from sslab.report import print_summary, spread_text, summarize, write_report
 
 
-def findings(summary: list[dict]) -> list[str]:
-    """Plain-language answers to the study's questions, from the summarised numbers."""
+def say(line: str) -> None:
+    """The study's default log: a line on standard output, flushed (a log file sees it when it happens)."""
+    print(line, flush=True)
+
+
+def findings(summary: list[dict], n_train: int | None = None) -> list[str]:
+    """Plain-language answers to the study's questions, from the summarised numbers (`n_train`: the labelled
+    training items at 100%)."""
     get = {(s["init"], s["protocol"], s["fraction"]): s for s in summary}
     fmt = lambda s: spread_text(s, pct=lambda v: f"{v:.1%}")  # noqa: E731
     out = []
@@ -67,6 +74,51 @@ def findings(summary: list[dict]) -> list[str]:
                      for s in ssl]
             out.append(f"SSL pretraining at {frac:.0%} labels, against the best baseline ({b['init']} {b['protocol']} "
                        f"{fmt(b)}): " + "; ".join(parts) + ".")
+    return out + label_efficiency(summary, n_train)
+
+
+def label_efficiency(summary: list[dict], n_train: int | None = None) -> list[str]:
+    """Two findings on how far each starting point goes with few labels: the share of the gap between scratch at the
+    smallest and at the largest label fraction that each initialisation's best row recovers at the smallest; and
+    how many labels the best SSL row needs to match scratch at the largest fraction (linear in log-fraction between
+    the two measured fractions around it; `n_train` labelled items at 100%)."""
+    get = {(s["init"], s["protocol"], s["fraction"]): s for s in summary}
+    fracs = sorted({k[2] for k in get})
+    if len(fracs) < 2:
+        return []
+    lo, hi = fracs[0], fracs[-1]
+    a, b = get.get(("scratch", "finetune", lo)), get.get(("scratch", "finetune", hi))
+    if not a or not b or b["mean"] <= a["mean"]:
+        return []
+    pct = lambda v: f"{v:.1%}"  # noqa: E731
+    best = lambda init, f: max((v for k, v in get.items() if k[0] == init and k[2] == f),  # noqa: E731
+                               key=lambda v: v["mean"], default=None)
+    parts = []
+    for init in dict.fromkeys(k[0] for k in get if k[0] != "scratch"):
+        v = best(init, lo)
+        if v:
+            parts.append(f"{init} ({v['protocol']}, {pct(v['mean'])}) {(v['mean'] - a['mean']) / (b['mean'] - a['mean']):.0%}")
+    out = [f"Label efficiency: of the gap between scratch at {lo:.0%} labels ({pct(a['mean'])}) and at {hi:.0%} "
+           f"({pct(b['mean'])}), the best row of each starting point at {lo:.0%} recovers " + "; ".join(parts) + "."]
+    curve = [(f, best("ssl", f)) for f in fracs if best("ssl", f)]
+    if curve:
+        count = lambda f: f" ({f * n_train:,.0f} labels)" if n_train else ""  # noqa: E731
+        reached = next((i for i, (f, v) in enumerate(curve) if v["mean"] >= b["mean"]), None)
+        if reached is None:
+            f, v = curve[-1]
+            out.append(f"The best SSL row does not reach scratch at {hi:.0%} labels ({pct(b['mean'])}) at any measured "
+                       f"fraction (at {f:.0%}: {v['protocol']} {pct(v['mean'])}).")
+        elif reached == 0:
+            f, v = curve[0]
+            out.append(f"The best SSL row matches scratch at {hi:.0%} labels ({pct(b['mean'])}) already at {f:.0%}"
+                       f"{count(f)}: {v['protocol']} {pct(v['mean'])}.")
+        else:
+            (f0, v0), (f1, v1) = curve[reached - 1], curve[reached]
+            t = (b["mean"] - v0["mean"]) / (v1["mean"] - v0["mean"])
+            f = math.exp(math.log(f0) + t * (math.log(f1) - math.log(f0)))
+            out.append(f"The best SSL row matches scratch at {hi:.0%} labels ({pct(b['mean'])}) at about {f:.1%} of the "
+                       f"labels{count(f)}, interpolated between {f0:.0%} ({pct(v0['mean'])}) and {f1:.0%} "
+                       f"({pct(v1['mean'])}).")
     return out
 
 
@@ -79,7 +131,7 @@ def _spread(a: dict, b: dict, d: float) -> str:
 
 def assemble(results: dict) -> dict:
     results["summary"] = summarize(results)
-    results["findings"] = findings(results["summary"])
+    results["findings"] = findings(results["summary"], (results.get("data") or {}).get("n_train"))
     return results
 
 
@@ -177,19 +229,20 @@ def adapt_config(cfg: StudyConfig, kind: str):
     return base.model_copy(update={"backbone": str(folder), "lr": cfg.adapt_lr or ADAPT_TEXT_LR, "vocab_size": None})
 
 
-def adapt_foundation(pcfg, cfg: StudyConfig, splits, out: Path, root, log, show_progress, runs: list) -> dict:
-    """Domain-adaptive pretraining: the foundation model pretrained further on the task's unlabelled training data
-    (settings `pcfg` from `adapt_config`, in `<out>/adapted`), then every protocol on it (rows with init
-    "adapted"). A failure is logged and recorded, and the rest of the study stands."""
+def adapt_foundation(pcfg, cfg: StudyConfig, splits, source, out: Path, root, log, show_progress, runs: list) -> dict:
+    """Domain-adaptive pretraining: the foundation model pretrained further on the unlabelled data own SSL
+    pretrains on (`source`: the task's training split, or `pretrain_data`; settings `pcfg` from `adapt_config`, in
+    `<out>/adapted`), then every protocol on the task `splits` (rows with init "adapted"). A failure is logged and
+    recorded, and the rest of the study stands."""
     if isinstance(pcfg, str):
         log(f"no continued pretraining of the foundation model: {pcfg}")
         return {"skipped": pcfg}
     where = out / "adapted"
     log(f"continued pretraining of the foundation model: {pcfg.method}, lr {pcfg.lr:g}, in {where}")
     try:
-        prepared = prepare_pretraining(splits, pcfg, where, root=root, corpus=cfg.corpus)
-        pre = pretrain(prepared.train, pcfg, where, data_spec=cfg.data, show_progress=show_progress,
-                       val_data=prepared.val)
+        prepared = prepare_pretraining(source, pcfg, where, root=root, corpus=cfg.corpus)
+        pre = pretrain(prepared.train, pcfg, where, data_spec=cfg.pretrain_data or cfg.data,
+                       show_progress=show_progress, val_data=prepared.val)
         encoder, info = load_encoder(where)
     except SslabError as err:
         log(f"continued pretraining failed: {err}")
@@ -209,7 +262,7 @@ def _baseline_notes(kind: str) -> str:
             f"augmentation; {kind_adapter(kind).RAW_NOTE}.")
 
 
-def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=print, show_progress=True) -> dict:
+def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=say, show_progress=True) -> dict:
     """Pretrain on the training split (labels unused), evaluate against the baselines, write the report."""
     t0 = time.time()
     out = Path(out)
@@ -220,16 +273,28 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=p
     check_labelled(splits)
     log(f"data {splits.train.name}: {len(splits.train)} train / {len(splits.test)} test {splits.train.unit}, "
         f"{len(splits.train.classes)} classes")
+    source = splits
+    if cfg.pretrain_data:  # pretrain on other (unlabelled) data, transfer to the task
+        source = load_data(cfg.pretrain_data, root, kind=kind)
+        log(f"pretraining data {source.train.name}: {len(source.train)} {source.train.unit}, labels unused")
     meta = splits.train.meta(limit=10000) if kind == "image" else None
     foundation = (load_foundation(cfg.foundation, kind, cfg.pretrain.context, meta, cfg.foundation_image_size)
                   if cfg.foundation else None)
     adapt = adapt_config(cfg, kind) if foundation is not None and cfg.adapt else None  # checked before any training
-    prepared = prepare_pretraining(splits, cfg.pretrain, out, root=root, corpus=cfg.corpus)
-    pre = pretrain(prepared.train, cfg.pretrain, out, data_spec=cfg.data, show_progress=show_progress,
-                   val_data=prepared.val)
+    prepared = prepare_pretraining(source, cfg.pretrain, out, root=root, corpus=cfg.corpus)
+    pre = pretrain(prepared.train, cfg.pretrain, out, data_spec=cfg.pretrain_data or cfg.data,
+                   show_progress=show_progress, val_data=prepared.val)
     log(f"pretrained {pre['method']} on {pre['items']} items: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
         f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
     encoder, info = load_encoder(out)
+    if cfg.pretrain_data and kind == "image":  # the task's images as the pretrained network saw its own
+        from sslab.data.image import conform
+
+        shape = splits.train.x.shape[1:]
+        splits = conform(splits, info["image_size"], info["in_chans"])
+        if shape != splits.train.x.shape[1:]:
+            log(f"{splits.train.name} images {'x'.join(map(str, shape))} -> "
+                f"{'x'.join(map(str, splits.train.x.shape[1:]))}, as the pretraining images")
     extra = prepared.after(out, info)
     extra["run_evaluations"] = run_evaluations(out, info, root)
     for ev_ in extra["run_evaluations"].values():
@@ -245,7 +310,10 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=p
         extra["foundation"] = {"path": finfo["foundation"], "backbone": finfo["backbone"],
                                "parameters": _params(fenc), "health": fev["health"]}
         if adapt is not None:
-            extra["adapted"] = adapt_foundation(adapt, cfg, splits, out, root, log, show_progress, ev["runs"])
+            extra["adapted"] = adapt_foundation(adapt, cfg, splits, source, out, root, log, show_progress,
+                                                ev["runs"])
+    if cfg.pretrain_data:
+        extra["pretrain_data"] = _data_info(source)
     results = assemble({
         "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": command, "config": cfg.model_dump(), "data": _data_info(splits), "pretrain": pre,
@@ -283,8 +351,8 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
     tr, te = splits.train, splits.test
     log(f"data {tr.name}: {len(tr)} train / {len(te)} test images, {len(tr.captions)} / {len(te.captions)} captions"
         + (f"; skipped: {tr.skipped}" if any(tr.skipped.values()) else ""))
-    if cfg.foundation or cfg.corpus:
-        raise SslabError("an image-text study takes no --from or corpus (start a tower from pretrained weights with "
+    if cfg.foundation or cfg.corpus or cfg.pretrain_data:
+        raise SslabError("an image-text study takes no --from, --pretrain-data or corpus (start a tower from pretrained weights with "
                          "--backbone torchvision:<arch>=<weights> or method_args.text_from=<HF folder>)")
     probe = load_data(cfg.probe_data, root, kind="image") if cfg.probe_data else None  # checked before training
     if probe is not None:
@@ -335,7 +403,7 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
     return results
 
 
-def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, root=None, log=print) -> dict:
+def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, root=None, log=say) -> dict:
     """Evaluate a saved pretraining run (its data set unless `data` names another)."""
     run_dir = Path(run_dir)
     encoder, info = load_encoder(run_dir)

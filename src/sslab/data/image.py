@@ -428,14 +428,23 @@ def _resize_array(x: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def as_rgb(splits: DataSplits, size: int) -> DataSplits:
-    """Labelled images as an image-text model's image tower sees them: `size` pixels a side (Pillow bicubic, as
-    the loaders resize) and three channels (grey repeated)."""
+def conform(splits: DataSplits, size: int, channels: int) -> DataSplits:
+    """Images as a network trained on other images sees them: `size` pixels a side (Pillow bicubic, as the loaders
+    resize) and `channels` channels (grey repeated to RGB; RGB to grey by ITU-R 601 luma, as Pillow's "L")."""
     for part in (splits.train, splits.test):
         if part is not None:
             x = _resize_array(part.x, size)
-            part.x = np.repeat(x, 3, axis=3) if x.shape[3] == 1 else x
+            if x.shape[3] == 1 and channels == 3:
+                x = np.repeat(x, 3, axis=3)
+            elif x.shape[3] == 3 and channels == 1:
+                x = np.rint(x.astype(np.float32) @ np.float32([0.299, 0.587, 0.114]))[..., None].astype(np.uint8)
+            part.x = x
     return splits
+
+
+def as_rgb(splits: DataSplits, size: int) -> DataSplits:
+    """Labelled images as an image-text model's image tower sees them: `size` pixels a side, three channels."""
+    return conform(splits, size, 3)
 
 
 def _maybe_resize(splits: DataSplits, size: int | None) -> DataSplits:

@@ -15,7 +15,7 @@ import torch
 from sslab.config import EvalConfig
 from sslab.data import label_subset
 from sslab.errors import SslabError
-from sslab.evaluate.protocols import extract_features, finetune, knn_accuracy, linear_probe
+from sslab.evaluate.protocols import extract_features, finetune, knn_accuracy, linear_probe, self_train
 from sslab.health import embedding_health
 
 
@@ -24,21 +24,26 @@ class Protocol:
     """`frozen`: fn(train_f, train_y, test_f, test_y, cfg, seed, n_classes) on frozen features; else
     fn(encoder, train, idx, test, cfg, seed, n_classes, augment, device), which trains the encoder.
     `seeded`: the result depends on the seed beyond the label subset (kNN does not: with all labels it runs once).
-    `applies(encoder)`: whether the protocol can run on this encoder (text-to-text needs an encoder-decoder)."""
+    `applies(encoder)`: whether the protocol can run on this encoder (text-to-text needs an encoder-decoder).
+    `teacher`: the protocol whose trained model (its result's "model") this one is given as `teacher=`, for the same
+    labels and seed. `unlabelled`: it uses the training items without labels too, so it is skipped at 100%."""
     name: str
     fn: Callable
     frozen: bool
     metric: str = "accuracy"
     seeded: bool = True
     applies: Callable = lambda encoder: True
+    teacher: str | None = None
+    unlabelled: bool = False
 
 
 PROTOCOLS: dict[str, Protocol] = {}
 
 
 def register_protocol(name: str, fn: Callable, frozen: bool, metric: str = "accuracy", seeded: bool = True,
-                      applies: Callable | None = None) -> None:
-    PROTOCOLS[name] = Protocol(name, fn, frozen, metric, seeded, applies or (lambda encoder: True))
+                      applies: Callable | None = None, teacher: str | None = None, unlabelled: bool = False) -> None:
+    PROTOCOLS[name] = Protocol(name, fn, frozen, metric, seeded, applies or (lambda encoder: True), teacher,
+                               unlabelled)
 
 
 def _knn(train_f, train_y, test_f, test_y, cfg, seed, n_classes):
@@ -49,6 +54,7 @@ def _knn(train_f, train_y, test_f, test_y, cfg, seed, n_classes):
 register_protocol("knn", _knn, frozen=True, seeded=False)
 register_protocol("linear", linear_probe, frozen=True)
 register_protocol("finetune", finetune, frozen=False)
+register_protocol("selftrain", self_train, frozen=False, teacher="finetune", unlabelled=True)
 
 
 def _text_to_text(*args, **kw):
@@ -98,6 +104,15 @@ def _reconstruction(run_dir, info: dict, root=None) -> dict:
 
 
 register_run_evaluation("reconstruction", _reconstruction)
+
+
+def _energy(run_dir, info: dict, root=None) -> dict:
+    from sslab.evaluate.image import energy_evaluation
+
+    return energy_evaluation(run_dir, info, root)
+
+
+register_run_evaluation("energy", _energy)
 
 
 def run_evaluations(run_dir, info: dict, root=None) -> dict:
@@ -197,15 +212,23 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
                 continue
             inits = []
             if encoder is not None:
-                inits += [(name, encoder, protocol, cfg.finetune_aug) for protocol in trained
-                          if PROTOCOLS[protocol].applies(encoder)]
+                inits += [(name, encoder, protocol, cfg.finetune_aug or PROTOCOLS[protocol].unlabelled)
+                          for protocol in trained if PROTOCOLS[protocol].applies(encoder)
+                          and not (PROTOCOLS[protocol].unlabelled and fraction >= 1.0)]
             for base in ("scratch", "scratch+aug"):
                 if base in cfg.baselines and fresh is not None:
                     torch.manual_seed(seed)
                     inits.append((base, fresh(seed), "finetune", base.endswith("+aug")))
-            for init, net, protocol, aug in inits:
-                res = PROTOCOLS[protocol].fn(net, tr, idx, te, cfg, seed, n_classes, augment if aug else None, device)
+            models = {}  # (init, protocol) -> the trained model a later protocol takes as its teacher
+            for i, (init, net, protocol, aug) in enumerate(inits):
+                teacher = PROTOCOLS[protocol].teacher
+                kw = {"teacher": models.get((init, teacher))} if teacher else {}
+                res = PROTOCOLS[protocol].fn(net, tr, idx, te, cfg, seed, n_classes, augment if aug else None, device,
+                                             **kw)
+                models[(init, protocol)] = res.pop("model", None)
                 record(init, protocol, fraction, seed, len(idx), res)
+                if progress is not None and i + 1 < len(inits):  # a ViT's fine-tune run takes minutes on a CPU
+                    progress.update((done + (i + 1) / len(inits)) / total, f"{fraction:.0%} labels, seed {seed}")
             done += 1
             if progress is not None:
                 progress.update(done / total, f"{fraction:.0%} labels, seed {seed}")

@@ -108,3 +108,74 @@ def reconstruction_evaluation(run_dir, info: dict, root=None, images: int = 8) -
             "values": {"loss": loss, "images": int(len(x))},
             "lines": [f"loss on {len(x)} held-out images (hidden patches, per-patch normalised pixels, fixed masks): "
                       f"{loss:.4f}; rows: original, masked input, reconstruction"]}
+
+
+ENERGY_PAIRS = 256  # held-out pairs of each kind
+
+
+def energy_pairs(split, size: int, pairs: int = ENERGY_PAIRS, seed: int = 0) -> dict[str, tuple[torch.Tensor, ...]]:
+    """Pairs of float images (x, y) of held-out `split`, one fixed sample per kind, the same for every method:
+    "two views of one image" (y: x under the scratch+aug augmentation, a crop of 60-100% of the area and a flip);
+    with labels, "one class, two images" and "two classes" (y from another class); without, "two images"."""
+    rng = np.random.default_rng(seed)
+    n = len(split.x)
+    a = rng.choice(n, size=min(pairs, n), replace=False)
+    x = image_views.to_float(torch.as_tensor(split.x[a]), "cpu")
+    aug = image_views.Augment(image_views.supervised_config(size))
+    out = {"two views of one image": (x, aug(x, torch.Generator().manual_seed(seed)))}
+
+    def partner(pool) -> tuple[torch.Tensor, torch.Tensor]:
+        picks = [(i, rng.choice(p)) for i, p in zip(range(len(a)), map(pool, a)) if len(p)]
+        if not picks:
+            return x[:0], x[:0]
+        i, j = map(np.asarray, zip(*picks))
+        return x[i], image_views.to_float(torch.as_tensor(split.x[j]), "cpu")
+
+    y, every = split.y, np.arange(n)
+    if y is not None and len(set(y[a].tolist())) > 1:
+        out["one class, two images"] = partner(lambda i: every[(y == y[i]) & (every != i)])
+        out["two classes"] = partner(lambda i: every[y != y[i]])
+    else:
+        out["two images"] = partner(lambda i: every[every != i])
+    return {k: v for k, v in out.items() if len(v[0])}
+
+
+@torch.no_grad()
+def pair_energies(model, pairs: dict, batch: int = 64) -> dict[str, list[float]]:
+    """`model.energy` on every pair of `energy_pairs`, in batches."""
+    model.eval()
+    return {k: torch.cat([model.energy(x[i : i + batch], y[i : i + batch]) for i in range(0, len(x), batch)]
+                         ).tolist() for k, (x, y) in pairs.items()}
+
+
+def energy_evaluation(run_dir, info: dict, root=None, pairs: int = ENERGY_PAIRS) -> dict:
+    """The run evaluation "energy" of an image method with an energy (joint-embedding: 1 - cosine of its
+    projections; I-JEPA: its prediction error): the energy of held-out pairs of each kind of `energy_pairs`, their
+    means and spreads, and how well it tells two views of one image from images of two classes (ROC AUC: the chance
+    that such a compatible pair scores below such an incompatible one; 0.5 = not at all). The report plots the
+    distributions."""
+    from sklearn.metrics import roc_auc_score
+
+    from sslab.data import load_data
+    from sslab.engine import load_method
+
+    model, _ = load_method(run_dir)
+    splits = load_data(info["data"], root, kind="image")
+    split = splits.test if splits.test is not None and len(splits.test) else splits.train
+    energies = pair_energies(model, energy_pairs(split, info["image_size"], pairs))
+    stats = {k: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else None, "n": len(v)}
+             for k, v in energies.items()}
+    kinds = list(energies)
+    compatible, incompatible = energies[kinds[0]], energies[kinds[-1]]
+    auc = float(roc_auc_score([0] * len(compatible) + [1] * len(incompatible), compatible + incompatible)) \
+        if len(kinds) > 1 else None
+    note = getattr(model, "energy_note", None) or "1 - cosine similarity of the method's projections"
+    lines = [f"{k}: {s['mean']:.4f}" + (f" ± {s['std']:.4f}" if s["std"] is not None else "") + f" (n={s['n']})"
+             for k, s in stats.items()]
+    if auc is not None:
+        lines.append(f"{kinds[0]} against {kinds[-1]}: ROC AUC {auc:.3f} (chance that the compatible pair has the "
+                     "lower energy; 0.5 = no separation)")
+    lines.append(f"energy: {note}; mean ± std over held-out pairs")
+    return {"title": "Energy of compatible and incompatible pairs",
+            "values": {"kinds": stats, "auc": auc, "note": note},
+            "lines": lines, "histogram": {"xlabel": "energy", "series": energies}}

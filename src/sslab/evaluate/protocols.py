@@ -111,18 +111,53 @@ def linear_probe(train_f, train_y, test_f, test_y, cfg: EvalConfig, seed: int, n
 def finetune(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, n_classes: int,
              augment=None, device="cpu") -> dict:
     """Train `encoder` (a copy) plus a linear task head on the labelled items `idx` of `train`; returns final
-    train/test accuracy and per-epoch curves (test curve on a fixed subset of `cfg.curve_test_images`).
+    train/test accuracy and per-epoch curves (test curve on a fixed subset of `cfg.curve_test_images`), and the
+    trained classifier as "model" (the teacher of `self_train`; not saved).
     `augment(raw_batch, generator)`: the data kind's supervised augmentation, or None."""
     torch.manual_seed(seed)
     model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(encoder.dim, n_classes))
-    return fit_classifier(model, train, idx, test, cfg, seed, augment, device)
+    return {**fit_classifier(model, train, idx, test, cfg, seed, augment, device), "model": model}
+
+
+def self_train(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, n_classes: int,
+               augment=None, device="cpu", teacher: nn.Module | None = None) -> dict:
+    """The unlabelled training data used again after fine-tuning (SimCLR v2's distillation, Chen et al. 2020): the
+    fine-tuned `teacher` (the finetune protocol's model for the same labels and seed; trained here when None) gives
+    every training item its class probabilities at temperature `cfg.selftrain_temperature`; a student -- a fresh
+    copy of the same pretrained encoder with a new head -- learns them on every item (the labelled ones keep their
+    true labels) for `cfg.selftrain_images` images, with the data kind's supervised augmentation. Train accuracy is
+    the student's on the labelled items."""
+    if teacher is None:
+        teacher = finetune(encoder, train, idx, test, cfg, seed, n_classes, None, device)["model"]
+    every = np.arange(len(train))
+    with torch.no_grad():
+        teacher.eval()
+        order = by_length(train, torch.as_tensor(every))
+        logits = torch.cat([teacher(to_device(train.batch(order[i : i + 1024]), device)).float().cpu()
+                            for i in range(0, len(order), 1024)])[torch.argsort(order)]
+    soft = F.softmax(logits / cfg.selftrain_temperature, dim=1)
+    soft[torch.as_tensor(idx)] = F.one_hot(torch.as_tensor(train.y[idx]), n_classes).float()
+    soft = soft.to(device)
+    torch.manual_seed(seed)
+    student = nn.Sequential(copy.deepcopy(encoder), nn.Linear(encoder.dim, n_classes))
+    budget = cfg.model_copy(update={"finetune_images": cfg.selftrain_images, "finetune_epochs": 1_000_000})
+    out = fit_classifier(student, train, every, test, budget, seed, augment, device,
+                         loss_fn=lambda x, b: -(soft[b] * F.log_softmax(student(x), dim=1)).sum(1).mean(),
+                         by_index=True)
+    return {**out, "train_acc": evaluate_accuracy(student, train, torch.as_tensor(idx), device),
+            "agreement": float((logits.argmax(1)[torch.as_tensor(every)] == torch.as_tensor(train.y)).float().mean())}
+
+
+TRAIN_ACC_ITEMS = 10_000  # final train accuracy on a fixed sample of at most this many labelled items (a ViT on the
+# CPU spends 2 minutes reading all 60,000 Fashion-MNIST images once more)
 
 
 def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, augment=None,
-                   device="cpu", loss_fn=None) -> dict:
+                   device="cpu", loss_fn=None, by_index: bool = False) -> dict:
     """Train `model` (raw batch -> class scores) in place on the items `idx` of `train`, by cross-entropy on its
-    scores or by `loss_fn(batch, y)`, on the fine-tuning schedule of `cfg` (AdamW, one-cycle learning rate, epochs
-    from the label count); returns final train/test accuracy and the curves."""
+    scores or by `loss_fn(batch, y)` (`by_index`: y is the batch's item indices), on the fine-tuning schedule of `cfg` (AdamW, one-cycle learning rate, epochs
+    from the label count; when there are more labelled items than `cfg.finetune_images`, part of one epoch: that
+    many images, at least `finetune_min_steps` batches); returns final train/test accuracy and the curves."""
     g = torch.Generator().manual_seed(seed)
     model = model.to(device).to(memory_format=torch.channels_last)
     idx = torch.as_tensor(idx, dtype=torch.long)
@@ -131,21 +166,26 @@ def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConf
     per_epoch = math.ceil(len(idx) / bs)
     epochs = max(1, min(cfg.finetune_epochs, cfg.finetune_images // len(idx)))
     epochs = max(epochs, math.ceil(cfg.finetune_min_steps / per_epoch))  # tiny label sets still train enough
+    steps = epochs * per_epoch
+    if cfg.finetune_images < len(idx):  # more labels than the image budget: part of one epoch, as stated
+        steps = max(cfg.finetune_min_steps, math.ceil(cfg.finetune_images / bs))
+        epochs = math.ceil(steps / per_epoch)
     curve_every = max(1, epochs // cfg.curve_points)
     groups = lr_groups(model, cfg.finetune_lr, cfg.layer_decay)
     opt = torch.optim.AdamW(groups, lr=cfg.finetune_lr, weight_decay=5e-4)
-    total = max(4, epochs * per_epoch)  # warm-up: 10% of the steps, at least 2 (OneCycleLR divides by its phases)
+    total = max(4, steps)  # warm-up: 10% of the steps, at least 2 (OneCycleLR divides by its phases)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups], total_steps=total,
                                                 pct_start=max(0.1, 2.5 / total))
     g_aug = torch.Generator(device=device).manual_seed(seed)
     sub = torch.as_tensor(np.random.default_rng(0).permutation(len(test))[: cfg.curve_test_images])
-    curve = []
+    curve, done = [], 0
     for epoch in range(epochs):
         model.train()
-        perm = idx[torch.randperm(len(idx), generator=g)]
+        perm = idx[torch.randperm(len(idx), generator=g)][: (steps - done) * bs]
         for i in range(0, len(perm), bs):
             b = perm[i : i + bs]
-            x, y = to_device(train.batch(b), device), y_all[b].to(device)
+            done += 1
+            x, y = to_device(train.batch(b), device), (b if by_index else y_all[b]).to(device)
             if augment is not None:
                 x = augment(x, g_aug)
             loss = loss_fn(x, y) if loss_fn is not None else F.cross_entropy(model(x), y)
@@ -156,8 +196,9 @@ def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConf
         if (epoch + 1) % curve_every == 0 or epoch == epochs - 1:
             train_acc = evaluate_accuracy(model, train, idx[: cfg.curve_test_images], device)
             test_acc = evaluate_accuracy(model, test, sub, device)
-            curve.append({"epoch": epoch + 1, "train_acc": train_acc, "test_acc": test_acc})
-    return {"train_acc": evaluate_accuracy(model, train, idx, device),
+            curve.append({"epoch": done // per_epoch if done % per_epoch == 0 else round(done / per_epoch, 3), "train_acc": train_acc, "test_acc": test_acc})
+    seen = idx[torch.randperm(len(idx), generator=torch.Generator().manual_seed(0))[:TRAIN_ACC_ITEMS]]
+    return {"train_acc": evaluate_accuracy(model, train, seen, device),
             "test_acc": evaluate_accuracy(model, test, torch.arange(len(test)), device), "curve": curve}
 
 

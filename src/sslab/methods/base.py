@@ -196,6 +196,7 @@ class JointEmbedding(Method):
     # Off elsewhere: DINO's head emits logits with a large shared component, and on digits eval-mode projections
     # of SwAV / MoCo read as squeezed early in healthy runs.
     check_projection: bool = False
+    run_evaluations = ("energy",)  # the energy of compatible / incompatible held-out pairs, in the log and report
 
     @classmethod
     def build_net(cls, backbone: str, meta: dict) -> nn.Module:

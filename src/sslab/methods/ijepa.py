@@ -24,6 +24,7 @@ from sslab.views import image as image_views
 @register("ijepa")
 class IJEPA(ViTMethod):
     no_decay = (*ViTMethod.no_decay, "predictor_pos")
+    run_evaluations = ("energy",)  # on the same held-out pairs as the joint-embedding methods (evaluate.image)
     energy_note = ("smooth-L1 error of the second image's target representations predicted from the first's "
                    "context, averaged over 8 draws of the masks; lower = more compatible")
 

@@ -23,8 +23,12 @@ RESNETS: dict[str, tuple[tuple[int, ...], tuple[int, ...], int]] = {
 
 
 # Vision Transformers (Dosovitskiy et al. 2021) on timm's blocks: name -> (width, depth, heads), the sizes of
-# DeiT / the MAE paper. `vit-tiny` picks its patch from the image side (`vit_patch`); `vit-tiny/2` names it.
+# DeiT / the MAE paper, and `vit-mini` for CPU studies: training a classifier on 28-px images (49 patches, batch 128,
+# 2 cores) measured resnet-s2 778 images/s, vit-tiny 47, 192 x 6 blocks 87, vit-mini 148, 128 x 4 blocks 240; the
+# mini is the smallest that keeps MAE's depth for a 2-block decoder to sit on. `vit-tiny` picks its patch from the
+# image side (`vit_patch`); `vit-tiny/2` names it.
 VITS: dict[str, tuple[int, int, int]] = {
+    "vit-mini": (128, 6, 4),
     "vit-tiny": (192, 12, 3),
     "vit-small": (384, 12, 6),
     "vit-base": (768, 12, 12),
