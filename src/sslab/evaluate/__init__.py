@@ -120,7 +120,13 @@ def run_evaluations(run_dir, info: dict, root=None) -> dict:
     from sslab.methods import METHODS
 
     names = getattr(METHODS.get(info.get("method")), "run_evaluations", ())
-    return {name: RUN_EVALUATIONS[name](run_dir, info, root) for name in names}
+    out = {}
+    for name in names:
+        try:
+            out[name] = RUN_EVALUATIONS[name](run_dir, info, root)
+        except SslabError as err:  # e.g. the run's data set is gone: the rest of the evaluation stands
+            out[name] = {"title": f"{name} (not measured)", "lines": [f"not measured: {err}"], "values": {}}
+    return out
 
 
 def kind_adapter(kind: str):
