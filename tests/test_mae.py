@@ -233,3 +233,34 @@ def test_finetune_budget_under_one_epoch_is_kept():
     seen.clear()
     fit_classifier(Net(), Split(), np.arange(40), Split(), cfg.model_copy(update={"finetune_epochs": 2}), seed=0)
     assert sum(seen) == 80  # 2 whole epochs of the 40 labelled images
+
+
+def test_scratch_baselines_train_every_layer_at_one_rate(monkeypatch):
+    """Layer-wise decay is for fine-tuning pretrained layers: the scratch baselines get layer_decay 1, the
+    pretrained encoder the configured 0.75."""
+    import dataclasses
+
+    import numpy as np
+
+    from sslab.config import EvalConfig
+    from sslab.data import DataSplits, ImageData
+    from sslab.evaluate import PROTOCOLS, evaluate_encoder
+
+    seen = {}
+
+    def fake(net, train, idx, test, cfg, seed, n_classes, augment=None, device="cpu"):
+        seen[net is encoder] = cfg.layer_decay
+        return {"train_acc": 1.0, "test_acc": 1.0, "curve": None}
+
+    monkeypatch.setitem(PROTOCOLS, "finetune", dataclasses.replace(PROTOCOLS["finetune"], fn=fake))
+    x = np.random.default_rng(0).integers(0, 256, (40, 16, 16, 1), dtype=np.uint8)
+    y = np.arange(40) % 2
+    splits = DataSplits(ImageData(x, y, ["a", "b"], "toy"), ImageData(x[:10], y[:10], ["a", "b"], "toy"))
+    from sslab.methods.base import ImageEncoder
+
+    encoder = ImageEncoder(build_backbone("vit-tiny", 1, image_size=16))
+    info = {"kind": "image", "image_size": 16, "in_chans": 1}
+    evaluate_encoder(encoder, info, splits, EvalConfig(fractions=[1.0], seeds=1, protocols=["finetune"],
+                                                       baselines=["scratch"]), log=lambda s: None,
+                     fresh=lambda seed: ImageEncoder(build_backbone("vit-tiny", 1, image_size=16)))
+    assert seen == {True: 0.75, False: 1.0}

@@ -134,8 +134,9 @@ class EvalConfig(_Strict):
     finetune_min_steps: int = Field(200, gt=0, description="least optimiser steps per fine-tune run")
     curve_points: int = Field(10, gt=1, description="points on each train/test curve")
     finetune_lr: float = Field(1e-3, gt=0)
-    layer_decay: float = Field(0.75, gt=0, le=1, description="fine-tuning a Vision Transformer: each block learns at "
-                               "this times the rate of the block above it (MAE's layer-wise decay); 1 = off")
+    layer_decay: float = Field(0.75, gt=0, le=1, description="fine-tuning a pretrained Vision Transformer (not the "
+                               "scratch baselines): each block learns at this times the rate of the block above it "
+                               "(MAE's layer-wise decay); 1 = off")
     selftrain_images: int = Field(60_000, gt=0, description="images the self-training student sees")
     selftrain_temperature: float = Field(1.0, gt=0, description="temperature of the teacher's soft labels")
     finetune_aug: bool = Field(False, description="augment while fine-tuning the SSL encoder (measured: hurts at 1%)")

@@ -190,6 +190,9 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
         for p in cfg.protocols:
             if not PROTOCOLS[p].applies(encoder) and p in trained:
                 log(f"{p}: not for this {name} model (text2text needs an encoder-decoder such as t5), skipped")
+    # a network trained from random init learns at one rate in every layer: layer-wise decay is for fine-tuning
+    # pretrained layers (on vit-mini at 1% of Fashion-MNIST scratch reached 53.9 +- 0.5 with decay 0.75)
+    scratch_cfg = cfg.model_copy(update={"layer_decay": 1.0})
     total = sum(1 for f in cfg.fractions for s in range(cfg.seeds) if not (s >= cfg.finetune_seeds_large and f >= 0.1))
     done = 0
 
@@ -229,8 +232,9 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
             for i, (init, net, protocol, aug) in enumerate(inits):
                 teacher = PROTOCOLS[protocol].teacher
                 kw = {"teacher": models.get((init, teacher))} if teacher else {}
-                res = PROTOCOLS[protocol].fn(net, tr, idx, te, cfg, seed, n_classes, augment if aug else None, device,
-                                             **kw)
+                run_cfg = scratch_cfg if init in ("scratch", "scratch+aug") else cfg
+                res = PROTOCOLS[protocol].fn(net, tr, idx, te, run_cfg, seed, n_classes, augment if aug else None,
+                                             device, **kw)
                 models[(init, protocol)] = res.pop("model", None)
                 record(init, protocol, fraction, seed, len(idx), res)
                 if progress is not None and i + 1 < len(inits):  # a ViT's fine-tune run takes minutes on a CPU
