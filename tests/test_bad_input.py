@@ -213,6 +213,9 @@ BAD_ARGS = {  # case -> (command line, words of the error line)
     "labels-empty": (["study", "--labels", ""], ["eval.fractions"]),
     "unknown-protocol": (["study", "eval.protocols=[knn,telepathy]"], ["eval.protocols"]),
     "unknown-option": (["pretrain", "--frobnicate", "3"], ["--frobnicate"]),
+    "pretrain-data-missing": (["study", "--pretrain-data", "no/such/folder"], ["data folder not found"]),
+    "pretrain-data-text-for-images": (["study", "--pretrain-data", "tinyshakespeare"], ["text"]),
+    "selftrain-images-zero": (["study", "eval.selftrain_images=0"], ["eval.selftrain_images"]),
 }
 
 
