@@ -194,3 +194,23 @@ def test_dropout_method_arg(tmp_path):
     assert rates == {0.2} and model.net.config.resid_pdrop == 0.2
     with pytest.raises(sslab.SslabError, match="dropout"):
         build_for_data("gpt", "tiny", {"dropout": 1.5}, meta)
+
+
+@needs_trec
+@needs_shakespeare
+def test_study_pretrains_on_other_text(tmp_path, capsys, monkeypatch):
+    """`sslab study --data questions.txt --pretrain-data tinyshakespeare`: the tokenizer and the encoder come from
+    the other corpus (labels unused), the task is evaluated on them, and the report names both."""
+    monkeypatch.chdir(tmp_path)
+    lines = (ROOT / "sentences" / "TREC.train").read_bytes().decode("latin-1").splitlines()[:600]
+    data = tmp_path / "questions.txt"
+    data.write_text("\n".join(f"{ln.split(':')[0]} {ln.split(' ', 1)[1]}" for ln in lines) + "\n")
+    code = main(["study", "--data", str(data), "--pretrain-data", "tinyshakespeare", "--method", "gpt", "--budget",
+                 "3s", "--out", str(tmp_path / "run"), "pretrain.backbone=tiny", "eval.fractions=[1.0]",
+                 "eval.seeds=1", "eval.protocols=[knn]", "eval.baselines=[]"])
+    assert code == 0, capsys.readouterr().err
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["data"] == "tinyshakespeare"
+    assert res["data"]["name"] == "questions" and res["pretrain_data"]["classes"] == []
+    assert res["runs"] and all(r["test_acc"] > 0 for r in res["runs"])
+    assert "transferred to questions" in (tmp_path / "run" / "report.html").read_text()
