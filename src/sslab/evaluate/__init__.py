@@ -235,7 +235,9 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
                 run_cfg = scratch_cfg if init in ("scratch", "scratch+aug") else cfg
                 res = PROTOCOLS[protocol].fn(net, tr, idx, te, run_cfg, seed, n_classes, augment if aug else None,
                                              device, **kw)
-                models[(init, protocol)] = res.pop("model", None)
+                model = res.pop("model", None)
+                if any(PROTOCOLS[p].teacher == protocol for p in trained):  # kept only when a later one needs it
+                    models[(init, protocol)] = model
                 record(init, protocol, fraction, seed, len(idx), res)
                 if progress is not None and i + 1 < len(inits):  # a ViT's fine-tune run takes minutes on a CPU
                     progress.update((done + (i + 1) / len(inits)) / total, f"{fraction:.0%} labels, seed {seed}")

@@ -125,7 +125,7 @@ def energy_pairs(split, size: int, pairs: int = ENERGY_PAIRS, seed: int = 0) -> 
     out = {"two views of one image": (x, aug(x, torch.Generator().manual_seed(seed)))}
 
     def partner(pool) -> tuple[torch.Tensor, torch.Tensor]:
-        picks = [(i, rng.choice(p)) for i, p in zip(range(len(a)), map(pool, a)) if len(p)]
+        picks = [(i, rng.choice(p)) for i, p in enumerate(map(pool, a)) if len(p)]
         if not picks:
             return x[:0], x[:0]
         i, j = map(np.asarray, zip(*picks))

@@ -130,11 +130,7 @@ def self_train(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig
     if teacher is None:
         teacher = finetune(encoder, train, idx, test, cfg, seed, n_classes, None, device)["model"]
     every = np.arange(len(train))
-    with torch.no_grad():
-        teacher.eval()
-        order = by_length(train, torch.as_tensor(every))
-        logits = torch.cat([teacher(to_device(train.batch(order[i : i + 1024]), device)).float().cpu()
-                            for i in range(0, len(order), 1024)])[torch.argsort(order)]
+    logits = extract_features(teacher, train, device)  # the teacher's class scores of every training item
     soft = F.softmax(logits / cfg.selftrain_temperature, dim=1)
     soft[torch.as_tensor(idx)] = F.one_hot(torch.as_tensor(train.y[idx]), n_classes).float()
     soft = soft.to(device)
@@ -145,7 +141,7 @@ def self_train(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig
                          loss_fn=lambda x, b: -(soft[b] * F.log_softmax(student(x), dim=1)).sum(1).mean(),
                          by_index=True)
     return {**out, "train_acc": evaluate_accuracy(student, train, torch.as_tensor(idx), device),
-            "agreement": float((logits.argmax(1)[torch.as_tensor(every)] == torch.as_tensor(train.y)).float().mean())}
+            "agreement": float((logits.argmax(1) == torch.as_tensor(train.y)).float().mean())}
 
 
 TRAIN_ACC_ITEMS = 10_000  # final train accuracy on a fixed sample of at most this many labelled items (a ViT on the
@@ -155,8 +151,8 @@ TRAIN_ACC_ITEMS = 10_000  # final train accuracy on a fixed sample of at most th
 def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, augment=None,
                    device="cpu", loss_fn=None, by_index: bool = False) -> dict:
     """Train `model` (raw batch -> class scores) in place on the items `idx` of `train`, by cross-entropy on its
-    scores or by `loss_fn(batch, y)` (`by_index`: y is the batch's item indices), on the fine-tuning schedule of `cfg` (AdamW, one-cycle learning rate, epochs
-    from the label count; when there are more labelled items than `cfg.finetune_images`, part of one epoch: that
+    scores or by `loss_fn(batch, y)` (`by_index`: y is the batch's item indices), on the fine-tuning schedule of
+    `cfg` (AdamW, one-cycle learning rate, epochs from the label count; when there are more labelled items than `cfg.finetune_images`, part of one epoch: that
     many images, at least `finetune_min_steps` batches); returns final train/test accuracy and the curves."""
     g = torch.Generator().manual_seed(seed)
     model = model.to(device).to(memory_format=torch.channels_last)
