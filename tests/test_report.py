@@ -165,7 +165,8 @@ def test_summarize_known_values():
     s = by[("scratch", "finetune", 0.01)]
     assert s["n"] == 1 and s["std"] == 0.0 and s["train_mean"] is None and s["mean"] == pytest.approx(0.5)
     for row in rows:
-        assert set(row) == {"init", "protocol", "fraction", "mean", "std", "n", "train_mean"}
+        assert set(row) == {"init", "protocol", "fraction", "mean", "std", "n", "train_mean", "unconverged", "judged"}
+        assert row["unconverged"] == row["judged"] == 0  # no run here says whether it converged
     # ordering: ssl before scratch before unknown inits; fractions ascending within a key
     order = [(r["init"], r["fraction"]) for r in rows]
     assert order == [("ssl", 0.01), ("ssl", 0.1), ("scratch", 0.01), ("newthing", 1.0)]

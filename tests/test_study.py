@@ -59,14 +59,15 @@ def test_summary_has_seed_spread(results):
     assert keys == expected
     for s in res["summary"]:
         assert s["std"] >= 0.0
-        # fine-tuning at fractions >= 10% runs finetune_seeds_large (= 1) seed; the rest run eval.seeds = 2
-        # kNN with all labels has no randomness: one run, not two identical ones printed as "± 0.0"
-        one = s["protocol"] in ("finetune", "selftrain") or (s["protocol"] == "knn" and s["fraction"] == 1.0)
+        # every protocol runs eval.seeds = 2 (finetune_seeds_large, 3, does not raise it); kNN with all labels
+        # has no randomness: one run, not two identical ones printed as "± 0.0"
+        one = s["protocol"] == "knn" and s["fraction"] == 1.0
         assert s["n"] == (1 if one else 2), s
     # different label subsets at 10% give different kNN accuracies
     assert _mean(res, "ssl", "knn", 0.1)["std"] > 0
     n_labels = {r["n_labels"] for r in res["runs"] if r["fraction"] == 1.0}
-    assert n_labels == {res["data"]["n_train"]}
+    assert n_labels == {res["data"]["n_train"] - res["data"]["n_val"]}
+    assert res["data"]["n_val"] == res["data"]["n_train"] // 10  # a tenth held out for validation
 
 
 def test_self_training_row(results):
@@ -75,9 +76,45 @@ def test_self_training_row(results):
     labels of the unlabelled images far above chance."""
     _, res, _ = results
     rows = [r for r in res["runs"] if r["protocol"] == "selftrain"]
-    assert [(r["init"], r["fraction"]) for r in rows] == [("ssl", 0.1)]  # one seed at >= 10%, as fine-tuning
+    assert [(r["init"], r["fraction"], r["seed"]) for r in rows] == [("ssl", 0.1, 0), ("ssl", 0.1, 1)]
     assert all(0.5 < r["agreement"] <= 1 and r["test_acc"] > 0.5 for r in rows)
     assert not any("model" in r for r in res["runs"])
+
+
+def test_runs_stop_on_validation(results):
+    """Every supervised run trains until accuracy on the held-out validation items stops rising, or is marked as
+    stopped at its cap (here eval.finetune_epochs=4 caps most of them): each says which, with its validation
+    accuracy and epochs; the findings draw no conclusion from a comparison with an unconverged run."""
+    _, res, logged = results
+    trained = [r for r in res["runs"] if r["protocol"] in ("finetune", "selftrain")]
+    assert trained and all(r["converged"] in (True, False) and 0 < r["val_acc"] <= 1 and r["epochs"] > 0
+                           for r in trained)
+    frozen = [r for r in res["runs"] if r["protocol"] in ("knn", "linear", "logreg")]
+    assert all(r.get("converged") is None for r in frozen)
+    assert any("validation: 143 training images held out" in line for line in logged)
+    for r in trained:
+        assert all("val_acc" in p for p in r["curve"])
+        if r["converged"]:  # stopped by the rule: the weights kept are those of the best validation check
+            assert r["val_acc"] == max(p["val_acc"] for p in r["curve"])
+    for s in res["summary"]:
+        if (s["init"], s["protocol"]) in (("scratch", "finetune"), ("ssl", "finetune")):
+            assert s["judged"] == s["n"] and s["unconverged"] == sum(
+                r["converged"] is False for r in trained if (r["init"], r["protocol"], r["fraction"]) ==
+                (s["init"], s["protocol"], s["fraction"]))
+
+
+def test_no_conclusion_from_unconverged_runs():
+    """A comparison that involves a run stopped at its cap says so instead of a verdict."""
+    from sslab.study import findings
+
+    summary = [_row("scratch", "finetune", 1.0, 0.89), {**_row("scratch+aug", "finetune", 1.0, 0.86), "unconverged": 2},
+               _row("ssl", "finetune", 1.0, 0.90)]
+    text = " ".join(findings(summary, 60000, "crops and flips"))
+    assert ("Augmentation (crops and flips) at 100% labels: 89.0% ± 1.0% (n=3) -> 86.0% ± 1.0% (n=3); scratch+aug "
+            "finetune stopped at its cap before validation accuracy stopped rising in 2 of 3 runs: no conclusion is "
+            "drawn.") in text
+    assert "lowers" not in text
+    assert "SSL pretraining (best protocol: finetune, 90.0% ± 1.0% (n=3)) adds 1.0%" in text
 
 
 def test_findings_and_files(results):
@@ -149,3 +186,23 @@ def test_pretrain_on_other_data(tmp_path, monkeypatch, capsys):
     assert json.loads((out / "run.json").read_text())["data"] == str(folder)
     assert {r["init"] for r in res["runs"]} == {"ssl", "scratch"}
     assert "Pretrained on unlabelled (300 images, labels unused), transferred to digits" in (out / "report.html").read_text()
+
+
+def test_pretraining_seeds(tmp_path, monkeypatch):
+    """`pretrain_seeds=2`: a second pretraining run (seed 1, in its own folder) evaluated with every protocol and
+    no baseline; the ssl rows' spread is over both runs and the label subsets, the spread of the two runs' means
+    is a finding, and the baselines run once."""
+    monkeypatch.setenv("SSLAB_CACHE", str(tmp_path / "cache"))
+    cfg = load_config(StudyConfig, overrides=["data=digits", "pretrain.budget=3", "pretrain.batch_size=128",
+                                              "pretrain_seeds=2", "eval.seeds=2", "eval.fractions=[0.1]",
+                                              "eval.protocols=[knn,linear]", "eval.baselines=[pixels]"])
+    res = sslab.study(cfg, tmp_path / "study", log=lambda line: None, show_progress=False)
+    assert (tmp_path / "study" / "pretrain-seed1" / "run.json").is_file()
+    assert [r["seed"] for r in res["pretrain_runs"]] == [0, 1]
+    ssl = [r for r in res["runs"] if r["init"] == "ssl"]
+    assert sorted({r["pretrain_seed"] for r in ssl}) == [0, 1] and len(ssl) == 8  # 2 runs x 2 protocols x 2 seeds
+    assert len([r for r in res["runs"] if r["init"] == "pixels"]) == 2
+    linear = _mean(res, "ssl", "linear", 0.1)
+    assert linear["n"] == 4 and linear["pretrain_runs"] == 2 and linear["pretrain_std"] >= 0
+    assert any(f.startswith("Over 2 pretraining runs, ssl linear at 10% labels has means that spread by")
+               for f in res["findings"])

@@ -115,23 +115,38 @@ def scaled_lr(cfg: PretrainConfig, global_batch: int) -> float:
 class EvalConfig(_Strict):
     fractions: list[float] = [0.01, 0.1, 1.0]
     protocols: list[Literal["knn", "linear", "finetune", "selftrain", "text2text"]] = Field(
-        ["knn", "linear", "finetune"], description="text2text (label words written by the decoder) runs on "
+        ["knn", "linear", "finetune", "selftrain"], description="text2text (label words written by the decoder) runs on "
         "encoder-decoder models (t5; its recipe adds it); selftrain distils the fine-tuned model into a fresh copy "
         "of the pretrained encoder on all the unlabelled training data (after finetune; not at 100% labels)")
     baselines: list[Literal["scratch", "scratch+aug", "raw", "pixels", "tfidf"]] = Field(
         ["scratch", "scratch+aug", "raw"], description="raw: the data kind's no-learning baseline (logistic regression "
         "on raw pixels for images, on TF-IDF bag-of-words for text; 'pixels' and 'tfidf' name it too)")
     seeds: int = Field(5, ge=1, description="label subsets / head initialisations per fraction")
-    finetune_seeds_large: int = Field(1, ge=1, description="seeds for fine-tuning at fractions >= 10% (costly)")
+    finetune_seeds_large: int = Field(3, ge=1, description="seeds for fine-tuning at fractions >= 10% (costly)")
+    val_items: int = Field(2000, ge=0, description="training items held out of every labelled subset (at most a "
+                           "tenth of them, stratified, the same for every fraction and seed): fine-tuning stops on "
+                           "their accuracy and is marked converged or not by it; 0 = none (fixed budgets)")
     knn_k: int = Field(20, gt=0)
     knn_temperature: float = Field(0.07, gt=0)
     linear_epochs: int = Field(100, gt=0)
     linear_steps: int = Field(1500, gt=0, description="cap on linear-probe steps (epochs shrink for big label sets)")
     linear_cv: bool = Field(False, description="linear probe by scikit-learn logistic regression with its L2 strength "
                             "chosen by 3-fold cross-validation on the labelled subset (no per-epoch curve)")
-    finetune_epochs: int = Field(50, gt=0, description="most epochs of a fine-tune run")
-    finetune_images: int = Field(60_000, gt=0, description="cap on images seen per fine-tune run")
+    finetune_until: Literal["plateau", "budget"] = Field("plateau", description="plateau: a supervised run trains "
+                                                         "at a constant rate after warm-up, divides it by 10 when "
+                                                         "validation accuracy stops rising (finetune_patience checks), "
+                                                         "stops at the next such plateau and keeps its best weights; "
+                                                         "one that reaches the image/epoch cap first is marked not "
+                                                         "converged. budget: a one-cycle schedule over the cap")
+    finetune_epochs: int = Field(200, gt=0, description="most epochs of a fine-tune run")
+    finetune_images: int = Field(2_000_000, gt=0, description="most images seen per fine-tune run")
     finetune_min_steps: int = Field(200, gt=0, description="least optimiser steps per fine-tune run")
+    check_images: int = Field(5000, gt=0, description="images trained between validation checks (at least an "
+                              "epoch)")
+    finetune_patience: int = Field(2, ge=1, description="validation checks without a new best before the rate drops "
+                                   "(or the run stops)")
+    finetune_lr_drops: int = Field(1, ge=0, description="times the rate is divided by 10 before a plateau stops the "
+                                   "run")
     curve_points: int = Field(10, gt=1, description="points on each train/test curve")
     finetune_lr: float = Field(1e-3, gt=0)
     layer_decay: float = Field(0.75, gt=0, le=1, description="fine-tuning a pretrained Vision Transformer (not the "
@@ -180,6 +195,9 @@ class StudyConfig(_Strict):
         if not v or any(p.count("{}") != 1 for p in v):
             raise ValueError("each prompt must hold one {} where the class name goes")
         return v
+    pretrain_seeds: int = Field(1, ge=1, description="pretraining runs (seeds pretrain.seed, +1, ...), each "
+                                "evaluated with every protocol; the ssl rows' spread is then over pretraining runs and "
+                                "label subsets together (the baselines do not depend on pretraining: run once)")
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 

@@ -99,6 +99,10 @@ def spread_text(d: dict, compact: bool = False, pct=None) -> str:
         return f"{pct(d['mean'])} (one run)"
     if not d["std"]:
         return f"{pct(d['mean'])} (all {d['n']} runs equal)"
+    if d.get("pretrain_runs"):  # n counts pretraining runs x label subsets
+        runs = f"{d['pretrain_runs']} pretrainings"
+        return (f"{pct(d['mean'])}±{pct(d['std'])} n={d['n']}, {runs}" if compact else
+                f"{pct(d['mean'])} ± {pct(d['std'])} (n={d['n']}: {runs} x label subsets)")
     return f"{pct(d['mean'])}±{pct(d['std'])} n={d['n']}" if compact else f"{pct(d['mean'])} ± {pct(d['std'])} (n={d['n']})"
 
 
@@ -168,7 +172,8 @@ def summarize(results: dict) -> list[dict]:
     Returns one dict per group: ``init, protocol, fraction, mean, std, n, train_mean``
     where ``mean``/``std`` are over the runs' ``test_acc`` (``std`` is the sample standard
     deviation, 0.0 when n == 1) and ``train_mean`` is the mean ``train_acc`` (None when no
-    run has one). Runs without a usable init/protocol/fraction/test_acc are ignored.
+    run has one); ``unconverged`` counts the runs that stopped at their cap before validation
+    accuracy stopped rising, ``judged`` those whose convergence was judged at all. Runs without a usable init/protocol/fraction/test_acc are ignored.
     Sorted by a stable display order (init, protocol, fraction).
     """
     groups: "OrderedDict[tuple, dict]" = OrderedDict()
@@ -177,8 +182,12 @@ def summarize(results: dict) -> list[dict]:
         if init is None or proto is None or frac is None or acc is None:
             continue
         key = (str(init), str(proto), round(frac, 9))
-        g = groups.setdefault(key, {"test": [], "train": []})
+        g = groups.setdefault(key, {"test": [], "train": [], "unconverged": 0, "judged": 0, "by_pretrain": {}})
         g["test"].append(acc)
+        if r.get("pretrain_seed") is not None:
+            g["by_pretrain"].setdefault(r["pretrain_seed"], []).append(acc)
+        g["unconverged"] += r.get("converged") is False
+        g["judged"] += r.get("converged") is not None
         tr = _num(r.get("train_acc"))
         if tr is not None:
             g["train"].append(tr)
@@ -190,8 +199,14 @@ def summarize(results: dict) -> list[dict]:
         mean = sum(xs) / n
         std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
         train_mean = sum(g["train"]) / len(g["train"]) if g["train"] else None
-        rows.append({"init": init, "protocol": proto, "fraction": frac, "mean": mean, "std": std,
-                     "n": n, "train_mean": train_mean})
+        row = {"init": init, "protocol": proto, "fraction": frac, "mean": mean, "std": std,
+               "n": n, "train_mean": train_mean, "unconverged": g["unconverged"], "judged": g["judged"]}
+        if len(g["by_pretrain"]) > 1:  # several pretraining runs: the spread of their means too
+            means = [sum(v) / len(v) for v in g["by_pretrain"].values()]
+            m = sum(means) / len(means)
+            row["pretrain_runs"] = len(means)
+            row["pretrain_std"] = math.sqrt(sum((x - m) ** 2 for x in means) / (len(means) - 1))
+        rows.append(row)
     rows.sort(key=lambda d: (_key_order(d["init"], d["protocol"]), d["fraction"]))
     return rows
 
@@ -246,10 +261,12 @@ def print_summary(results: dict, console=None) -> None:
             if d is None:
                 row.append(Text("–"))
                 continue
-            txt = spread_text(d, compact=True)
+            txt = spread_text(d, compact=True) + (" †" if d.get("unconverged") else "")
             row.append(Text(txt, style="bold" if _is_best(d, best) else ""))
         table.add_row(*row)
     console.print(table)
+    if any(d.get("unconverged") for d in summary):
+        console.print("† not converged: some runs stopped at their cap while validation accuracy was still rising")
 
 
 # --------------------------------------------------------------------------- plots
@@ -620,7 +637,7 @@ def _results_table_html(summary: list[dict]) -> str:
             if d is None:
                 tds.append('<td class="num">–</td>')
                 continue
-            txt = spread_text(d)
+            txt = spread_text(d) + (" †" if d.get("unconverged") else "")
             is_best = _is_best(d, best)
             txt = f"<b>{_e(txt)}</b>" if is_best else _e(txt)
             train = f"<small>train {_e(_pct(d['train_mean']))}</small>" if d["train_mean"] is not None else ""
@@ -630,7 +647,12 @@ def _results_table_html(summary: list[dict]) -> str:
     return (f'<table class="results" id="summary-table"><thead><tr><th>init</th><th>protocol</th>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>"
             '<p class="caption">Test accuracy in %, mean ± sample std over n seeds; best mean per label fraction in '
-            "bold. Small grey number: mean final train accuracy (a large train/test gap means overfitting).</p>")
+            "bold. Small grey number: mean final train accuracy (a large train/test gap means overfitting)."
+            + (" †: some of these runs stopped at their image or epoch cap while validation accuracy was still "
+               "rising (not converged); the findings draw no conclusion from them." if any(d.get("unconverged") for d in summary) else "")
+            + (" Supervised runs trained until validation accuracy stopped rising (a fixed validation part of the "
+               "training split, never trained on), keeping their best weights." if any(d.get("judged") for d in summary) else "")
+            + "</p>")
 
 
 def _starting_points(results: dict) -> list[str]:

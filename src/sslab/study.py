@@ -24,9 +24,26 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def findings(summary: list[dict], n_train: int | None = None) -> list[str]:
+def _unconverged(*groups) -> str:
+    """'' when every run of the summarised `groups` converged or had a fixed budget; else which did not, and that no
+    conclusion is drawn from them."""
+    bad = [g for g in groups if g.get("unconverged")]
+    if not bad:
+        return ""
+    return ("; ".join(f"{g['init']} {g['protocol']} stopped at its cap before validation accuracy stopped rising in "
+                      f"{g['unconverged']} of {g['n']} runs" for g in bad) + ": no conclusion is drawn")
+
+
+def _difference(a: dict, b: dict) -> str:
+    """a's mean minus b's and whether it exceeds the seed spread, or why no conclusion is drawn."""
+    d = a["mean"] - b["mean"]
+    return _unconverged(a, b) or f"{d:+.1%}{_spread(a, b, d)}"
+
+
+def findings(summary: list[dict], n_train: int | None = None, augmentation: str | None = None) -> list[str]:
     """Plain-language answers to the study's questions, from the summarised numbers (`n_train`: the labelled
-    training items at 100%)."""
+    training items at 100%; `augmentation`: what scratch+aug does). A comparison with a run that had not converged
+    says so instead of answering."""
     get = {(s["init"], s["protocol"], s["fraction"]): s for s in summary}
     fmt = lambda s: spread_text(s, pct=lambda v: f"{v:.1%}")  # noqa: E731
     out = []
@@ -41,18 +58,23 @@ def findings(summary: list[dict], n_train: int | None = None) -> list[str]:
         a, b = get.get(("scratch+aug", "finetune", frac)), get.get(("scratch", "finetune", frac))
         if a and b:
             d = a["mean"] - b["mean"]
+            what = f" ({augmentation})" if augmentation else ""
+            if _unconverged(a, b):
+                out.append(f"Augmentation{what} at {frac:.0%} labels: {fmt(b)} -> {fmt(a)}; {_unconverged(a, b)}.")
+                continue
             verdict = "improves" if d > 0 else "lowers"
-            out.append(f"Augmentation {verdict} scratch test accuracy at {frac:.0%} labels: {fmt(b)} -> {fmt(a)} "
-                       f"({d:+.1%}{_spread(a, b, d)}).")
+            out.append(f"Augmentation{what} {verdict} scratch test accuracy at {frac:.0%} labels: {fmt(b)} -> "
+                       f"{fmt(a)} ({d:+.1%}{_spread(a, b, d)}).")
     for frac in sorted({k[2] for k in get}):  # the question "how much does SSL add over training from scratch?"
         ssl = [v for k, v in get.items() if k[0] == "ssl" and k[2] == frac]
         b = get.get(("scratch", "finetune", frac))
         if ssl and b:
             s = max(ssl, key=lambda v: v["mean"])
             d = s["mean"] - b["mean"]
+            verdict = (f"; {_unconverged(s, b)}" if _unconverged(s, b) else
+                       f" {'adds' if d > 0 else 'loses'} {abs(d):.1%}{_spread(s, b, d)}")
             out.append(f"Against the same network trained from scratch at {frac:.0%} labels ({fmt(b)}), SSL pretraining "
-                       f"(best protocol: {s['protocol']}, {fmt(s)}) {'adds' if d > 0 else 'loses'} {abs(d):.1%}"
-                       f"{_spread(s, b, d)}.")
+                       f"(best protocol: {s['protocol']}, {fmt(s)}){verdict}.")
     for frac in sorted({k[2] for k in get}):  # where a pretrained foundation model stands
         found = [v for k, v in get.items() if k[0] == "foundation" and k[2] == frac]
         if found:
@@ -70,10 +92,17 @@ def findings(summary: list[dict], n_train: int | None = None) -> list[str]:
         base = [v for k, v in get.items() if k[0] != "ssl" and k[2] == frac]
         if ssl and base:
             b = max(base, key=lambda v: v["mean"])
-            parts = [f"{s['protocol']} {fmt(s)} ({s['mean'] - b['mean']:+.1%}{_spread(s, b, s['mean'] - b['mean'])})"
-                     for s in ssl]
-            out.append(f"SSL pretraining at {frac:.0%} labels, against the best baseline ({b['init']} {b['protocol']} "
-                       f"{fmt(b)}): " + "; ".join(parts) + ".")
+            head = (f"SSL pretraining at {frac:.0%} labels, against the best baseline ({b['init']} {b['protocol']} "
+                    f"{fmt(b)})")
+            if _unconverged(b):
+                out.append(f"{head}: {_unconverged(b)}.")
+                continue
+            out.append(f"{head}: " + "; ".join(f"{s['protocol']} {fmt(s)} ({_difference(s, b)})" for s in ssl) + ".")
+    for s in summary:  # how much the pretraining run itself moves the figures
+        if s.get("pretrain_runs") and s["fraction"] == min(k[2] for k in get):
+            out.append(f"Over {s['pretrain_runs']} pretraining runs, {s['init']} {s['protocol']} at {s['fraction']:.0%} "
+                       f"labels has means that spread by {s['pretrain_std']:.1%} (std of the runs' means; "
+                       f"{fmt(s)} over all).")
     return out + label_efficiency(summary, n_train)
 
 
@@ -131,7 +160,9 @@ def _spread(a: dict, b: dict, d: float) -> str:
 
 def assemble(results: dict) -> dict:
     results["summary"] = summarize(results)
-    results["findings"] = findings(results["summary"], (results.get("data") or {}).get("n_train"))
+    data = results.get("data") or {}
+    labels = data["n_train"] - data.get("n_val", 0) if data.get("n_train") else None  # labelled items at 100%
+    results["findings"] = findings(results["summary"], labels, results.get("augmentation"))
     return results
 
 
@@ -144,6 +175,13 @@ def _data_info(splits) -> dict:
     tr = splits.train
     return {"name": tr.name, "kind": tr.kind, "unit": tr.unit, "n_train": len(tr), "n_test": len(splits.test) if splits.test else 0,
             "classes": list(tr.classes), **kind_adapter(tr.kind).describe(tr)}
+
+
+def _evaluated(splits, ev: dict) -> dict:
+    """What the results say of the evaluated data: `_data_info` and the validation items held out of it, and what
+    the scratch+aug baseline's augmentation does."""
+    return {"data": {**_data_info(splits), "n_val": ev.get("val_items", 0)},
+            "augmentation": kind_adapter(splits.train.kind).AUG_NOTE}
 
 
 def _fresh(info: dict):
@@ -257,6 +295,32 @@ def adapt_foundation(pcfg, cfg: StudyConfig, splits, source, out: Path, root, lo
             "history": pre.get("history"), "health": aev["health"]}
 
 
+def more_pretraining(cfg: StudyConfig, pre: dict, source, splits, out: Path, root, log, show_progress,
+                     runs: list) -> list[dict]:
+    """Pretraining runs 2 .. `cfg.pretrain_seeds` (seeds pretrain.seed + i, in `<out>/pretrain-seed<seed>`), each
+    evaluated with every protocol and no baseline; every ssl row says its `pretrain_seed`. Returns each run's
+    epochs, time and speed, the first (`pre`, in `out`) included."""
+    first = cfg.pretrain.seed
+    for r in runs:
+        if r["init"] == "ssl":
+            r["pretrain_seed"] = first
+    out_runs = [{"seed": first, "epochs": pre["epochs"], "seconds": pre["seconds"], "units_per_s": pre["units_per_s"]}]
+    for seed in range(first + 1, first + cfg.pretrain_seeds):
+        pcfg = cfg.pretrain.model_copy(update={"seed": seed})
+        where = out / f"pretrain-seed{seed}"
+        prepared = prepare_pretraining(source, pcfg, where, root=root, corpus=cfg.corpus)
+        more = pretrain(prepared.train, pcfg, where, data_spec=cfg.pretrain_data or cfg.data,
+                        show_progress=show_progress, val_data=prepared.val)
+        log(f"pretrained {more['method']} with seed {seed}: {more['epochs']:.2f} epochs in {more['seconds']:.0f}s")
+        encoder, info = load_encoder(where)
+        ev = _evaluate(f"evaluate seed {seed}", show_progress, encoder, info, splits,
+                       cfg.eval.model_copy(update={"baselines": []}), log)
+        runs += [{**r, "pretrain_seed": seed} for r in ev["runs"]]
+        out_runs.append({"seed": seed, "epochs": more["epochs"], "seconds": more["seconds"],
+                         "units_per_s": more["units_per_s"]})
+    return out_runs
+
+
 def _baseline_notes(kind: str) -> str:
     return ("scratch: the same network from random init fine-tuned on the labels; scratch+aug: the same with "
             f"augmentation; {kind_adapter(kind).RAW_NOTE}.")
@@ -301,6 +365,8 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
         for line in ev_["lines"]:
             log(f"{ev_['title']}: {line}")
     ev = _evaluate("evaluate", show_progress, encoder, info, splits, cfg.eval, log, fresh=_fresh(info))
+    if cfg.pretrain_seeds > 1:
+        extra["pretrain_runs"] = more_pretraining(cfg, pre, source, splits, out, root, log, show_progress, ev["runs"])
     if foundation is not None:  # the pretrained starting point, frozen and fine-tuned, through the same protocols
         fenc, finfo = foundation
         log(f"foundation model {finfo['foundation']} ({_params(fenc) / 1e6:.1f} M parameters)")
@@ -316,7 +382,7 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
         extra["pretrain_data"] = _data_info(source)
     results = assemble({
         "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": command, "config": cfg.model_dump(), "data": _data_info(splits), "pretrain": pre,
+        "command": command, "config": cfg.model_dump(), **_evaluated(splits, ev), "pretrain": pre,
         "health": ev["health"], "runs": ev["runs"], **extra,
         "baseline_notes": _baseline_notes(splits.train.kind),
         "timing": {"total_seconds": time.time() - t0, "pretrain_seconds": pre["seconds"]},
@@ -431,7 +497,7 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, 
     prev = {k: v for k, v in prev.items() if k not in ("foundation", "adapted") or k in inits}  # no stale rows
     results = assemble({
         **prev, "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "config": {"pretrain": info["config"], "eval": cfg.model_dump()}, "data": _data_info(splits),
+        "config": {"pretrain": info["config"], "eval": cfg.model_dump()}, **_evaluated(splits, ev),
         "pretrain": prev.get("pretrain") or {"method": info["method"], "backbone": info["backbone"], "history": history},
         "health": ev["health"], "runs": ev["runs"], "timing": {"eval_seconds": time.time() - t0},
         "run_evaluations": run_evaluations(run_dir, info, root),

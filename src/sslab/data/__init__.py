@@ -3,7 +3,7 @@ in `base` (data root, cache, fixed test splits, label fractions, verified downlo
 kind has `kind`, `unit`, `len()`, `batch(idx)` (a raw batch) and, where labelled, `y` and `classes`."""
 from __future__ import annotations
 
-from sslab.data.base import DataSplits, cache_dir, data_root, label_subset
+from sslab.data.base import DataSplits, cache_dir, data_root, label_subset, validation_split
 from sslab.data.image import KNOWN, ImageData, load_image_files, load_images
 from sslab.errors import SslabError
 
@@ -29,5 +29,5 @@ def load_data(spec: str, root=None, kind: str | None = None) -> DataSplits:
         raise
 
 
-__all__ = ["DataSplits", "ImageData", "KNOWN", "cache_dir", "data_root", "label_subset", "load_images",
+__all__ = ["DataSplits", "ImageData", "KNOWN", "cache_dir", "data_root", "label_subset", "validation_split", "load_images",
            "load_image_files", "load_data"]

@@ -111,6 +111,26 @@ def label_subset(y: np.ndarray, fraction: float, seed: int, *, num_classes: int 
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
+def validation_split(y: np.ndarray, n: int, seed: int = 12345) -> tuple[np.ndarray, np.ndarray]:
+    """(validation, pool): about ``n`` items of ``y`` (at most a tenth of them, stratified, seeded) held out, and the
+    sorted rest. Every class keeps at least one item in the pool; when the share comes to fewer items than there
+    are classes, nothing is held out (an empty validation set)."""
+    y = np.asarray(y)
+    n_classes = int(y.max()) + 1
+    n = min(int(n), y.size // 10)
+    everything = np.arange(y.size, dtype=np.int64)
+    if n < n_classes:
+        return everything[:0], everything
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in range(n_classes):
+        idx = np.flatnonzero(y == c)
+        k = min(idx.size - 1, int(np.floor(n * idx.size / y.size + 0.5)))
+        held.append(rng.permutation(idx)[: max(0, k)])
+    val = np.sort(np.concatenate(held)).astype(np.int64)
+    return val, np.setdiff1d(everything, val)
+
+
 def _download(
     url: str,
     dest: Path,

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from sslab.config import EvalConfig
-from sslab.data import label_subset
+from sslab.data import label_subset, validation_split
 from sslab.errors import SslabError
 from sslab.evaluate.protocols import extract_features, finetune, knn_accuracy, linear_probe, self_train
 from sslab.health import embedding_health
@@ -167,7 +167,7 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
     """Every protocol x fraction x seed for the pretrained `encoder` (None: baselines only) and the baselines named
     in `cfg.baselines`; `fresh(seed)` builds a randomly initialised encoder of the same architecture (the scratch
     baselines). `name`: the encoder's rows' init ("ssl"; "foundation" for a pretrained model). Returns
-    {"runs": [...], "health": {...}}."""
+    {"runs": [...], "health": {...}, "val_items": how many training items were held out for validation}."""
     check_labelled(splits)
     kind = kind_adapter(info.get("kind", "image"))
     device = _device()
@@ -193,6 +193,10 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
     # a network trained from random init learns at one rate in every layer: layer-wise decay is for fine-tuning
     # pretrained layers (on vit-mini at 1% of Fashion-MNIST scratch reached 53.9 +- 0.5 with decay 0.75)
     scratch_cfg = cfg.model_copy(update={"layer_decay": 1.0})
+    # a fixed validation set out of every labelled subset: supervised runs stop on it (cfg.finetune_until)
+    val, pool = validation_split(splits.train.y, cfg.val_items)
+    if len(val):
+        log(f"validation: {len(val)} training {splits.train.unit} held out of every labelled subset")
     total = sum(1 for f in cfg.fractions for s in range(cfg.seeds) if not (s >= cfg.finetune_seeds_large and f >= 0.1))
     done = 0
 
@@ -200,11 +204,15 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
         runs.append({"init": init, "protocol": protocol, "fraction": fraction, "seed": seed, "n_labels": n_labels,
                      "metric": "accuracy", **res})
         train = "" if res["train_acc"] is None else f"  train {res['train_acc']:.2%}"
+        if res.get("val_acc") is not None:
+            train += f"  val {res['val_acc']:.2%}  {res['epochs']:g} epochs"
+        if res.get("converged") is False:
+            train += "  (not converged: stopped at the cap)"
         log(f"  {init:12s} {protocol:9s} {fraction:>6.1%} seed {seed}: test {res['test_acc']:.2%}{train}")
 
     for fraction in cfg.fractions:
         for seed in range(cfg.seeds):
-            idx = label_subset(splits.train.y, fraction, seed)
+            idx = pool[label_subset(splits.train.y[pool], fraction, seed, num_classes=n_classes)]
             ytr = splits.train.y[idx]
             for init, f in feats.items():
                 if init != name:  # the raw baseline: logistic regression
@@ -232,6 +240,7 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
             for i, (init, net, protocol, aug) in enumerate(inits):
                 teacher = PROTOCOLS[protocol].teacher
                 kw = {"teacher": models.get((init, teacher))} if teacher else {}
+                kw["val"] = val if len(val) else None
                 run_cfg = scratch_cfg if init in ("scratch", "scratch+aug") else cfg
                 res = PROTOCOLS[protocol].fn(net, tr, idx, te, run_cfg, seed, n_classes, augment if aug else None,
                                              device, **kw)
@@ -244,7 +253,7 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
             done += 1
             if progress is not None:
                 progress.update(done / total, f"{fraction:.0%} labels, seed {seed}")
-    return {"runs": runs, "health": health}
+    return {"runs": runs, "health": health, "val_items": len(val)}
 
 
 __all__ = ["PROTOCOLS", "Protocol", "register_protocol", "RUN_EVALUATIONS", "register_run_evaluation", "run_evaluations", "evaluate_encoder", "check_labelled", "extract_features",

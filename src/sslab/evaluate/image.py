@@ -10,6 +10,7 @@ from sslab.views import image as image_views
 
 RAW_BASELINE = "pixels"
 RAW_NOTE = "pixels: logistic regression on raw pixels"
+AUG_NOTE = "random crops of 60-100% of the area (aspect 0.8-1.25) resized back, and horizontal flips"
 
 
 def labelled(split, info: dict):

@@ -109,27 +109,28 @@ def linear_probe(train_f, train_y, test_f, test_y, cfg: EvalConfig, seed: int, n
 
 
 def finetune(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, n_classes: int,
-             augment=None, device="cpu") -> dict:
+             augment=None, device="cpu", val=None) -> dict:
     """Train `encoder` (a copy) plus a linear task head on the labelled items `idx` of `train`; returns final
     train/test accuracy and per-epoch curves (test curve on a fixed subset of `cfg.curve_test_images`), and the
     trained classifier as "model" (the teacher of `self_train`; not saved).
-    `augment(raw_batch, generator)`: the data kind's supervised augmentation, or None."""
+    `augment(raw_batch, generator)`: the data kind's supervised augmentation, or None; `val`: validation items of
+    `train` (`fit_classifier`)."""
     torch.manual_seed(seed)
     model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(encoder.dim, n_classes))
-    return {**fit_classifier(model, train, idx, test, cfg, seed, augment, device), "model": model}
+    return {**fit_classifier(model, train, idx, test, cfg, seed, augment, device, val=val), "model": model}
 
 
 def self_train(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, n_classes: int,
-               augment=None, device="cpu", teacher: nn.Module | None = None) -> dict:
+               augment=None, device="cpu", teacher: nn.Module | None = None, val=None) -> dict:
     """The unlabelled training data used again after fine-tuning (SimCLR v2's distillation, Chen et al. 2020): the
     fine-tuned `teacher` (the finetune protocol's model for the same labels and seed; trained here when None) gives
     every training item its class probabilities at temperature `cfg.selftrain_temperature`; a student -- a fresh
     copy of the same pretrained encoder with a new head -- learns them on every item (the labelled ones keep their
     true labels) for `cfg.selftrain_images` images, with the data kind's supervised augmentation. Train accuracy is
-    the student's on the labelled items."""
+    the student's on the labelled items. The validation items `val` are left out of the student's data."""
     if teacher is None:
-        teacher = finetune(encoder, train, idx, test, cfg, seed, n_classes, None, device)["model"]
-    every = np.arange(len(train))
+        teacher = finetune(encoder, train, idx, test, cfg, seed, n_classes, None, device, val=val)["model"]
+    every = np.setdiff1d(np.arange(len(train)), [] if val is None else val)
     logits = extract_features(teacher, train, device)  # the teacher's class scores of every training item
     soft = F.softmax(logits / cfg.selftrain_temperature, dim=1)
     soft[torch.as_tensor(idx)] = F.one_hot(torch.as_tensor(train.y[idx]), n_classes).float()
@@ -139,7 +140,7 @@ def self_train(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig
     budget = cfg.model_copy(update={"finetune_images": cfg.selftrain_images, "finetune_epochs": 1_000_000})
     out = fit_classifier(student, train, every, test, budget, seed, augment, device,
                          loss_fn=lambda x, b: -(soft[b] * F.log_softmax(student(x), dim=1)).sum(1).mean(),
-                         by_index=True)
+                         by_index=True, val=val)
     return {**out, "train_acc": evaluate_accuracy(student, train, torch.as_tensor(idx), device),
             "agreement": float((logits.argmax(1) == torch.as_tensor(train.y)).float().mean())}
 
@@ -149,53 +150,92 @@ TRAIN_ACC_ITEMS = 10_000  # final train accuracy on a fixed sample of at most th
 
 
 def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, augment=None,
-                   device="cpu", loss_fn=None, by_index: bool = False) -> dict:
+                   device="cpu", loss_fn=None, by_index: bool = False, val=None) -> dict:
     """Train `model` (raw batch -> class scores) in place on the items `idx` of `train`, by cross-entropy on its
-    scores or by `loss_fn(batch, y)` (`by_index`: y is the batch's item indices), on the fine-tuning schedule of
-    `cfg` (AdamW, one-cycle learning rate, epochs from the label count; when there are more labelled items than `cfg.finetune_images`, part of one epoch: that
-    many images, at least `finetune_min_steps` batches); returns final train/test accuracy and the curves."""
+    scores or by `loss_fn(batch, y)` (`by_index`: y is the batch's item indices), with AdamW; returns final
+    train/test accuracy, the curves, and whether the run converged.
+
+    `cfg.finetune_until == "plateau"` with validation items `val` (of `train`, never trained on): a warm-up, then a
+    constant rate, divided by 10 each time accuracy on `val` has not set a new best for `cfg.finetune_patience`
+    checks (one every `cfg.check_images` images, at least an epoch), up to `cfg.finetune_lr_drops` times; the next
+    such plateau ends the run ("converged": True) and the best weights on `val` are kept. A run that reaches the cap
+    (`finetune_epochs`, `finetune_images`) first is not converged. Otherwise ("budget", or no `val`): a one-cycle
+    schedule over the cap -- epochs from the label count, part of one epoch when there are more labelled items than
+    `finetune_images`, at least `finetune_min_steps` batches -- and convergence is not judged (None)."""
     g = torch.Generator().manual_seed(seed)
     model = model.to(device).to(memory_format=torch.channels_last)
     idx = torch.as_tensor(idx, dtype=torch.long)
     y_all = torch.as_tensor(train.y)
     bs = min(cfg.batch_size, len(idx))
     per_epoch = math.ceil(len(idx) / bs)
-    epochs = max(1, min(cfg.finetune_epochs, cfg.finetune_images // len(idx)))
-    epochs = max(epochs, math.ceil(cfg.finetune_min_steps / per_epoch))  # tiny label sets still train enough
-    steps = epochs * per_epoch
-    if cfg.finetune_images < len(idx):  # more labels than the image budget: part of one epoch, as stated
-        steps = max(cfg.finetune_min_steps, math.ceil(cfg.finetune_images / bs))
-        epochs = math.ceil(steps / per_epoch)
-    curve_every = max(1, epochs // cfg.curve_points)
+    plateau = cfg.finetune_until == "plateau" and val is not None and len(val) > 0
     groups = lr_groups(model, cfg.finetune_lr, cfg.layer_decay)
     opt = torch.optim.AdamW(groups, lr=cfg.finetune_lr, weight_decay=5e-4)
-    total = max(4, steps)  # warm-up: 10% of the steps, at least 2 (OneCycleLR divides by its phases)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups], total_steps=total,
-                                                pct_start=max(0.1, 2.5 / total))
+    if plateau:
+        steps = max(cfg.finetune_min_steps, min(cfg.finetune_epochs * per_epoch, math.ceil(cfg.finetune_images / bs)))
+        check = max(per_epoch, math.ceil(cfg.check_images / bs))
+        warm, peak = min(check, 500), [grp["lr"] for grp in groups]
+        val = torch.as_tensor(val, dtype=torch.long)
+    else:
+        epochs = max(1, min(cfg.finetune_epochs, cfg.finetune_images // len(idx)))
+        epochs = max(epochs, math.ceil(cfg.finetune_min_steps / per_epoch))  # tiny label sets still train enough
+        steps = epochs * per_epoch
+        if cfg.finetune_images < len(idx):  # more labelled items than the image budget: part of one epoch
+            steps = max(cfg.finetune_min_steps, math.ceil(cfg.finetune_images / bs))
+            epochs = math.ceil(steps / per_epoch)
+        check = max(1, epochs // cfg.curve_points) * per_epoch
+        total = max(4, steps)  # warm-up: 10% of the steps, at least 2 (OneCycleLR divides by its phases)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, [grp["lr"] for grp in groups], total_steps=total,
+                                                    pct_start=max(0.1, 2.5 / total))
     g_aug = torch.Generator(device=device).manual_seed(seed)
     sub = torch.as_tensor(np.random.default_rng(0).permutation(len(test))[: cfg.curve_test_images])
-    curve, done = [], 0
-    for epoch in range(epochs):
-        model.train()
-        perm = idx[torch.randperm(len(idx), generator=g)][: (steps - done) * bs]
-        for i in range(0, len(perm), bs):
-            b = perm[i : i + bs]
-            done += 1
-            x, y = to_device(train.batch(b), device), (b if by_index else y_all[b]).to(device)
-            if augment is not None:
-                x = augment(x, g_aug)
-            loss = loss_fn(x, y) if loss_fn is not None else F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    curve, done, perm, pos = [], 0, idx[:0], 0
+    best, best_state, bad, drops, converged = -1.0, None, 0, 0, None if not plateau else False
+    model.train()
+    while done < steps:
+        if pos >= len(perm):  # a new epoch
+            perm, pos = idx[torch.randperm(len(idx), generator=g)], 0
+        b = perm[pos : pos + bs]
+        pos += bs
+        if plateau:
+            for grp, lr in zip(opt.param_groups, peak):
+                grp["lr"] = lr * min(1.0, (done + 1) / warm) * 0.1 ** drops
+        x, y = to_device(train.batch(b), device), (b if by_index else y_all[b]).to(device)
+        if augment is not None:
+            x = augment(x, g_aug)
+        loss = loss_fn(x, y) if loss_fn is not None else F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if not plateau:
             sched.step()
-        if (epoch + 1) % curve_every == 0 or epoch == epochs - 1:
-            train_acc = evaluate_accuracy(model, train, idx[: cfg.curve_test_images], device)
-            test_acc = evaluate_accuracy(model, test, sub, device)
-            curve.append({"epoch": done // per_epoch if done % per_epoch == 0 else round(done / per_epoch, 3), "train_acc": train_acc, "test_acc": test_acc})
+        done += 1
+        if done % check and done < steps:
+            continue
+        point = {"epoch": done // per_epoch if done % per_epoch == 0 else round(done / per_epoch, 3),
+                 "train_acc": evaluate_accuracy(model, train, idx[: cfg.curve_test_images], device),
+                 "test_acc": evaluate_accuracy(model, test, sub, device)}
+        if plateau:
+            point["val_acc"] = acc = evaluate_accuracy(model, train, val, device)
+            if acc > best:
+                best, bad = acc, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                bad += 1
+            if bad >= cfg.finetune_patience and done >= cfg.finetune_min_steps:
+                if drops == cfg.finetune_lr_drops:
+                    converged = True
+                    curve.append(point)
+                    break
+                drops, bad = drops + 1, 0
+        curve.append(point)
+        model.train()
+    if best_state is not None:
+        model.load_state_dict(best_state)
     seen = idx[torch.randperm(len(idx), generator=torch.Generator().manual_seed(0))[:TRAIN_ACC_ITEMS]]
     return {"train_acc": evaluate_accuracy(model, train, seen, device),
-            "test_acc": evaluate_accuracy(model, test, torch.arange(len(test)), device), "curve": curve}
+            "test_acc": evaluate_accuracy(model, test, torch.arange(len(test)), device), "curve": curve,
+            "converged": converged, "val_acc": best if plateau else None, "epochs": round(done / per_epoch, 3)}
 
 
 def lr_groups(model: nn.Module, lr: float, decay: float) -> list[dict]:

@@ -11,6 +11,7 @@ RAW_BASELINE = "tfidf"
 RAW_NOTE = ("tfidf: logistic regression on TF-IDF bag-of-words features (word unigrams and bigrams, sublinear tf, "
             "fitted on the training texts; scikit-learn, C chosen by 3-fold cross-validation on the labelled subset)")
 AUG = {"p_dropout": 0.1, "p_delete": 0.1, "p_swap": 0.1}  # the scratch+aug strength, stated in the report
+AUG_NOTE = "10% of the tokens dropped to the unknown token, 10% deleted, 10% swapped with their neighbour"
 
 
 def labelled(split, info: dict):
@@ -26,7 +27,8 @@ def labelled(split, info: dict):
     return ex
 
 
-def text_to_text(encoder, train, idx, test, cfg, seed: int, n_classes: int, augment=None, device="cpu") -> dict:
+def text_to_text(encoder, train, idx, test, cfg, seed: int, n_classes: int, augment=None, device="cpu",
+                 val=None) -> dict:
     """Text-to-text transfer (T5): a copy of the whole encoder-decoder fine-tuned to write each text's label words,
     on the same schedule as `finetune`; a text's class is the label whose words the decoder finds most likely."""
     import copy
@@ -36,7 +38,7 @@ def text_to_text(encoder, train, idx, test, cfg, seed: int, n_classes: int, augm
 
     torch.manual_seed(seed)
     scorer = LabelScorer(copy.deepcopy(encoder), train.label_ids)
-    return fit_classifier(scorer, train, idx, test, cfg, seed, augment, device, loss_fn=scorer.loss)
+    return fit_classifier(scorer, train, idx, test, cfg, seed, augment, device, loss_fn=scorer.loss, val=val)
 
 
 def augmenter(info: dict, device):
