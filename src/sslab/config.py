@@ -142,7 +142,7 @@ class EvalConfig(_Strict):
     finetune_images: int = Field(2_000_000, gt=0, description="most images seen per fine-tune run")
     finetune_min_steps: int = Field(200, gt=0, description="least optimiser steps per fine-tune run")
     check_images: int = Field(5000, gt=0, description="images trained between validation checks (at least an "
-                              "epoch)")
+                              "epoch; at most a twentieth of the cap)")
     finetune_patience: int = Field(2, ge=1, description="validation checks without a new best before the rate drops "
                                    "(or the run stops)")
     finetune_lr_drops: int = Field(1, ge=0, description="times the rate is divided by 10 before a plateau stops the "

@@ -713,6 +713,8 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
             ("dataset", data.get("name")),
             (f"training {unit}", _fmt_value(data["n_train"]) if data.get("n_train") is not None else None),
             (f"test {unit}", _fmt_value(data["n_test"]) if data.get("n_test") is not None else None),
+            (f"validation {unit} (training {unit} held out of every labelled subset)",
+             _fmt_value(data["n_val"]) if data.get("n_val") else None),
             ("image shape (H × W × C)", _fmt_value(data["shape"]) if data.get("shape") else None),
             ("classes", len(classes) if classes else None),
         ]))

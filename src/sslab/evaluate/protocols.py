@@ -157,8 +157,9 @@ def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConf
 
     `cfg.finetune_until == "plateau"` with validation items `val` (of `train`, never trained on): a warm-up, then a
     constant rate, divided by 10 each time accuracy on `val` has not set a new best for `cfg.finetune_patience`
-    checks (one every `cfg.check_images` images, at least an epoch), up to `cfg.finetune_lr_drops` times; the next
-    such plateau ends the run ("converged": True) and the best weights on `val` are kept. A run that reaches the cap
+    checks (one every `cfg.check_images` images, at least an epoch, at least 20 within the cap), up to
+    `cfg.finetune_lr_drops` times; the next such plateau ends the run ("converged": True) and the best weights on
+    `val` are kept. A run that reaches the cap
     (`finetune_epochs`, `finetune_images`) first is not converged. Otherwise ("budget", or no `val`): a one-cycle
     schedule over the cap -- epochs from the label count, part of one epoch when there are more labelled items than
     `finetune_images`, at least `finetune_min_steps` batches -- and convergence is not judged (None)."""
@@ -173,7 +174,9 @@ def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConf
     opt = torch.optim.AdamW(groups, lr=cfg.finetune_lr, weight_decay=5e-4)
     if plateau:
         steps = max(cfg.finetune_min_steps, min(cfg.finetune_epochs * per_epoch, math.ceil(cfg.finetune_images / bs)))
-        check = max(per_epoch, math.ceil(cfg.check_images / bs))
+        # a check every check_images images (at least an epoch), and at least 20 checks within the cap: a handful of
+        # labels in small batches would otherwise reach the cap before a second check
+        check = max(per_epoch, min(math.ceil(cfg.check_images / bs), steps // 20))
         warm, peak = min(check, 500), [grp["lr"] for grp in groups]
         val = torch.as_tensor(val, dtype=torch.long)
     else:
