@@ -248,7 +248,7 @@ def test_scratch_baselines_train_every_layer_at_one_rate(monkeypatch):
 
     seen = {}
 
-    def fake(net, train, idx, test, cfg, seed, n_classes, augment=None, device="cpu"):
+    def fake(net, train, idx, test, cfg, seed, n_classes, augment=None, device="cpu", val=None):
         seen[net is encoder] = cfg.layer_decay
         return {"train_acc": 1.0, "test_acc": 1.0, "curve": None}
 

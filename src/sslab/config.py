@@ -138,7 +138,8 @@ class EvalConfig(_Strict):
                                                          "stops at the next such plateau and keeps its best weights; "
                                                          "one that reaches the image/epoch cap first is marked not "
                                                          "converged. budget: a one-cycle schedule over the cap")
-    finetune_epochs: int = Field(200, gt=0, description="most epochs of a fine-tune run")
+    finetune_epochs: int = Field(1000, gt=0, description="most epochs of a fine-tune run (a safety cap: a handful of "
+                                 "labels makes a batch an epoch)")
     finetune_images: int = Field(2_000_000, gt=0, description="most images seen per fine-tune run")
     finetune_min_steps: int = Field(200, gt=0, description="least optimiser steps per fine-tune run")
     check_images: int = Field(5000, gt=0, description="images trained between validation checks (at least an "

@@ -22,7 +22,8 @@ from sslab.health import embedding_health
 @dataclass(frozen=True)
 class Protocol:
     """`frozen`: fn(train_f, train_y, test_f, test_y, cfg, seed, n_classes) on frozen features; else
-    fn(encoder, train, idx, test, cfg, seed, n_classes, augment, device), which trains the encoder.
+    fn(encoder, train, idx, test, cfg, seed, n_classes, augment, device, val=...), which trains the encoder (`val`:
+    the validation items of `train` it may stop on, or None).
     `seeded`: the result depends on the seed beyond the label subset (kNN does not: with all labels it runs once).
     `applies(encoder)`: whether the protocol can run on this encoder (text-to-text needs an encoder-decoder).
     `teacher`: the protocol whose trained model (its result's "model") this one is given as `teacher=`, for the same
