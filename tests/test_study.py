@@ -63,8 +63,9 @@ def test_summary_has_seed_spread(results):
         # has no randomness: one run, not two identical ones printed as "± 0.0"
         one = s["protocol"] == "knn" and s["fraction"] == 1.0
         assert s["n"] == (1 if one else 2), s
-    # different label subsets at 10% give different kNN accuracies
-    assert _mean(res, "ssl", "knn", 0.1)["std"] > 0
+    # different label subsets at 10% give different accuracies (either probe: on 360 test images two subsets can
+    # tie on one of them, as kNN did once in CI)
+    assert _mean(res, "ssl", "knn", 0.1)["std"] > 0 or _mean(res, "ssl", "linear", 0.1)["std"] > 0
     n_labels = {r["n_labels"] for r in res["runs"] if r["fraction"] == 1.0}
     assert n_labels == {res["data"]["n_train"] - res["data"]["n_val"]}
     assert res["data"]["n_val"] == res["data"]["n_train"] // 10  # a tenth held out for validation
