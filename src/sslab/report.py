@@ -166,6 +166,12 @@ def _style_for(protocols: Iterable[str]) -> dict[str, tuple[str, str]]:
 # --------------------------------------------------------------------------- summarize
 
 
+def _mean_std(xs: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0.0 for a single value)."""
+    mean = sum(xs) / len(xs)
+    return mean, math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+
+
 def summarize(results: dict) -> list[dict]:
     """Group ``results["runs"]`` by (init, protocol, fraction) over seeds.
 
@@ -196,16 +202,13 @@ def summarize(results: dict) -> list[dict]:
     for (init, proto, frac), g in groups.items():
         xs = g["test"]
         n = len(xs)
-        mean = sum(xs) / n
-        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
+        mean, std = _mean_std(xs)
         train_mean = sum(g["train"]) / len(g["train"]) if g["train"] else None
         row = {"init": init, "protocol": proto, "fraction": frac, "mean": mean, "std": std,
                "n": n, "train_mean": train_mean, "unconverged": g["unconverged"], "judged": g["judged"]}
         if len(g["by_pretrain"]) > 1:  # several pretraining runs: the spread of their means too
-            means = [sum(v) / len(v) for v in g["by_pretrain"].values()]
-            m = sum(means) / len(means)
-            row["pretrain_runs"] = len(means)
-            row["pretrain_std"] = math.sqrt(sum((x - m) ** 2 for x in means) / (len(means) - 1))
+            means = [_mean_std(v)[0] for v in g["by_pretrain"].values()]
+            row["pretrain_runs"], row["pretrain_std"] = len(means), _mean_std(means)[1]
         rows.append(row)
     rows.sort(key=lambda d: (_key_order(d["init"], d["protocol"]), d["fraction"]))
     return rows

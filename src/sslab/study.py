@@ -59,8 +59,8 @@ def findings(summary: list[dict], n_train: int | None = None, augmentation: str 
         if a and b:
             d = a["mean"] - b["mean"]
             what = f" ({augmentation})" if augmentation else ""
-            if _unconverged(a, b):
-                out.append(f"Augmentation{what} at {frac:.0%} labels: {fmt(b)} -> {fmt(a)}; {_unconverged(a, b)}.")
+            if unjudged := _unconverged(a, b):
+                out.append(f"Augmentation{what} at {frac:.0%} labels: {fmt(b)} -> {fmt(a)}; {unjudged}.")
                 continue
             verdict = "improves" if d > 0 else "lowers"
             out.append(f"Augmentation{what} {verdict} scratch test accuracy at {frac:.0%} labels: {fmt(b)} -> "
@@ -71,8 +71,8 @@ def findings(summary: list[dict], n_train: int | None = None, augmentation: str 
         if ssl and b:
             s = max(ssl, key=lambda v: v["mean"])
             d = s["mean"] - b["mean"]
-            verdict = (f"; {_unconverged(s, b)}" if _unconverged(s, b) else
-                       f" {'adds' if d > 0 else 'loses'} {abs(d):.1%}{_spread(s, b, d)}")
+            unjudged = _unconverged(s, b)
+            verdict = f"; {unjudged}" if unjudged else f" {'adds' if d > 0 else 'loses'} {abs(d):.1%}{_spread(s, b, d)}"
             out.append(f"Against the same network trained from scratch at {frac:.0%} labels ({fmt(b)}), SSL pretraining "
                        f"(best protocol: {s['protocol']}, {fmt(s)}){verdict}.")
     for frac in sorted({k[2] for k in get}):  # where a pretrained foundation model stands
@@ -94,8 +94,8 @@ def findings(summary: list[dict], n_train: int | None = None, augmentation: str 
             b = max(base, key=lambda v: v["mean"])
             head = (f"SSL pretraining at {frac:.0%} labels, against the best baseline ({b['init']} {b['protocol']} "
                     f"{fmt(b)})")
-            if _unconverged(b):
-                out.append(f"{head}: {_unconverged(b)}.")
+            if unjudged := _unconverged(b):
+                out.append(f"{head}: {unjudged}.")
                 continue
             out.append(f"{head}: " + "; ".join(f"{s['protocol']} {fmt(s)} ({_difference(s, b)})" for s in ssl) + ".")
     for s in summary:  # how much the pretraining run itself moves the figures
@@ -267,6 +267,15 @@ def adapt_config(cfg: StudyConfig, kind: str):
     return base.model_copy(update={"backbone": str(folder), "lr": cfg.adapt_lr or ADAPT_TEXT_LR, "vocab_size": None})
 
 
+def _pretrain_to(pcfg, cfg: StudyConfig, source, where: Path, root, show_progress: bool):
+    """Pretrain on `source` (the study's data or `pretrain_data`, plus its corpus) with settings `pcfg` into
+    `where`: (the engine's summary, the prepared data)."""
+    prepared = prepare_pretraining(source, pcfg, where, root=root, corpus=cfg.corpus)
+    pre = pretrain(prepared.train, pcfg, where, data_spec=cfg.pretrain_data or cfg.data, show_progress=show_progress,
+                   val_data=prepared.val)
+    return pre, prepared
+
+
 def adapt_foundation(pcfg, cfg: StudyConfig, splits, source, out: Path, root, log, show_progress, runs: list) -> dict:
     """Domain-adaptive pretraining: the foundation model pretrained further on the unlabelled data own SSL
     pretrains on (`source`: the task's training split, or `pretrain_data`; settings `pcfg` from `adapt_config`, in
@@ -278,9 +287,7 @@ def adapt_foundation(pcfg, cfg: StudyConfig, splits, source, out: Path, root, lo
     where = out / "adapted"
     log(f"continued pretraining of the foundation model: {pcfg.method}, lr {pcfg.lr:g}, in {where}")
     try:
-        prepared = prepare_pretraining(source, pcfg, where, root=root, corpus=cfg.corpus)
-        pre = pretrain(prepared.train, pcfg, where, data_spec=cfg.pretrain_data or cfg.data,
-                       show_progress=show_progress, val_data=prepared.val)
+        pre, _ = _pretrain_to(pcfg, cfg, source, where, root, show_progress)
         encoder, info = load_encoder(where)
     except SslabError as err:
         log(f"continued pretraining failed: {err}")
@@ -308,9 +315,7 @@ def more_pretraining(cfg: StudyConfig, pre: dict, source, splits, out: Path, roo
     for seed in range(first + 1, first + cfg.pretrain_seeds):
         pcfg = cfg.pretrain.model_copy(update={"seed": seed})
         where = out / f"pretrain-seed{seed}"
-        prepared = prepare_pretraining(source, pcfg, where, root=root, corpus=cfg.corpus)
-        more = pretrain(prepared.train, pcfg, where, data_spec=cfg.pretrain_data or cfg.data,
-                        show_progress=show_progress, val_data=prepared.val)
+        more, _ = _pretrain_to(pcfg, cfg, source, where, root, show_progress)
         log(f"pretrained {more['method']} with seed {seed}: {more['epochs']:.2f} epochs in {more['seconds']:.0f}s")
         encoder, info = load_encoder(where)
         ev = _evaluate(f"evaluate seed {seed}", show_progress, encoder, info, splits,
@@ -345,9 +350,7 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
     foundation = (load_foundation(cfg.foundation, kind, cfg.pretrain.context, meta, cfg.foundation_image_size)
                   if cfg.foundation else None)
     adapt = adapt_config(cfg, kind) if foundation is not None and cfg.adapt else None  # checked before any training
-    prepared = prepare_pretraining(source, cfg.pretrain, out, root=root, corpus=cfg.corpus)
-    pre = pretrain(prepared.train, cfg.pretrain, out, data_spec=cfg.pretrain_data or cfg.data,
-                   show_progress=show_progress, val_data=prepared.val)
+    pre, prepared = _pretrain_to(cfg.pretrain, cfg, source, out, root, show_progress)
     log(f"pretrained {pre['method']} on {pre['items']} items: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
         f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
     encoder, info = load_encoder(out)
@@ -425,9 +428,7 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
         check_labelled(probe)
         if len(probe.train.classes) < 2:
             raise SslabError(f"{cfg.probe_data}: zero-shot classification needs at least 2 classes")
-    prepared = prepare_pretraining(splits, cfg.pretrain, out, root=root)
-    pre = pretrain(prepared.train, cfg.pretrain, out, data_spec=cfg.data, show_progress=show_progress,
-                   val_data=prepared.val)
+    pre, _ = _pretrain_to(cfg.pretrain, cfg, splits, out, root, show_progress)  # no corpus or pretrain_data here
     log(f"pretrained {pre['method']} on {pre['items']} images: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
         f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
     if pre.get("early_stop"):
