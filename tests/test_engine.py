@@ -187,8 +187,10 @@ class _InfGrad(torch.autograd.Function):
         return g * float("inf")
 
 
-def test_nonfinite_gradient_stops(digits, tmp_path):
-    """A finite loss whose gradient is not is caught too, before the optimiser step spoils the weights."""
+@pytest.mark.parametrize("clip", [None, 1.0], ids=["no-clip", "clip"])
+def test_nonfinite_gradient_stops(digits, tmp_path, clip):
+    """A finite loss whose gradient is not is caught too, before the optimiser step spoils the weights; with
+    clipping on, through the total norm that clipping computes."""
     @register("test-badgrad")
     class BadGrad(SimCLR):
         def forward(self, x1, x2):
@@ -196,7 +198,7 @@ def test_nonfinite_gradient_stops(digits, tmp_path):
 
     try:
         with pytest.raises(SslabError, match=r"a gradient became non-finite at step 0; stopped"):
-            sslab.pretrain(digits.train, _cfg(method="test-badgrad"), tmp_path, show_progress=False)
+            sslab.pretrain(digits.train, _cfg(method="test-badgrad", grad_clip=clip), tmp_path, show_progress=False)
     finally:
         METHODS.pop("test-badgrad", None)
 

@@ -252,10 +252,10 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
         """Seconds since the run started, as process 0 sees them (the same number in every process)."""
         return dist.broadcast_float(time.time() - t0) if fabric.world_size > 1 else time.time() - t0
 
-    def check(loss) -> None:
+    def check(loss, grad_norm=None) -> None:
         """The NaN/inf guard (the same verdict in every process): stop, or (on_nonfinite=skip) return True."""
         nonlocal skipped
-        if not _nonfinite(loss, model):
+        if not _nonfinite(loss, model, grad_norm):
             skipped = 0
             return False
         skipped += 1
@@ -293,14 +293,16 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
                 loss = loss + part_loss.detach() / len(parts)
                 logs = part_logs
             log_now = step + 1 == 1 or (step + 1) % cfg.log_every == 0
+            # clipping first: its total gradient norm is what the guard checks (one pass over the gradients, not
+            # two: 2.5 ms of a 77 ms step of the character-level GPT); no error (and no host sync) on a bad norm
+            norm = (fabric.clip_gradients(train_model, opt, max_norm=cfg.grad_clip, error_if_nonfinite=False)
+                    if cfg.grad_clip else None)
             if check_every_step or log_now:
-                if check(loss):
+                if check(loss, norm):
                     opt.zero_grad(set_to_none=True)
                     batches_skipped += 1
                     step += 1  # the step is spent without an update, so data order and schedule stay on course
                     continue
-            if cfg.grad_clip:
-                fabric.clip_gradients(train_model, opt, max_norm=cfg.grad_clip)
             opt.step()
             now = clock()  # EMA schedules and checkpoint times must agree across processes
             model.after_step(progress_at(step + 1, now))
@@ -356,7 +358,7 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
             collapsing = collapsed_streak and cfg.collapse_stop  # never overwrite the last good checkpoint
             if not collapsing and not cfg.early_stop and (step == 1 or now - last_save > cfg.checkpoint_every):
                 if not check_every_step and not log_now:
-                    check(loss)  # never checkpoint weights the guard has not seen
+                    check(loss, norm)  # never checkpoint weights the guard has not seen
                 save(now)
                 last_save = now
     finally:
@@ -417,10 +419,13 @@ def _submodule_state(model: torch.nn.Module, sub: torch.nn.Module, state: dict) 
     return {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")} if prefix else dict(state)
 
 
-def _nonfinite(loss: torch.Tensor, model: torch.nn.Module) -> bool:
-    """True when the loss or any gradient is NaN/inf in any process (DDP has already averaged the gradients)."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
+def _nonfinite(loss: torch.Tensor, model: torch.nn.Module, grad_norm: torch.Tensor | None = None) -> bool:
+    """True when the loss or any gradient is NaN/inf in any process (DDP has already averaged the gradients);
+    `grad_norm`: the total gradient norm clipping computed (finite exactly when every gradient is)."""
     ok = torch.isfinite(loss.detach()).all()
+    if grad_norm is not None:
+        return bool(dist.all_reduce_sum((~(ok & torch.isfinite(grad_norm.detach()))).float().reshape(1)).item() > 0)
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
     if grads:
         ok = ok & torch.isfinite(torch.stack([g.detach().float().abs().sum() for g in grads]).sum())
     return bool(dist.all_reduce_sum((~ok).float().reshape(1)).item() > 0)
