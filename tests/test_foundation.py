@@ -87,8 +87,9 @@ def test_study_from_a_model_folder(reviews, tmp_path):
                       pretrain=PretrainConfig(method="gpt", backbone="tiny", batch_size=8, context=32, vocab_size=300,
                                               budget=2, channels_last=False),
                       eval=EvalConfig(fractions=[1.0], seeds=1, protocols=["linear", "finetune"],
-                                      baselines=["scratch"], finetune_images=200, finetune_min_steps=5,
-                                      finetune_epochs=2, linear_cv=True))
+                                      baselines=["scratch"], finetune_images=100, finetune_min_steps=2,
+                                      finetune_epochs=1, linear_cv=True, finetune_seeds_large=1,
+                                      curve_test_images=40))  # the plumbing, not the figures: the shortest runs
     res = sslab.study(cfg, tmp_path / "run", log=lambda *a: None, show_progress=False)
     keys = {(r["init"], r["protocol"]) for r in res["runs"]}
     assert {("foundation", "linear"), ("foundation", "finetune"), ("ssl", "linear"), ("scratch", "finetune"),

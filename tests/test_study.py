@@ -178,7 +178,7 @@ def test_pretrain_on_other_data(tmp_path, monkeypatch, capsys):
     code = main(["study", "--data", "digits", "--pretrain-data", str(folder), "--method", "simclr", "--epochs", "2",
                  "--backbone", "resnet-xs", "--out", str(out), "--labels", "0.1,1.0", "--seeds", "2",
                  "eval.baselines=[scratch]", "eval.finetune_epochs=2", "eval.finetune_min_steps=10",
-                 "eval.linear_steps=50"])
+                 "eval.linear_steps=50", "eval.protocols=[knn,linear,finetune]", "eval.finetune_seeds_large=1"])
     text = capsys.readouterr().out
     assert code == 0, text
     res = json.loads((out / "results.json").read_text())

@@ -138,7 +138,8 @@ def test_text_study_end_to_end(tmp_path):
     data.write_text("\n".join(rows) + "\n")
     cfg = StudyConfig(data=str(data), pretrain=PretrainConfig(method="bert", **{**TINY, "budget": 8}),
                       eval=EvalConfig(fractions=[0.1, 1.0], seeds=2, finetune_images=600, finetune_min_steps=10,
-                                      finetune_epochs=3, linear_steps=200))
+                                      finetune_epochs=3, linear_steps=200, finetune_seeds_large=1,
+                                      protocols=["knn", "linear", "finetune"]))  # as the text recipes: no student
     res = sslab.study(cfg, tmp_path / "run", log=lambda *a: None, show_progress=False)
     keys = {(r["init"], r["protocol"]) for r in res["runs"]}
     assert {("ssl", "knn"), ("ssl", "linear"), ("ssl", "finetune"), ("scratch", "finetune"),
