@@ -24,7 +24,7 @@ import sslab
 from sslab import PretrainConfig
 from sslab.checkpoint import load_checkpoint, load_weights, save_checkpoint
 
-ARGS = ["pretrain", "--data", "digits", "--backbone", "resnet-xs", "--epochs", "8", "--seed", "3",
+ARGS = ["pretrain", "--data", "digits", "--backbone", "resnet-xs", "--epochs", "2", "--seed", "3",
         "batch_size=32", "log_every=5", "checkpoint_every=0.3"]
 
 
@@ -42,7 +42,7 @@ def _rows(run: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "time"} for r in rows]  # wall-clock time differs, nothing else
 
 
-MASKED = ["--method", "mae", "--backbone", "vit-tiny/4", "--epochs", "1"]  # masks drawn from the saved generator
+MASKED = ["--method", "mae", "--backbone", "vit-tiny/4", "--epochs", "0.5"]  # masks drawn from the saved generator
 
 
 @pytest.mark.parametrize("method", [[], MASKED], ids=["default", "mae"])
