@@ -38,8 +38,8 @@ THROUGH THE ENGINE, AFTER THE STEP WAS MADE CHEAPER (2026-12-01, `--engine`, one
         (2.5 ms a step);
       - GPT-2's tanh GELU as PyTorch's one fused op ("gelu_pytorch_tanh", the same function) rather than
         transformers' "gelu_new" (five elementwise ops): 74 against 83 ms a step (medians of 4 x 40 steps).
-      Same recipe, 1.554 epochs, before and after, in one process each: ratio 1.01 (held-out 1.780) with the first
-      two changes; 1.45 epochs with all three ended at held-out 1.790.
+      With the first two changes alone (1.554 epochs, `--engine`): ratio 1.01, held-out 1.780. With all three at
+      1.45 epochs (the engine alone, no reference in that process): 201 s wall, held-out 1.790.
   A day whose step ratio is nearer the 0.77 below than the 0.67 of this run would put the ratio above 1 again.
 
 THROUGH THE ENGINE (2026-11-30, `--engine`: the reference in a plain loop, then `sslab.pretrain` with
