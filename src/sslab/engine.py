@@ -252,7 +252,7 @@ def pretrain(data, cfg: PretrainConfig, out: str | Path, resume: bool = False, d
         """Seconds since the run started, as process 0 sees them (the same number in every process)."""
         return dist.broadcast_float(time.time() - t0) if fabric.world_size > 1 else time.time() - t0
 
-    def check(loss, grad_norm=None) -> None:
+    def check(loss, grad_norm=None) -> bool:
         """The NaN/inf guard (the same verdict in every process): stop, or (on_nonfinite=skip) return True."""
         nonlocal skipped
         if not _nonfinite(loss, model, grad_norm):
@@ -424,9 +424,8 @@ def _nonfinite(loss: torch.Tensor, model: torch.nn.Module, grad_norm: torch.Tens
     `grad_norm`: the total gradient norm clipping computed (finite exactly when every gradient is)."""
     ok = torch.isfinite(loss.detach()).all()
     if grad_norm is not None:
-        return bool(dist.all_reduce_sum((~(ok & torch.isfinite(grad_norm.detach()))).float().reshape(1)).item() > 0)
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if grads:
+        ok = ok & torch.isfinite(grad_norm.detach())
+    elif grads := [p.grad for p in model.parameters() if p.grad is not None]:
         ok = ok & torch.isfinite(torch.stack([g.detach().float().abs().sum() for g in grads]).sum())
     return bool(dist.all_reduce_sum((~ok).float().reshape(1)).item() > 0)
 
