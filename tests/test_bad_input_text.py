@@ -97,8 +97,10 @@ def _make(root: Path, case: str, sentences) -> Path:
     elif case == "single-12mb-line":
         p = root / "oneline.txt"
         p.write_bytes(b"word " * (12 * 2**20 // 5))
-    elif case == "csv-without-text-column":
-        p = csv_file(root / "t.csv", sentences, header="comment,label")
+    elif case == "csv-without-text-column":  # no known name and no column of free text ('comment' would be one)
+        p = root / "t.csv"
+        p.write_text("id,code,label\n" + "".join(f"{i},{i % 7},{['neg', 'pos'][y]}\n" for i, (y, _) in
+                                                  enumerate(sentences[:40])))
     elif case == "csv-label-missing":
         p = csv_file(root / "t.csv", sentences)
         rows = p.read_text().splitlines()
@@ -159,7 +161,7 @@ DATA_CASES = {  # case -> words the error line must contain
     "empty-file": ["empty.txt is empty"],
     "only-blank-lines": ["only blank lines"],
     "single-12mb-line": ["line 1 is 12.0 MB long", "line breaks"],
-    "csv-without-text-column": ["no text column", "'comment'"],
+    "csv-without-text-column": ["no text column", "found columns: 'id', 'code', 'label'", "looked for text, sentence"],
     "csv-label-missing": ["line 4", "empty label"],
     "csv-ragged-row": ["line 5 has 3 fields", "header has 2"],
     "csv-unterminated-quote": ["cannot parse as CSV near line 12", "quote left open"],
@@ -195,6 +197,27 @@ def test_labelled_file_with_one_class(capsys, tmp_path, sentences):
     csv.write_text("text,label\n" + "".join(f'"{s}",pos\n' for _, s in sentences[:40]))
     assert_error(run_cli(capsys, "study", "--data", csv, *BERT_STUDY, "--out", out), "only one class ('pos')",
                  root=tmp_path, out=out)
+
+
+@pytest.mark.parametrize("cmd", ["pretrain", "study"])
+def test_unknown_label_column(capsys, tmp_path, sentences, cmd):
+    """--label-column naming no column: one line naming the columns found (a header's, or a headerless file's
+    count and first row)."""
+    data = csv_file(tmp_path / "q.csv", sentences, header="question,kind")
+    out = tmp_path / "o"
+    args = GPT if cmd == "pretrain" else BERT_STUDY
+    assert_error(run_cli(capsys, cmd, "--data", data, *args, "--label-column", "label", "--out", out),
+                 "no column 'label' (--label-column)", "found columns 'question', 'kind'", root=tmp_path, out=out)
+    headerless = tmp_path / "h.tsv"
+    headerless.write_text("".join(f"{s}\t{y}\n" for y, s in sentences[:60]))
+    assert_error(run_cli(capsys, cmd, "--data", headerless, *args, "--text-column", "sentence", "--out", out),
+                 "no column 'sentence' (--text-column)", "found 2 columns and no header", root=tmp_path, out=out)
+
+
+def test_columns_for_an_image_method(capsys, tmp_path):
+    out = tmp_path / "o"
+    assert_error(run_cli(capsys, "pretrain", "--data", "digits", "--method", "simclr", "--label-column", "kind",
+                         "--out", out), "--label-column", "simclr trains on image data", root=tmp_path, out=out)
 
 
 # ---------------------------------------------------------------------------------------------------------------

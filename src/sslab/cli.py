@@ -23,6 +23,11 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_
 DataOpt = typer.Option(None, "--data", help="images: fashion-mnist | cifar10 | digits | an image folder | a .npz file; "
                        "text: sst2 | trec | tinyshakespeare | wikitext-2 | a .txt/.csv/.tsv/.jsonl file, glob or folder")
 CorpusOpt = typer.Option(None, "--corpus", help="extra unlabelled text files to pretrain on (repeatable)")
+TextColumnOpt = typer.Option(None, "--text-column", help="text data: the column holding the text (a header name or "
+                             "a number from 1; default: a known name, else the column of the longest free text)")
+LabelColumnOpt = typer.Option(None, "--label-column", help="text data: the column holding the class labels (a header "
+                              "name or a number from 1; default: a known name, else the column of few distinct "
+                              "short values)")
 RootOpt = typer.Option(None, "--data-root", help="where data sets are looked for / downloaded (env SSLAB_DATA_ROOT)")
 ConfigOpt = typer.Option(None, "--config", help="YAML recipe file (or a recipe name)")
 OverridesArg = typer.Argument(None, help="key=value overrides, e.g. pretrain.lr=1e-3 eval.seeds=5")
@@ -86,6 +91,15 @@ def _check_corpus(method: str, corpus) -> None:
                          f"{method_kind(method)} data")
 
 
+def _check_columns(method: str, text_column, label_column) -> None:
+    """--text-column / --label-column name the columns of a text file: an image or pairs method has none."""
+    from sslab.methods import method_kind
+
+    if (text_column is not None or label_column is not None) and method_kind(method) != "text":
+        raise SslabError(f"--text-column / --label-column name the columns of a text file; {method} trains on "
+                         f"{method_kind(method)} data")
+
+
 def _pretrain_overrides(method, backbone, budget, epochs, seed, batch_size, devices, num_nodes, accelerator, prefix=""):
     pairs = {"method": method, "backbone": backbone, "budget": budget, "epochs": epochs, "seed": seed,
              "batch_size": batch_size, "devices": devices, "num_nodes": num_nodes, "accelerator": accelerator}
@@ -138,6 +152,8 @@ def study(
     out: Optional[Path] = typer.Option(None, help="run folder (default runs/<data>-<method>)"),
     overwrite: bool = typer.Option(False, help="reuse an existing --out folder"),
     corpus: Optional[List[str]] = CorpusOpt,
+    text_column: Optional[str] = TextColumnOpt,
+    label_column: Optional[str] = LabelColumnOpt,
     pretrain_data: Optional[str] = typer.Option(None, "--pretrain-data", help="pretrain on this data set instead "
                                                 "(labels unused: an unlabelled image folder, another named set, a "
                                                 "text corpus), then transfer to --data"),
@@ -162,6 +178,9 @@ def study(
         ov.append(f"data={data}")
     if corpus:
         ov.append("corpus=[" + ",".join(json.dumps(str(c)) for c in corpus) + "]")
+    for key, value in (("text_column", text_column), ("label_column", label_column)):
+        if value is not None:
+            ov.append(f"{key}={json.dumps(str(value))}")
     if labels is not None:
         ov.append(f"eval.fractions=[{labels}]")
     if seeds is not None:
@@ -173,10 +192,13 @@ def study(
     cfg = load_config(StudyConfig, _recipe(config, method), ov + list(overrides or []))
     _check_names(cfg.pretrain.method, cfg.pretrain.backbone)
     _check_corpus(cfg.pretrain.method, cfg.corpus)
+    _check_columns(cfg.pretrain.method, cfg.text_column, cfg.label_column)
     name = f"{Path(cfg.data).name or 'data'}-{cfg.pretrain.method}"
     out_dir = _out_dir(out, name, overwrite=overwrite)
     _writable(out_dir)
-    with _remove_if_failed(out_dir):
+    from sslab.data.text import text_columns
+
+    with _remove_if_failed(out_dir), text_columns(cfg.data, cfg.text_column, cfg.label_column):
         results = run_study(cfg, out_dir, root=data_root, command=_command())
     print_summary(results)
     for line in results["findings"]:
@@ -200,6 +222,8 @@ def pretrain(
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
     overwrite: bool = typer.Option(False),
     corpus: Optional[List[str]] = CorpusOpt,
+    text_column: Optional[str] = TextColumnOpt,
+    label_column: Optional[str] = LabelColumnOpt,
     config: Optional[Path] = ConfigOpt,
     data_root: Optional[Path] = RootOpt,
     overrides: Optional[List[str]] = OverridesArg,
@@ -226,12 +250,14 @@ def pretrain(
                       base=base)
     _check_names(cfg.method, cfg.backbone)
     _check_corpus(cfg.method, corpus)
+    _check_columns(cfg.method, text_column, label_column)
     from sslab.methods import method_kind as _kind
 
     data = data or (run_data if base else ("fashion-mnist" if _kind(cfg.method) == "image" else "wikitext-2"))
     out_dir = _out_dir(out, f"{Path(data).name}-{cfg.method}", resume=resume, overwrite=overwrite)
     _writable(out_dir)
-    splits = load_data(data, data_root, kind=method_kind(cfg.method))
+    splits = load_data(data, data_root, kind=method_kind(cfg.method), text_column=text_column,
+                       label_column=label_column)
     with _remove_if_failed(out_dir):
         prepared = prepare_pretraining(splits, cfg, out_dir, data_root, corpus)
         res = run_pretrain(prepared.train, cfg, out_dir, resume=resume, data_spec=data, val_data=prepared.val)

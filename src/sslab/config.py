@@ -170,6 +170,12 @@ class EvalConfig(_Strict):
 class StudyConfig(_Strict):
     data: str = "fashion-mnist"
     corpus: list[str] = Field(default_factory=list, description="extra unlabelled files to pretrain on (text)")
+    text_column: str | None = Field(None, description="text data: the column of a .csv/.tsv/.txt/.jsonl file that "
+                                    "holds the text (a header name or a number from 1); None: a known name, else "
+                                    "the column of the longest free text")
+    label_column: str | None = Field(None, description="text data: the column that holds the class labels (a header "
+                                     "name or a number from 1); None: a known name, else the column of few distinct "
+                                     "short values")
     pretrain_data: str | None = Field(None, description="pretrain on this data set (labels unused; an unlabelled "
                                       "image folder, another named set, a text corpus) instead of the task's "
                                       "training split, then transfer to `data`; images of `data` are resized and "

@@ -8,19 +8,26 @@ from sslab.data.image import KNOWN, ImageData, load_image_files, load_images
 from sslab.errors import SslabError
 
 
-def load_data(spec: str, root=None, kind: str | None = None) -> DataSplits:
-    """Load `spec` as the data kind a method trains on (`kind`), or as whatever it looks like (None)."""
+def load_data(spec: str, root=None, kind: str | None = None, text_column: str | None = None,
+              label_column: str | None = None) -> DataSplits:
+    """Load `spec` as the data kind a method trains on (`kind`), or as whatever it looks like (None);
+    `text_column` / `label_column` name the columns of a text file (sslab.data.text.load_text)."""
     from sslab.data.pairs import is_pairs_spec, load_pairs
     from sslab.data.text import is_text_spec, load_text
 
+    named = text_column is not None or label_column is not None
     if kind == "pairs" or (kind is None and is_pairs_spec(str(spec))):
+        if named:
+            raise SslabError(f"--text-column / --label-column are for text data; {spec} is image-text pairs")
         return load_pairs(str(spec), root)
     text = is_text_spec(str(spec))
     if kind == "text" or (kind is None and text):
         if not text and str(spec).strip().lower() in KNOWN:
             raise SslabError(f"{spec} is an image data set; text methods need text (a named corpus, a .txt/.csv/.tsv/"
                              ".jsonl file, a glob or a folder of .txt files)")
-        return load_text(str(spec), root)
+        return load_text(str(spec), root, text_column=text_column, label_column=label_column)
+    if named:
+        raise SslabError(f"--text-column / --label-column are for text data; {spec} is loaded as images")
     try:
         return load_images(spec, root)
     except SslabError as e:

@@ -6,8 +6,10 @@ Sources:
 * named sets (``TEXT_KNOWN``), read from :func:`data_root` (``sentences/stsa.binary.*``, ``sentences/TREC.*``,
   ``tinyshakespeare/input.txt``, ``wikitext-2/{valid,test}.txt``) or else downloaded once, sha256-verified, from the
   raw files of their GitHub repositories at fixed commits into ``cache_dir()/downloads/<name>/``;
-* a ``.txt`` file (labelled ``label text`` lines or a corpus, decided by :func:`_labelled_lines`), a ``.csv`` /
-  ``.tsv`` file with a header row, a ``.jsonl`` file of objects, a folder of ``<class>/*.txt`` (labelled, one file per
+* a ``.txt`` file (labelled ``label text`` lines, two tab-separated columns, or a corpus: :func:`_parse_txt`), a
+  ``.csv`` / ``.tsv`` file (a header row, or two columns, label and text, without one: :func:`_table`; the text and
+  label columns named, found by a known header name or inferred: :func:`_pick_columns`), a ``.jsonl`` file of
+  objects, a folder of ``<class>/*.txt`` (labelled, one file per
   example; optionally ``train/<class>`` + ``test/<class>``) or of ``*.txt`` (unlabelled, one document per file),
   or a glob pattern (every matching file, concatenated as an unlabelled corpus).
 
@@ -35,6 +37,8 @@ import re
 import tempfile
 import unicodedata
 from collections import Counter
+from contextlib import contextmanager
+from contextvars import ContextVar
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +70,7 @@ __all__ = [
     "load_corpus",
     "load_text",
     "split_corpus",
+    "text_columns",
     "train_tokenizer",
     "write_token_stream",
 ]
@@ -197,7 +202,7 @@ def is_text_spec(spec: str | Path) -> bool:
 
 
 def load_text(spec: str | Path, root: str | Path | None = None, corpus: Sequence[str | Path] | str | None = None,
-              download: bool = True) -> DataSplits:
+              download: bool = True, text_column: str | None = None, label_column: str | None = None) -> DataSplits:
     """Load a text set by name (``TEXT_KNOWN``), file, folder or glob -> ``DataSplits(train, test)``.
 
     Named sets: ``sst2`` (train = ``stsa.binary.train`` + ``stsa.binary.dev``, 6,920 + 872 sentences; test =
@@ -209,13 +214,24 @@ def load_text(spec: str | Path, root: str | Path | None = None, corpus: Sequence
 
     ``corpus``: extra unlabelled sources (names, files, folders, globs; see :func:`load_corpus`) put into
     ``train.extra`` for pretraining.
+
+    ``text_column`` / ``label_column``: the columns of a ``.csv`` / ``.tsv`` / tab-separated ``.txt`` / ``.jsonl``
+    file to read (a header name, or a 1-based number); by default (also inside :func:`text_columns`) a known header
+    name, else inferred (:func:`_pick_columns`).
     """
     s = str(spec).strip()
+    cols = (text_column, label_column)
+    active = _COLUMNS.get()
+    if cols == (None, None) and active is not None and active[0] == s:
+        cols = active[1:]
     name = _ALIASES.get(s.lower())
     if name is not None:
+        if cols != (None, None):
+            raise SslabError(f"{s} is a named text set with its own columns; --text-column / --label-column name "
+                             "the columns of a .csv, .tsv, .txt or .jsonl file")
         splits = _NAMED[name](data_root(root), download)
     else:
-        splits = _splits_from(_parse_spec(s), _spec_name(s))
+        splits = _splits_from(_parse_spec(s, cols), _spec_name(s))
     if corpus is not None:
         splits.train.extra = load_corpus(corpus, root=root, download=download)
     return splits
@@ -465,9 +481,19 @@ def _labelled_lines(lines: list[str], where: Path | str) -> tuple[list[str], lis
     return labels, texts
 
 
-def _parse_txt(path: Path, text: str | None = None) -> _Parsed:
+def _parse_txt(path: Path, text: str | None = None, cols: tuple = (None, None)) -> _Parsed:
+    """A ``.txt`` file: two tab-separated columns, label and text in either order, with or without a header (when
+    nearly all lines, 95 %, have exactly one tab and :func:`_table` finds a label column; always when ``cols`` names
+    columns), else ``label text`` lines (:func:`_labelled_lines`), else a corpus (blank-line separated blocks, or
+    one text per line)."""
     text = _read_text_file(path) if text is None else text
-    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    numbered = [(n, ln.strip()) for n, ln in enumerate(text.split("\n"), 1) if ln.strip()]
+    lines = [ln for _, ln in numbered]
+    named = cols != (None, None)
+    if named or sum(1 for ln in lines if ln.count("\t") == 1) >= TAB_LINES * len(lines):
+        table = _table(path, [(n, ln.split("\t")) for n, ln in numbered], "tab-separated", cols, text, txt=True)
+        if table is not None:
+            return table
     lab = _labelled_lines(lines, path)
     if lab is not None:
         return _Parsed(lab[1], lab[0])
@@ -499,10 +525,214 @@ def _label_value(value: Any, where: str) -> str:
     raise SslabError(f"{where}: label {value!r} is not a class name or integer")
 
 
-def _parse_table(path: Path, delimiter: str) -> _Parsed:
-    """CSV/TSV with a header row (standard ``csv`` quoting, fields may hold quoted line breaks)."""
+# --- which column is the text and which the label: named, found by a known header name, or inferred -------------
+TAB_LINES = 0.95  # a .txt is read as two tab-separated columns when this share of its lines has exactly one tab
+MAX_INFERRED_CLASSES = 50  # a column with more distinct values is never taken for class labels unless named
+MAX_LABEL_CHARS = 40
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_COLUMNS: ContextVar = ContextVar("sslab_text_columns", default=None)
+
+
+@contextmanager
+def text_columns(spec: str | Path, text_column: str | None = None, label_column: str | None = None):
+    """While active, :func:`load_text` of ``spec`` (that spec only, not ``--pretrain-data`` or a corpus) reads
+    these columns as if it were given them: how the CLI names them to a study that loads its data itself."""
+    token = _COLUMNS.set((str(spec).strip(), text_column, label_column))
+    try:
+        yield
+    finally:
+        _COLUMNS.reset(token)
+
+
+def _say(line: str) -> None:
+    """What a loader inferred about a file, as one line on standard output (where the study logs)."""
+    print(line, flush=True)
+
+
+def _mean_len(values: Sequence[str]) -> float:
+    return sum(map(len, values)) / max(1, len(values))
+
+
+def _is_text_like(values: Sequence[str]) -> bool:
+    """Free text: mostly not numbers, and long (8 characters or more on average) or mostly of several words."""
+    vals = [v for v in values if v]
+    if not vals or sum(1 for v in vals if _NUMBER.fullmatch(v)) * 2 >= len(vals):
+        return False
+    return _mean_len(vals) >= 8 or sum(1 for v in vals if " " in v) * 2 >= len(vals)
+
+
+def _n_classes(values: Sequence[str]) -> int | None:
+    """How many classes ``values`` hold if they look like class labels, else None: a value in every row, 2 to
+    ``MAX_INFERRED_CLASSES`` distinct ones and no more than a fifth of the rows, none over 40 characters."""
+    distinct = set(values)
+    if not values or "" in distinct or not 2 <= len(distinct) <= min(MAX_INFERRED_CLASSES, len(values) // 5):
+        return None
+    return len(distinct) if max(map(len, distinct)) <= MAX_LABEL_CHARS else None
+
+
+def _column_index(where: str, names: list[str] | None, n_cols: int, wanted, option: str) -> int | None:
+    """The column ``wanted`` names (a header name, any case, or a number from 1); None when nothing is named."""
+    if wanted is None or not str(wanted).strip():
+        return None
+    w = str(wanted).strip()
+    low = [n.strip().lower() for n in names or []]
+    if w.lower() in low:
+        return low.index(w.lower())
+    if w.isdigit() and 1 <= int(w) <= n_cols:
+        return int(w) - 1
+    found = (f"columns {', '.join(repr(n) for n in names)}" if names is not None else f"{n_cols} columns and no header")
+    raise SslabError(f"{where}: no column {w!r} ({option}); found {found} (name one, or number it from 1 to {n_cols})")
+
+
+def _pick_columns(where: str, names: list[str] | None, columns: list[list[str]], text_column=None,
+                  label_column=None) -> tuple[int | None, int | None, bool]:
+    """(text column, label column or None, whether either was inferred) of a table whose column j holds the
+    stripped values ``columns[j]`` (``names``: its header, None without one). Each is the column named, else one of
+    a known name (``TEXT_COLUMNS``, ``LABEL_COLUMNS``), else inferred: the text is the column of free text with the
+    longest values on average (:func:`_is_text_like`), the label the other column that looks like class labels
+    (:func:`_n_classes`; of several, the one with the fewest classes)."""
+    n = len(columns)
+    ti = _column_index(where, names, n, text_column, "--text-column")
+    li = _column_index(where, names, n, label_column, "--label-column")
+    if ti is not None and ti == li:
+        raise SslabError(f"{where}: --text-column and --label-column name the same column ({ti + 1})")
+    if names is not None and ti is None:
+        k = _find_column(names, TEXT_COLUMNS)
+        ti = k if k != li else None
+    if names is not None and li is None and label_column is None:
+        k = _find_column(names, LABEL_COLUMNS)
+        li = k if k != ti else None
+    inferred = False
+    if ti is None:
+        cands = [i for i in range(n) if i != li and _is_text_like(columns[i])]
+        if cands:
+            ti, inferred = max(cands, key=lambda i: _mean_len(columns[i])), True
+    if li is None and label_column is None:
+        cands = [(k, i) for i in range(n) if i != ti and (k := _n_classes(columns[i])) is not None]
+        if cands:
+            li, inferred = min(cands)[1], True
+    return ti, li, inferred
+
+
+def _describe(path: Path, names: list[str] | None, columns: list[list[str]], ti: int, li: int | None,
+              inferred: bool) -> str:
+    """The one line that says which columns a table was read from, e.g. ``my.txt: no header; label = column 2
+    (2 values), text = column 1``."""
+    show = (lambda i: repr(names[i])) if names is not None else (lambda i: str(i + 1))
+    head = f"{Path(path).name}: " + ("no header; " if names is None else "")
+    if li is None:
+        others = ", ".join(show(i) for i in range(len(columns)) if i != ti)
+        return (head + f"text = column {show(ti)}; no label column (none of {others} has 2 to {MAX_INFERRED_CLASSES} "
+                "distinct short values in every row, a fifth of the rows or fewer; --label-column names one)")
+    line = head + f"label = column {show(li)} ({len(set(columns[li]))} values), text = column {show(ti)}"
+    return line + (" (inferred; --label-column / --text-column name others)" if inferred and names is not None else "")
+
+
+def _sniffed_header(text: str) -> bool:
+    """csv.Sniffer's guess whether the first row is a header (True when it cannot tell)."""
+    try:
+        return csv.Sniffer().has_header(text[:65536])
+    except csv.Error:
+        return True
+
+
+def _table(path: Path, rows: list[tuple[int, list[str]]], kind: str, cols: tuple, text: str,
+           txt: bool = False) -> _Parsed | None:
+    """Texts and labels of a table's ``(line number, fields)`` rows, said in one line when a column was inferred.
+
+    The first row is a header when it holds a known column name (``TEXT_COLUMNS``, ``LABEL_COLUMNS``) or one that
+    ``cols`` (text column, label column) names. Else a table of two columns (in nearly all rows) has no header when
+    :func:`_pick_columns` finds a text and a label column in all its rows and the first row's label is one found
+    again below it (a header's name is not), as ``label<TAB>text`` or ``text<TAB>0|1`` files are shipped. Else the
+    first row is a header, and the columns are named, known or inferred from the rows below it; a CSV/TSV without a
+    label column whose first row csv.Sniffer takes for data and whose text cell reads as text is an error (the
+    first row must be a header). A ``.txt`` (``txt``) whose columns are not named gives None instead of any
+    error where its first row is no known header: it is read as other text (:func:`_parse_txt`).
+    """
+    text_column, label_column = cols
+    named = cols != (None, None)
+    first = [c.strip().lstrip("\ufeff") for c in rows[0][1]]
+    n_cols = len(first)
+    if txt and named and n_cols < 2:
+        raise SslabError(f"{path}: --text-column / --label-column name columns, but its first line has no tab "
+                         "(columns of a .txt are tab-separated)")
+    low = [f.lower() for f in first]
+    names_given = [str(c).strip().lower() for c in cols if c is not None and not str(c).strip().isdigit()]
+    known = any(f in TEXT_COLUMNS or f in LABEL_COLUMNS for f in low)
+    two = not known and n_cols == 2 and sum(len(r) == 2 for _, r in rows) >= TAB_LINES * len(rows)
+    good = [r for _, r in rows if len(r) == 2] if two else []
+    columns = [[r[j].strip() for r in good] for j in range(2)] if two else []
+
+    def headerless(text_column=None, label_column=None):
+        """(text, label, inferred) of the two columns read without a header, or None if they are not that."""
+        ti, li, inferred = _pick_columns(str(path), None, columns, text_column, label_column)
+        ok = ti is not None and li is not None and columns[li][0] in columns[li][1:]
+        return (ti, li, inferred) if ok else None
+
+    for c, option in zip(cols, ("--text-column", "--label-column")):
+        if c is not None and not str(c).strip().isdigit() and str(c).strip().lower() not in low:
+            cells = ", ".join(repr(f if len(f) <= 40 else f[:37] + "...") for f in first)
+            found = (f"{n_cols} columns and no header (first row: {cells}); number them from 1"
+                     if two and headerless() else f"columns {cells} (a header's names, or numbers 1 to {n_cols})")
+            raise SslabError(f"{path}: no column {str(c).strip()!r} ({option}); found {found}")
+    known = known or bool(names_given)  # names given are the first row's (checked above): it is a header
+    if two and not names_given:
+        picked = headerless(text_column, label_column)
+        if picked is not None:
+            ti, li, inferred = picked
+            bad = next(((n, r) for n, r in rows if len(r) != 2), None)
+            if bad is not None:
+                raise SslabError(f"{path}: line {bad[0]} has {len(bad[1])} {kind} fields, the other lines 2 (no "
+                                 f"header; label = column {li + 1}, text = column {ti + 1})")
+            _say(_describe(path, None, columns, ti, li, inferred))
+            return _Parsed(columns[ti], columns[li])
+    give_up = txt and not named and not known  # a .txt that is no table of ours: read as other text
+    if len(rows) < 2:
+        if give_up:
+            return None
+        raise SslabError(f"{path} has a header row but no data rows")
+    data = rows[1:]
+    ragged = next(((n, r) for n, r in data if len(r) != n_cols), None)
+    if ragged is not None:
+        if give_up:
+            return None
+        raise SslabError(f"{path}: line {ragged[0]} has {len(ragged[1])} fields, the header has {n_cols} "
+                         f"({kind} quoting problem?)")
+    columns = [[r[j].strip() for _, r in data] for j in range(n_cols)]
+    ti, li, inferred = _pick_columns(str(path), first, columns, text_column, label_column)
+    if give_up and (ti is None or li is None):
+        return None
+    if ti is None:
+        raise SslabError(f"{path}: no text column (looked for {', '.join(TEXT_COLUMNS)}, or a column of free text; "
+                         f"found columns: {', '.join(repr(h) for h in first)}); "
+                         + ("--text-column names it" if known else "the first row must be a header, or the file "
+                            "two columns, label and text, without one; --text-column / --label-column name them"))
+    if li is None and not known and not named and not _sniffed_header(text) and _is_text_like([first[ti]]):
+        raise SslabError(f"{path}: the first row ({', '.join(repr(h) for h in first)}) looks like data, no header "
+                         f"(looked for text columns {', '.join(TEXT_COLUMNS)}; label columns "
+                         f"{', '.join(LABEL_COLUMNS)}), and no column holds class labels; the first row must be a "
+                         "header, or the file two columns, label and text, without one; --text-column / "
+                         "--label-column name them")
+    labels = None
+    if li is not None:
+        labels = [_label_value(r[li], f"{path}: line {n} (column {first[li]!r})") for n, r in data]
+    if inferred or (li is None and n_cols > 1):
+        _say(_describe(path, first, columns, ti, li, inferred))
+    return _Parsed(columns[ti], labels)
+
+
+def _parse_table(path: Path, delimiter: str, cols: tuple = (None, None)) -> _Parsed:
+    """CSV/TSV (standard ``csv`` quoting, fields may hold quoted line breaks), read by :func:`_table`. A ``.csv``
+    whose first line has no comma is read with the delimiter ``csv.Sniffer`` finds among ``; \\t |``."""
     kind = "TSV" if delimiter == "\t" else "CSV"
     text = _read_text_file(path)
+    first_line = text.lstrip("\ufeff\n").split("\n", 1)[0]
+    if delimiter == "," and "," not in first_line:
+        try:
+            sniffed = csv.Sniffer().sniff(text[:65536], delimiters=";\t|").delimiter
+            delimiter = sniffed if sniffed in first_line else delimiter
+        except csv.Error:
+            pass
     old = csv.field_size_limit()
     csv.field_size_limit(max(old, MAX_LINE_BYTES))
     rows: list[tuple[int, list[str]]] = []
@@ -521,26 +751,21 @@ def _parse_table(path: Path, delimiter: str) -> _Parsed:
         csv.field_size_limit(old)
     if not rows:
         raise SslabError(f"{path} has no {kind} rows")
-    header = [h.strip().lstrip("\ufeff") for h in rows[0][1]]
-    ti = _find_column(header, TEXT_COLUMNS)
-    if ti is None:
-        raise SslabError(f"{path}: no text column (looked for {', '.join(TEXT_COLUMNS)}; "
-                         f"found columns: {', '.join(repr(h) for h in header)}); the first row must be a header")
-    li = _find_column(header, LABEL_COLUMNS)
-    if len(rows) < 2:
-        raise SslabError(f"{path} has a header row but no data rows")
-    texts, labels = [], []
-    for line_num, row in rows[1:]:
-        if len(row) != len(header):
-            raise SslabError(f"{path}: line {line_num} has {len(row)} fields, the header has {len(header)} "
-                             f"({kind} quoting problem?)")
-        texts.append(row[ti].strip())
-        if li is not None:
-            labels.append(_label_value(row[li], f"{path}: line {line_num} (column {header[li]!r})"))
-    return _Parsed(texts, labels if li is not None else None)
+    return _table(path, rows, kind, cols, text)
 
 
-def _parse_jsonl(path: Path) -> _Parsed:
+def _jsonl_cell(value: Any) -> str:
+    """A JSON value as the text :func:`_pick_columns` looks at ('' for no value or a list/object)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _label_value(value, "") if isinstance(value, int) or float(value).is_integer() else str(value)
+    return ""
+
+
+def _parse_jsonl(path: Path, cols: tuple = (None, None)) -> _Parsed:
+    """JSON Lines objects; the text and label fields as a table's columns (:func:`_pick_columns`; the first
+    object's keys are the header)."""
     text = _read_text_file(path)
     objs: list[tuple[int, dict]] = []
     for n, line in enumerate(text.split("\n"), 1):
@@ -554,10 +779,13 @@ def _parse_jsonl(path: Path) -> _Parsed:
             raise SslabError(f"{path}: line {n} is not a JSON object")
         objs.append((n, obj))
     keys = list(objs[0][1])
-    ti, li = _find_column(keys, TEXT_COLUMNS), _find_column(keys, LABEL_COLUMNS)
+    columns = [[_jsonl_cell(obj.get(k)) for _, obj in objs] for k in keys]
+    ti, li, inferred = _pick_columns(str(path), keys, columns, *cols)
     if ti is None:
-        raise SslabError(f"{path}: no text field (looked for {', '.join(TEXT_COLUMNS)}; "
-                         f"found: {', '.join(repr(k) for k in keys)})")
+        raise SslabError(f"{path}: no text field (looked for {', '.join(TEXT_COLUMNS)}, or a field of free text; "
+                         f"found: {', '.join(repr(k) for k in keys)}); --text-column names it")
+    if inferred or (li is None and len(keys) > 1):
+        _say(_describe(path, keys, columns, ti, li, inferred))
     tkey, lkey = keys[ti], (keys[li] if li is not None else None)
     texts, labels = [], []
     for n, obj in objs:
@@ -570,17 +798,17 @@ def _parse_jsonl(path: Path) -> _Parsed:
     return _Parsed(texts, labels if lkey is not None else None)
 
 
-def _parse_file(path: Path) -> _Parsed:
+def _parse_file(path: Path, cols: tuple = (None, None)) -> _Parsed:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return _parse_table(path, ",")
+        return _parse_table(path, ",", cols)
     if suffix == ".tsv":
-        return _parse_table(path, "\t")
+        return _parse_table(path, "\t", cols)
     if suffix in (".jsonl", ".ndjson"):
-        return _parse_jsonl(path)
+        return _parse_jsonl(path, cols)
     if suffix in _BINARY_SUFFIXES:
         raise SslabError(f"unsupported text file {path} (expected .txt, .csv, .tsv or .jsonl)")
-    return _parse_txt(path)
+    return _parse_txt(path, cols=cols)
 
 
 def _visible(root: Path, p: Path) -> bool:
@@ -634,13 +862,17 @@ def _glob_files(pattern: str) -> list[Path]:
     return [Path(p) for p in sorted(globlib.glob(os.path.expanduser(pattern), recursive=True)) if Path(p).is_file()]
 
 
-def _parse_spec(s: str) -> _Parsed:
-    """A file, folder or glob (not a name) -> parsed texts (a glob: concatenated corpus, labels dropped)."""
+def _parse_spec(s: str, cols: tuple = (None, None)) -> _Parsed:
+    """A file, folder or glob (not a name) -> parsed texts (a glob: concatenated corpus, labels dropped);
+    ``cols``: the text and label columns of a file (:func:`_pick_columns`)."""
     p = Path(s).expanduser()
+    if p.is_file():
+        return _parse_file(p, cols)
+    if cols != (None, None) and (p.is_dir() or _is_glob(s)):
+        raise SslabError(f"{s} is a {'folder' if p.is_dir() else 'glob'}; --text-column / --label-column name the "
+                         "columns of one .csv, .tsv, .txt or .jsonl file")
     if p.is_dir():
         return _parse_folder(p)
-    if p.is_file():
-        return _parse_file(p)
     if _is_glob(s):
         files = _glob_files(s)
         if not files:
