@@ -46,6 +46,40 @@ def test_bad_pair_files(tmp_path, capsys, case, says):
 
 
 
+def test_coco_layout_with_its_images_missing(tmp_path, capsys):
+    """COCO's own layout (annotations/captions_train2017.json, the images in train2017/) without the images: the
+    error says which folders were searched."""
+    import json
+
+    root = tmp_path / "coco"
+    (root / "annotations").mkdir(parents=True)
+    (root / "train2017").mkdir()
+    doc = {"images": [{"id": k, "file_name": f"{k:012d}.jpg"} for k in range(3)],
+           "annotations": [{"id": k, "image_id": k, "caption": f"picture {k}"} for k in range(3)]}
+    (root / "annotations" / "captions_train2017.json").write_text(json.dumps(doc))
+    out = tmp_path / "run"
+    for spec in (root, root / "annotations" / "captions_train2017.json"):
+        assert_error(run_cli(capsys, "pretrain", "--data", spec, "--method", "clip", "--budget", "2s", "--out", out),
+                     "0 readable images (3 missing", f"{root / 'train2017'}", f"{root / 'annotations'}",
+                     root=tmp_path, out=out)
+
+
+def test_probe_data_of_ones_own_that_is_missing(tmp_path, capsys):
+    """probe_data naming a folder that is not there fails before any training (a named set that cannot be
+    downloaded is skipped instead: tests/test_data_formats.py)."""
+    from PIL import Image
+
+    d = tmp_path / "pairs"
+    (d / "images").mkdir(parents=True)
+    for k in range(4):
+        Image.new("RGB", (16, 16), (40 * k, 0, 0)).save(d / "images" / f"{k}.png")
+    (d / "captions.csv").write_text("image,caption\n" + "".join(f"{k}.png,shade {k}\n" for k in range(4)))
+    out = tmp_path / "run"
+    assert_error(run_cli(capsys, "study", "--data", d, "--backbone", "resnet-xs", "--epochs", "1", "--out", out,
+                         f"probe_data={tmp_path / 'my-labelled-images'}"), "data folder not found",
+                 "my-labelled-images", root=tmp_path, out=out)
+
+
 def test_bad_pair_commands(tmp_path, capsys):
     from PIL import Image
 

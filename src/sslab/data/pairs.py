@@ -4,8 +4,11 @@ Read from a captions file beside its images: CSV / TSV with a header naming an i
 ``filename``, ``image_path``, ``path``) and a caption column (``caption``, ``text``, ``sentence``, ``title``);
 JSON Lines with those keys; or a COCO-style captions JSON (``images`` with ``id`` / ``file_name``,
 ``annotations`` with ``image_id`` / ``caption``). ``--data`` names the file, a folder holding one such file
-(``captions.csv`` first), or ``flickr8k-1k`` (``<data root>/flickr8k-1k``: 1,000 Flickr8k photographs with 5
-captions each). Image paths are relative to the captions file's folder or its ``images/`` subfolder.
+(``captions.csv`` first), a folder in COCO's own layout (``annotations/captions_<split>.json`` beside the image
+folders ``<split>/``, e.g. ``train2017/`` and ``val2017/``: every captions file's pairs together), or
+``flickr8k-1k`` (``<data root>/flickr8k-1k``: 1,000 Flickr8k photographs with 5 captions each). Image paths are
+relative to the captions file's folder or its ``images/`` subfolder; for ``annotations/captions_<split>.json``
+also to ``<split>/`` (and ``images/<split>/``) beside ``annotations/``.
 
 The split is by image (never the same image in train and test): a fixed fifth of the images, with all their
 captions, is held out. Captions naming a missing or unreadable image are skipped and counted (``skipped``).
@@ -16,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,7 +92,7 @@ def is_pairs_spec(spec: str) -> bool:
     p = Path(spec).expanduser()
     if p.is_file():
         return p.suffix.lower() in PAIR_SUFFIXES and _has_pair_columns(p)
-    return p.is_dir() and _captions_file(p) is not None
+    return p.is_dir() and (_captions_file(p) is not None or bool(_coco_captions(p)))
 
 
 def load_pairs(spec: str, root=None, image_size: int = DEFAULT_PAIR_SIZE, download: bool = True) -> DataSplits:
@@ -107,14 +111,24 @@ def load_pairs(spec: str, root=None, image_size: int = DEFAULT_PAIR_SIZE, downlo
         if not p.exists():
             raise SslabError(f"pair data not found: {spec}")
         path = _captions_file(p) if p.is_dir() else p
-        if path is None:
-            raise SslabError(f"{spec}: no captions file (a .csv/.tsv/.jsonl with image and caption columns, or a "
-                             "COCO-style captions .json)")
+        coco = _coco_captions(p) if p.is_dir() and path is None else []
+        if path is None and not coco:
+            raise SslabError(f"{spec}: no captions file (a .csv/.tsv/.jsonl with image and caption columns, a "
+                             "COCO-style captions .json, or COCO's annotations/captions_<split>.json)")
         name = p.name
+        if coco:  # COCO's layout: every annotations/captions_<split>.json with the images of its <split>/
+            rows, folders = [], []
+            for c in coco:
+                part = _read_rows(c)
+                if not part:
+                    raise SslabError(f"{c}: no (image, caption) rows")
+                rows += part
+                folders += [f for f in _image_folders(c) if f not in folders]
+            return _build(rows, folders, name, image_size)
     rows = _read_rows(path)
     if not rows:
         raise SslabError(f"{path}: no (image, caption) rows")
-    return _build(rows, path.parent, name, image_size)
+    return _build(rows, _image_folders(path), name, image_size)
 
 
 def flickr8k_1k_names() -> list[str]:
@@ -177,6 +191,28 @@ def build_flickr_subset(images_zip: Path, text_zip: Path, names: list[str], targ
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _coco_captions(folder: Path) -> list[Path]:
+    """COCO's own layout: ``folder/annotations/captions_<split>.json`` (train before val), else []."""
+    ann = folder / "annotations"
+    if not ann.is_dir():
+        return []
+    found = [p for p in ann.glob("captions_*.json") if p.is_file()]
+    return sorted(found, key=lambda p: (not p.stem.startswith("captions_train"), p.name))
+
+
+def _image_folders(captions: Path) -> list[Path]:
+    """Where the images a captions file names are looked for: its folder and ``images/`` in it; for COCO's
+    ``annotations/captions_<split>.json`` also ``<split>/``, ``images/<split>/``, ``images/`` and the folder that
+    holds ``annotations/``."""
+    base = captions.parent
+    folders = [base, base / "images"]
+    m = re.fullmatch(r"captions_(.+)", captions.stem)
+    if m and base.name == "annotations":
+        root = base.parent
+        folders += [root / m.group(1), root / "images" / m.group(1), root / "images", root]
+    return folders
 
 
 def _captions_file(folder: Path) -> Path | None:
@@ -263,13 +299,14 @@ def _coco_rows(path: Path, text: str) -> list[tuple[str, str]]:
     return [(f, c.strip()) for f, c in rows if isinstance(c, str) and c.strip()]
 
 
-def _build(rows: list[tuple[str, str]], base: Path, name: str, image_size: int) -> DataSplits:
+def _build(rows: list[tuple[str, str]], folders: list[Path], name: str, image_size: int) -> DataSplits:
+    """Decode the images ``rows`` name (each looked for in ``folders``, in order), split by image."""
     from sslab.data.image import _decode_one
 
     files = sorted({f for f, _ in rows})
     decoded, missing, unreadable = {}, 0, 0
     for f in files:
-        p = next((q for q in (base / f, base / "images" / f) if q.is_file()), None)
+        p = next((q for q in (d / f for d in folders) if q.is_file()), None)
         if p is None:
             missing += 1
             continue
@@ -278,8 +315,8 @@ def _build(rows: list[tuple[str, str]], base: Path, name: str, image_size: int) 
         except SslabError:
             unreadable += 1
     if len(decoded) < 2:
-        raise SslabError(f"{name}: {len(decoded)} readable images ({missing} missing, {unreadable} unreadable); "
-                         "pairs need at least 2")
+        raise SslabError(f"{name}: {len(decoded)} readable images ({missing} missing, {unreadable} unreadable; "
+                         f"looked for in {', '.join(str(d) for d in folders)}); pairs need at least 2")
     kept = [f for f in files if f in decoded]
     index = {f: i for i, f in enumerate(kept)}
     skipped_captions = sum(1 for f, _ in rows if f not in index)
