@@ -747,6 +747,9 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
         w(f"<p class=\"note\">Image tower probed on {_e(probe.get('name'))} ({_fmt_value(probe.get('n_train'))} "
           f"training / {_fmt_value(probe.get('n_test'))} test images, {len(_as_list(probe.get('classes')))} classes); "
           "the results table is on it.</p>")
+    if results.get("probe_skipped"):
+        w(f"<p class=\"note\">Probe skipped: {_e(results['probe_skipped'])}; no zero-shot classification or image "
+          "tower probes.</p>")
     starts = _starting_points(results)
     if starts:
         w("<h2>Starting points</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in starts) + "</ul>")

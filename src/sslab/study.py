@@ -414,7 +414,11 @@ def _save_examples(out: Path, examples: list[dict]) -> list[dict]:
 def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, show_progress: bool, t0: float) -> dict:
     """The study on image-text pairs (CLIP): pretrain on the training pairs; retrieval R@1/5/10 both ways on the
     held-out pairs; with `probe_data` (a labelled image set) zero-shot classification with `prompts` and the image
-    tower through the harness's protocols and baselines at every label fraction."""
+    tower through the harness's protocols and baselines at every label fraction. A named probe set (cifar10, as the
+    clip recipe names) that cannot be had (offline, its download failed) is skipped, said in the log and in
+    results["probe_skipped"]: it is an extra, never a reason to fail the study; a probe set of one's own (a folder,
+    an .npz file) that cannot be read is an error before any training."""
+    from sslab.data.image import _ALIASES as IMAGE_NAMES
     from sslab.evaluate.pairs import retrieval_evaluation, zero_shot
 
     tr, te = splits.train, splits.test
@@ -423,7 +427,16 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
     if cfg.foundation or cfg.corpus or cfg.pretrain_data:
         raise SslabError("an image-text study takes no --from, --pretrain-data or corpus (start a tower from pretrained weights with "
                          "--backbone torchvision:<arch>=<weights> or method_args.text_from=<HF folder>)")
-    probe = load_data(cfg.probe_data, root, kind="image") if cfg.probe_data else None  # checked before training
+    probe, probe_skipped = None, None
+    if cfg.probe_data:  # checked before training
+        try:
+            probe = load_data(cfg.probe_data, root, kind="image")
+        except SslabError as err:
+            if str(cfg.probe_data).strip().lower() not in IMAGE_NAMES:
+                raise
+            probe_skipped = f"{cfg.probe_data} could not be loaded: {err}"
+            log(f"probe_data skipped ({probe_skipped}): zero-shot classification and the image tower's probes are "
+                "not run")
     if probe is not None:
         check_labelled(probe)
         if len(probe.train.classes) < 2:
@@ -439,7 +452,8 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
     evals = {"retrieval": retrieval_evaluation(out, info, root, examples=8)}
     runs, health = [], None
     if probe is None:
-        log("no probe_data: zero-shot classification and the image tower's probes are not run")
+        if probe_skipped is None:  # a skipped probe was said before training
+            log("no probe_data: zero-shot classification and the image tower's probes are not run")
     else:
         from sslab.data.image import as_rgb
 
@@ -460,7 +474,8 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
         "command": command, "config": cfg.model_dump(),
         "data": {"name": tr.name, "kind": "pairs", "unit": "images", "n_train": len(tr), "n_test": len(te),
                  "classes": [], "captions": [len(tr.captions), len(te.captions)], "skipped": tr.skipped},
-        "probe": _data_info(probe) if probe is not None else None, "pretrain": pre, "health": health, "runs": runs,
+        "probe": _data_info(probe) if probe is not None else None, "probe_skipped": probe_skipped,
+        "pretrain": pre, "health": health, "runs": runs,
         "run_evaluations": evals, "retrieval_examples": examples,
         "baseline_notes": _baseline_notes("image") if probe is not None else "",
         "timing": {"total_seconds": time.time() - t0, "pretrain_seconds": pre["seconds"]},
