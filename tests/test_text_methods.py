@@ -153,7 +153,7 @@ def test_text_study_end_to_end(tmp_path):
 
 @needs_trec
 def test_study_on_a_text_file_needs_no_method(tmp_path, capsys, monkeypatch):
-    """`sslab study --data questions.txt` (a labelled file never seen) picks the text default, BERT."""
+    """`sslab study --data questions.txt` (a labelled file never seen) picks the text default, GPT."""
     monkeypatch.chdir(tmp_path)
     lines = (ROOT / "sentences" / "TREC.train").read_bytes().decode("latin-1").splitlines()[:600]
     data = tmp_path / "questions.txt"
@@ -163,7 +163,7 @@ def test_study_on_a_text_file_needs_no_method(tmp_path, capsys, monkeypatch):
                  "eval.finetune_min_steps=5", "eval.protocols=[knn]"])
     assert code == 0, capsys.readouterr().err
     info = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert info["method"] == "bert" and info["kind"] == "text"
+    assert info["method"] == "gpt" and info["kind"] == "text"
     assert (tmp_path / "run" / "report.html").is_file()
 
 

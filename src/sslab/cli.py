@@ -117,9 +117,9 @@ def _recipe(config: Optional[Path], method: Optional[str]) -> Optional[Path]:
 
 
 def _default_method(data: Optional[str], config: Optional[Path]) -> Optional[str]:
-    """Without --method (and --config): CLIP for image-text pairs (flickr8k-1k, a captions file or a folder with
-    one), BERT for text data (a named text set, a text file or glob, a folder of <class>/*.txt), else the recipe
-    default (VICReg for images)."""
+    """Without --method (and --config): CLIP for image-text pairs (flickr8k-1k, a captions file, a folder with one
+    or COCO's layout), GPT for text data (a named text set, a text file or glob, a folder of <class>/*.txt: at this
+    scale its features probe best of the text methods, README), else the recipe default (VICReg for images)."""
     if data is None or config is not None:
         return None
     from sslab.data.pairs import is_pairs_spec
@@ -131,7 +131,7 @@ def _default_method(data: Optional[str], config: Optional[Path]) -> Optional[str
     folder = Path(data).expanduser()
     if folder.is_dir() and not any(folder.glob("*/*.txt")):  # loose .txt files beside no classes: not a text set
         return None
-    return "bert" if is_text_spec(data) else None
+    return "gpt" if is_text_spec(data) else None
 
 
 def _command() -> str:
