@@ -16,7 +16,7 @@ import pytest
 from sslab.cli import _default_method, main
 from sslab.data import load_data
 from sslab.data.pairs import is_pairs_spec, load_pairs
-from sslab.data.text import load_text, text_columns
+from sslab.data.text import load_text
 from sslab.errors import SslabError
 
 ROOT = Path(os.environ.get("SSLAB_DATA_ROOT", "/nonexistent"))
@@ -129,9 +129,7 @@ def test_columns_named_by_option(tmp_path, capsys):
     assert load_text(with_extra, text_column="question", label_column="2").train.classes == sorted(QUESTIONS)
     headerless = write_rows(tmp_path / "h.tsv", sentiment(), "\t")
     assert load_text(headerless, text_column="1", label_column="2").train.classes == ["0", "1"]
-    with text_columns(str(with_extra), label_column="kind"):  # how the CLI names them to a study
-        assert load_data(str(with_extra), kind="text").train.classes == sorted(QUESTIONS)
-        assert load_text(headerless).train.classes == ["0", "1"]  # another spec: not named
+    assert load_data(str(with_extra), kind="text", label_column="kind").train.classes == sorted(QUESTIONS)
     with pytest.raises(SslabError, match=r"no column 'kinds' \(--label-column\); found columns 'question', 'kind'"):
         load_text(f, label_column="kinds")
     with pytest.raises(SslabError, match="found 2 columns and no header"):

@@ -143,7 +143,11 @@ def study(
     data: Optional[str] = DataOpt,
     method: Optional[str] = typer.Option(None, help="pretext method (sslab methods lists them)"),
     backbone: Optional[str] = typer.Option(None, help="backbone name (resnet-xs, resnet-s, resnet18, timm:<name>)"),
-    budget: Optional[str] = typer.Option(None, help="pretraining wall-clock budget, e.g. 5m"),
+    time: Optional[str] = typer.Option(None, "--time", help="the whole study's time limit, e.g. 5m, 15m (the "
+                                       "default), 2h, or none: a plan made before any training fits the runs to "
+                                       "it (pretraining gets at most 30%)"),
+    budget: Optional[str] = typer.Option(None, help="pretraining wall-clock budget, e.g. 5m (default: the "
+                                         "recipe's, at most 30% of --time)"),
     epochs: Optional[float] = typer.Option(None, help="pretraining epochs (instead of a budget)"),
     seed: Optional[int] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None),
@@ -189,6 +193,8 @@ def study(
         ov.append(f"foundation={json.dumps(str(from_))}")
     if pretrain_data is not None:
         ov.append(f"pretrain_data={json.dumps(str(pretrain_data))}")
+    if time is not None:
+        ov.append(f"time_limit={json.dumps(time)}")
     cfg = load_config(StudyConfig, _recipe(config, method), ov + list(overrides or []))
     _check_names(cfg.pretrain.method, cfg.pretrain.backbone)
     _check_corpus(cfg.pretrain.method, cfg.corpus)
@@ -196,10 +202,10 @@ def study(
     name = f"{Path(cfg.data).name or 'data'}-{cfg.pretrain.method}"
     out_dir = _out_dir(out, name, overwrite=overwrite)
     _writable(out_dir)
-    from sslab.data.text import text_columns
-
-    with _remove_if_failed(out_dir), text_columns(cfg.data, cfg.text_column, cfg.label_column):
-        results = run_study(cfg, out_dir, root=data_root, command=_command())
+    with _remove_if_failed(out_dir):
+        fixed = budget is not None or epochs is not None or any(o.startswith("pretrain.budget=")
+                                                                 for o in overrides or [])
+        results = run_study(cfg, out_dir, root=data_root, command=_command(), budget_fixed=fixed)
     print_summary(results)
     for line in results["findings"]:
         typer.echo(f"- {line}")
@@ -279,6 +285,8 @@ def evaluate(
     baselines: str = typer.Option("scratch,scratch+aug,raw", help="baselines to run beside (or 'none'); raw: "
                                   "logistic regression on raw pixels (images) or TF-IDF (text)"),
     seeds: Optional[int] = typer.Option(None),
+    seed_list: Optional[str] = typer.Option(None, "--seed-list", help="these label-subset seeds only, e.g. 3,4 (what "
+                                            "a study's plan skipped); rows measured before for other seeds are kept"),
     data: Optional[str] = typer.Option(None, help="evaluate on another labelled data set of the run's kind (images: "
                                        "the same shape)"),
     config: Optional[Path] = ConfigOpt,
@@ -294,11 +302,19 @@ def evaluate(
         raise SslabError(f"run folder not found: {run}")
     ov = [f"fractions=[{labels}]", f"baselines=[{'' if baselines == 'none' else baselines}]"]
     if protocol is not None:
-        ov.append(f"protocols=[{protocol}]")
+        ov.append(f"protocols=[{'' if protocol == 'none' else protocol}]")
     if seeds is not None:
         ov.append(f"seeds={seeds}")
     cfg = load_config(EvalConfig, config, ov + list(overrides or []))
-    results = evaluate_run(run, cfg, data, data_root)
+    only = None
+    if seed_list is not None:
+        try:
+            only = sorted({int(x) for x in seed_list.split(",") if x.strip()})
+        except ValueError:
+            raise SslabError(f"--seed-list takes whole numbers separated by commas, got {seed_list!r}") from None
+        if not only or min(only) < 0:
+            raise SslabError(f"--seed-list takes seeds >= 0, got {seed_list!r}")
+    results = evaluate_run(run, cfg, data, data_root, seeds=only)
     print_summary(results)
     typer.echo(f"report: {run / 'report.html'}")
 

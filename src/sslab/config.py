@@ -158,6 +158,9 @@ class EvalConfig(_Strict):
     finetune_aug: bool = Field(False, description="augment while fine-tuning the SSL encoder (measured: hurts at 1%)")
     batch_size: int = Field(128, gt=1)
     curve_test_images: int = Field(1000, gt=0, description="test images used for per-epoch curves")
+    curve_seeds: int = Field(1, ge=0, description="label-subset seeds whose supervised runs record train and test "
+                             "accuracy at every check (the report draws seed 0's curves); the others check "
+                             "validation accuracy only (with finetune_until=budget every run records its curve)")
 
     @field_validator("fractions")
     @classmethod
@@ -202,6 +205,17 @@ class StudyConfig(_Strict):
         if not v or any(p.count("{}") != 1 for p in v):
             raise ValueError("each prompt must hold one {} where the class name goes")
         return v
+    time_limit: float | None = Field(900.0, gt=0, description="seconds the whole study may take (CLI --time 15m; "
+                                     "None / 'none': no limit, every run the settings name). A plan made before "
+                                     "any training gives pretraining at most 30% of it (never more than "
+                                     "pretrain.budget) and picks the label subsets that fit, dropping seeds "
+                                     "before fractions and 100% before 10% and 1%")
+
+    @field_validator("time_limit", mode="before")
+    @classmethod
+    def _limit(cls, v):
+        return None if isinstance(v, str) and v.strip().lower() in ("none", "off", "null", "") else parse_duration(v)
+
     pretrain_seeds: int = Field(1, ge=1, description="pretraining runs (seeds pretrain.seed, +1, ...), each "
                                 "evaluated with every protocol; the ssl rows' spread is then over pretraining runs and "
                                 "label subsets together (the baselines do not depend on pretraining: run once)")

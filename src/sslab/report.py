@@ -234,6 +234,41 @@ def _is_best(d: dict, best: dict) -> bool:
 # --------------------------------------------------------------------------- terminal
 
 
+def seeds_text(seeds: list[int]) -> str:
+    """'seed 0', 'seeds 0-2' or 'seeds 0,3'."""
+    seeds = sorted(seeds)
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    return f"seeds {seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else \
+        "seeds " + ",".join(map(str, seeds))
+
+
+def _mmss(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def plan_lines(plan: dict) -> list[str]:
+    """A study's plan (results["plan"]) in lines: the limit and estimate, the pretraining time, each encoder x label
+    fraction with its seeds and trained runs, and what was skipped to fit, each with the command that runs it."""
+    limit = plan.get("limit_seconds")
+    head = "no time limit" if limit is None else f"time limit {_mmss(limit)}"
+    out = [f"plan ({head}; about {_mmss(plan.get('eta_seconds') or 0)} in all, from a timed calibration):"]
+    if plan.get("pretrain_seconds"):
+        times = f" x {plan['pretrainings']} runs" if plan.get("pretrainings", 1) > 1 else ""
+        out.append(f"  pretrain: {_mmss(plan['pretrain_seconds'])}{times}")
+    for r in _as_list(plan.get("rows")):
+        trained = (f"; trained ({seeds_text(r['trained_seeds'])}): " + ", ".join(r["trained"])) if r.get("trained") \
+            else ""
+        out.append(f"  {r['encoder']} at {_frac_label(r['fraction'])} labels ({r['labels']:,}), "
+                   f"{seeds_text(r['seeds'])}: frozen-feature probes{trained}  ~{_mmss(r['seconds'])}")
+    for g in _as_list(plan.get("skipped")):
+        more = " (likewise --seed-list for each other seed)" if len(g.get("commands", [])) > 1 else ""
+        out.append(f"  skipped ({g['why']}): {g['what']} (~{_mmss(g['seconds'])}); run it with: "
+                   f"{g['commands'][0]}{more}")
+    return out
+
+
 def print_summary(results: dict, console=None) -> None:
     """Print a rich table: rows (init, protocol), one column per label fraction with
     ``mean ± std (n=K)`` of test accuracy in percent; the best mean per column is bold."""
@@ -270,6 +305,10 @@ def print_summary(results: dict, console=None) -> None:
     console.print(table)
     if any(d.get("unconverged") for d in summary):
         console.print("† not converged: some runs stopped at their cap while validation accuracy was still rising")
+    for g in _as_list(_as_dict(results.get("plan")).get("skipped")):
+        console.print(escape(f"skipped ({g['why']}): {g['what']}: {g['commands'][0]}"
+                             + (" (likewise --seed-list for each other seed)" if len(g["commands"]) > 1 else "")),
+                      soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- plots
@@ -750,6 +789,23 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
     if results.get("probe_skipped"):
         w(f"<p class=\"note\">Probe skipped: {_e(results['probe_skipped'])}; no zero-shot classification or image "
           "tower probes.</p>")
+    plan = _as_dict(results.get("plan"))
+    if plan:
+        w("<h2>Plan</h2>")
+        lines = plan_lines(plan)
+        timing = _as_dict(results.get("timing"))
+        took = (f" It took {_mmss(timing['total_seconds'])}." if _num(timing.get("total_seconds")) is not None
+                else "")
+        w(f"<p>{_e(lines[0])}{_e(took)}</p><ul class=\"plan\">")
+        w("".join(f"<li>{_e(x.strip())}</li>" for x in lines[1:] if not x.strip().startswith("skipped")))
+        w("</ul>")
+        skipped = _as_list(plan.get("skipped"))
+        if skipped:
+            w("<p>Skipped to fit the time limit, with the command that runs each into this study's folder "
+              "(<code>--time none</code> runs everything):</p><ul class=\"skipped\">")
+            w("".join(f"<li>{_e(g['what'])} (~{_e(_mmss(g['seconds']))}; {_e(g['why'])}):<br>"
+                      + "<br>".join(f"<code>{_e(c)}</code>" for c in g["commands"]) + "</li>" for g in skipped))
+            w("</ul>")
     starts = _starting_points(results)
     if starts:
         w("<h2>Starting points</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in starts) + "</ul>")

@@ -11,10 +11,11 @@ from sslab import __version__
 from sslab.atomic import atomic_write
 from sslab.config import EvalConfig, StudyConfig
 from sslab.data import load_data
-from sslab.engine import load_encoder, method_from_info, pretrain, read_run_info
+from sslab.engine import load_encoder, method_from_info, pretrain, read_run_info, run_info
 from sslab.errors import SslabError
-from sslab.evaluate import check_labelled, evaluate_encoder, kind_adapter, run_evaluations
+from sslab.evaluate import PROTOCOLS, SeedList, check_labelled, evaluate_encoder, kind_adapter, run_evaluations
 from sslab.methods import method_kind, prepare_pretraining
+from sslab.plan import PRETRAIN_SHARE, Plan
 from sslab.progress import Progress
 from sslab.report import print_summary, spread_text, summarize, write_report
 
@@ -223,8 +224,11 @@ def load_foundation(spec: str, kind: str, context: int | None = None, meta: dict
     return encoder, info
 
 
-def _evaluate(label: str, show_progress: bool, encoder, info: dict, splits, cfg: EvalConfig, log, **kw) -> dict:
-    """`evaluate_encoder` under a progress bar named `label` (closed whatever happens)."""
+def _evaluate(label: str, show_progress: bool, encoder, info: dict, splits, cfg: EvalConfig, log, progress=None,
+              **kw) -> dict:
+    """`evaluate_encoder` under `progress`, or its own progress bar named `label` (closed whatever happens)."""
+    if progress is not None:
+        return evaluate_encoder(encoder, info, splits, cfg, log, progress=progress, **kw)
     progress = Progress(label, show_progress)
     try:
         return evaluate_encoder(encoder, info, splits, cfg, log, progress=progress, **kw)
@@ -276,54 +280,40 @@ def _pretrain_to(pcfg, cfg: StudyConfig, source, where: Path, root, show_progres
     return pre, prepared
 
 
-def adapt_foundation(pcfg, cfg: StudyConfig, splits, source, out: Path, root, log, show_progress, runs: list) -> dict:
-    """Domain-adaptive pretraining: the foundation model pretrained further on the unlabelled data own SSL
-    pretrains on (`source`: the task's training split, or `pretrain_data`; settings `pcfg` from `adapt_config`, in
-    `<out>/adapted`), then every protocol on the task `splits` (rows with init "adapted"). A failure is logged and
-    recorded, and the rest of the study stands."""
-    if isinstance(pcfg, str):
-        log(f"no continued pretraining of the foundation model: {pcfg}")
-        return {"skipped": pcfg}
-    where = out / "adapted"
-    log(f"continued pretraining of the foundation model: {pcfg.method}, lr {pcfg.lr:g}, in {where}")
-    try:
-        pre, _ = _pretrain_to(pcfg, cfg, source, where, root, show_progress)
-        encoder, info = load_encoder(where)
-    except SslabError as err:
-        log(f"continued pretraining failed: {err}")
-        return {"skipped": str(err)}
-    log(f"adapted {pre['method']}: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
-        f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
-    aev = _evaluate("evaluate adapted", show_progress, encoder, info, splits,
-                    cfg.eval.model_copy(update={"baselines": []}), log, name="adapted")
-    runs += aev["runs"]
-    return {"method": pre["method"], "lr": pcfg.lr, "epochs": pre["epochs"], "seconds": pre["seconds"],
-            "steps": pre.get("steps"), "units_per_s": pre["units_per_s"], "unit": pre["unit"],
-            "history": pre.get("history"), "health": aev["health"]}
-
-
-def more_pretraining(cfg: StudyConfig, pre: dict, source, splits, out: Path, root, log, show_progress,
-                     runs: list) -> list[dict]:
-    """Pretraining runs 2 .. `cfg.pretrain_seeds` (seeds pretrain.seed + i, in `<out>/pretrain-seed<seed>`), each
-    evaluated with every protocol and no baseline; every ssl row says its `pretrain_seed`. Returns each run's
-    epochs, time and speed, the first (`pre`, in `out`) included."""
-    first = cfg.pretrain.seed
-    for r in runs:
-        if r["init"] == "ssl":
-            r["pretrain_seed"] = first
-    out_runs = [{"seed": first, "epochs": pre["epochs"], "seconds": pre["seconds"], "units_per_s": pre["units_per_s"]}]
-    for seed in range(first + 1, first + cfg.pretrain_seeds):
-        pcfg = cfg.pretrain.model_copy(update={"seed": seed})
+def pretrain_more(cfg: StudyConfig, pcfg, adapt, source, out: Path, root, log, show_progress) -> dict:
+    """The pretraining runs beyond the first: seeds pretrain.seed + 1 .. (`cfg.pretrain_seeds`, in
+    `<out>/pretrain-seed<seed>`, settings `pcfg` with that seed), and domain-adaptive pretraining of the foundation
+    model on the same unlabelled data (settings `adapt` from `adapt_config`, in `<out>/adapted`; a string says why
+    there is none). Returns {plan name: (run folder, the engine's summary)}, or for "adapted" {"skipped": why} when
+    it could not run (logged; the rest of the study stands)."""
+    done: dict = {}
+    for i in range(1, cfg.pretrain_seeds):
+        seed = pcfg.seed + i
         where = out / f"pretrain-seed{seed}"
-        more, _ = _pretrain_to(pcfg, cfg, source, where, root, show_progress)
+        more, _ = _pretrain_to(pcfg.model_copy(update={"seed": seed}), cfg, source, where, root, show_progress)
         log(f"pretrained {more['method']} with seed {seed}: {more['epochs']:.2f} epochs in {more['seconds']:.0f}s")
-        encoder, info = load_encoder(where)
-        ev = _evaluate(f"evaluate seed {seed}", show_progress, encoder, info, splits,
-                       cfg.eval.model_copy(update={"baselines": []}), log)
-        runs += [{**r, "pretrain_seed": seed} for r in ev["runs"]]
-        out_runs.append({"seed": seed, "epochs": more["epochs"], "seconds": more["seconds"],
-                         "units_per_s": more["units_per_s"]})
-    return out_runs
+        done[f"ssl#{i}"] = (where, more)
+    if isinstance(adapt, str):
+        log(f"no continued pretraining of the foundation model: {adapt}")
+        done["adapted"] = {"skipped": adapt}
+    elif adapt is not None:
+        where = out / "adapted"
+        log(f"continued pretraining of the foundation model: {adapt.method}, lr {adapt.lr:g}, in {where}")
+        try:
+            pre, _ = _pretrain_to(adapt, cfg, source, where, root, show_progress)
+            done["adapted"] = (where, pre)
+            log(f"adapted {pre['method']}: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
+                f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
+        except SslabError as err:
+            log(f"continued pretraining failed: {err}")
+            done["adapted"] = {"skipped": str(err)}
+    return done
+
+
+def _adapted_summary(pre: dict, lr: float, health) -> dict:
+    return {"method": pre["method"], "lr": lr, "epochs": pre["epochs"], "seconds": pre["seconds"],
+            "steps": pre.get("steps"), "units_per_s": pre["units_per_s"], "unit": pre["unit"],
+            "history": pre.get("history"), "health": health}
 
 
 def _baseline_notes(kind: str) -> str:
@@ -331,12 +321,45 @@ def _baseline_notes(kind: str) -> str:
             f"augmentation; {kind_adapter(kind).RAW_NOTE}.")
 
 
-def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=say, show_progress=True) -> dict:
-    """Pretrain on the training split (labels unused), evaluate against the baselines, write the report."""
+def _calibrate(encoder, info: dict, splits, cfg: EvalConfig) -> dict:
+    """Seconds per item of a fine-tune step and of a forward pass of `encoder` on the task's labelled items."""
+    from sslab.evaluate import _device
+    from sslab.evaluate.protocols import step_costs
+
+    data = kind_adapter(info.get("kind", "image")).labelled(splits.train, info)
+    return step_costs(encoder, data, len(splits.train.classes), cfg, _device())
+
+
+def make_plan(cfg: StudyConfig, splits, encoders: dict, out: Path, t0: float, pretrain_seconds: float | None,
+              pretrainings: int) -> Plan:
+    """The study's plan over `encoders` ({name: {"encoder", "info", "baselines"}, or {"same_as": name,
+    "baselines"}}; each network timed here once)."""
+    from sslab.data import validation_split
+
+    val, pool = validation_split(splits.train.y, cfg.eval.val_items)
+    timed = {}
+    for name, e in encoders.items():  # an entry "same_as" another is the same network: timed once
+        if "same_as" in e:
+            timed[name] = {**timed[e["same_as"]], "baselines": e["baselines"]}
+            continue
+        trained = [p for p in cfg.eval.protocols if not PROTOCOLS[p].frozen and PROTOCOLS[p].applies(e["encoder"])]
+        timed[name] = {"costs": _calibrate(e["encoder"], e["info"], splits, cfg.eval), "baselines": e["baselines"],
+                       "protocols": trained}
+    return Plan(cfg, timed, splits.train.y[pool], len(splits.train.classes), len(splits.train), len(splits.test),
+                cfg.time_limit, t0, pretrain_seconds, pretrainings, run_dir=str(out))
+
+
+def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=say, show_progress=True,
+          budget_fixed: bool = False) -> dict:
+    """The main job, stage by stage: load the data; plan (time a few fine-tune steps of each network, choose the
+    runs that fit `cfg.time_limit`, print the plan); pretrain on the training split (labels unused); evaluate every
+    planned run; summarise and draw findings; write results.json and report.html. `budget_fixed`: the pretraining
+    budget was set by the user (--budget) and the plan keeps it; otherwise it gets at most 30% of the limit."""
     t0 = time.time()
     out = Path(out)
     kind = method_kind(cfg.pretrain.method)
-    splits = load_data(cfg.data, root, kind=kind)
+    # 1. data, once
+    splits = load_data(cfg.data, root, kind=kind, text_column=cfg.text_column, label_column=cfg.label_column)
     if kind == "pairs":
         return pair_study(cfg, splits, out, root, command, log, show_progress, t0)
     check_labelled(splits)
@@ -350,47 +373,100 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
     foundation = (load_foundation(cfg.foundation, kind, cfg.pretrain.context, meta, cfg.foundation_image_size)
                   if cfg.foundation else None)
     adapt = adapt_config(cfg, kind) if foundation is not None and cfg.adapt else None  # checked before any training
-    pre, prepared = _pretrain_to(cfg.pretrain, cfg, source, out, root, show_progress)
-    log(f"pretrained {pre['method']} on {pre['items']} items: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
-        f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
-    encoder, info = load_encoder(out)
-    if cfg.pretrain_data and kind == "image":  # the task's images as the pretrained network saw its own
+    # 2. the plan: pretraining time, then the runs that fit
+    pcfg = cfg.pretrain
+    if cfg.time_limit is not None and pcfg.budget is not None and not budget_fixed:
+        pcfg = pcfg.model_copy(update={"budget": min(pcfg.budget, PRETRAIN_SHARE * cfg.time_limit)})
+    prepared = prepare_pretraining(source, pcfg, out, root=root, corpus=cfg.corpus)
+    n_items = len(prepared.train) if pcfg.max_items is None else min(len(prepared.train), pcfg.max_items)
+    info0 = run_info(pcfg, prepared.train.meta(limit=n_items), cfg.pretrain_data or cfg.data)
+    if cfg.pretrain_data and kind == "image":  # the task's images as the pretrained network sees its own
         from sslab.data.image import conform
 
         shape = splits.train.x.shape[1:]
-        splits = conform(splits, info["image_size"], info["in_chans"])
+        splits = conform(splits, info0["image_size"], info0["in_chans"])
         if shape != splits.train.x.shape[1:]:
             log(f"{splits.train.name} images {'x'.join(map(str, shape))} -> "
                 f"{'x'.join(map(str, splits.train.x.shape[1:]))}, as the pretraining images")
+    encoders = {"ssl": {"encoder": method_from_info(info0).encoder(), "info": info0, "baselines": True}}
+    for seed in range(1, cfg.pretrain_seeds):  # further pretraining runs: the same network, timed once
+        encoders[f"ssl#{seed}"] = {"same_as": "ssl", "baselines": False}
+    if foundation is not None:
+        encoders["foundation"] = {"encoder": foundation[0], "info": foundation[1], "baselines": False}
+        if adapt is not None and not isinstance(adapt, str):
+            encoders["adapted"] = {"same_as": "foundation", "baselines": False}
+    pretrainings = cfg.pretrain_seeds + ("adapted" in encoders)
+    plan = make_plan(cfg, splits, encoders, out, t0, pcfg.budget, pretrainings)
+    for line in plan.lines():
+        log(line)
+    # 3. pretraining: every run before any evaluation
+    pre = pretrain(prepared.train, pcfg, out, data_spec=cfg.pretrain_data or cfg.data, show_progress=show_progress,
+                   val_data=prepared.val)
+    log(f"pretrained {pre['method']} on {pre['items']} items: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
+        f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
+    if adapt is not None and not isinstance(adapt, str):
+        adapt = adapt.model_copy(update={"budget": pcfg.budget})  # the same time as own pretraining
+    more = pretrain_more(cfg, pcfg, adapt, source, out, root, log, show_progress)
+    encoder, info = load_encoder(out)
     extra = prepared.after(out, info)
     extra["run_evaluations"] = run_evaluations(out, info, root)
     for ev_ in extra["run_evaluations"].values():
         for line in ev_["lines"]:
             log(f"{ev_['title']}: {line}")
-    ev = _evaluate("evaluate", show_progress, encoder, info, splits, cfg.eval, log, fresh=_fresh(info))
-    if cfg.pretrain_seeds > 1:
-        extra["pretrain_runs"] = more_pretraining(cfg, pre, source, splits, out, root, log, show_progress, ev["runs"])
-    if foundation is not None:  # the pretrained starting point, frozen and fine-tuned, through the same protocols
-        fenc, finfo = foundation
-        log(f"foundation model {finfo['foundation']} ({_params(fenc) / 1e6:.1f} M parameters)")
-        fev = _evaluate("evaluate foundation", show_progress, fenc, finfo, splits,
-                        cfg.eval.model_copy(update={"baselines": []}), log, name="foundation")
-        ev["runs"] += fev["runs"]
-        extra["foundation"] = {"path": finfo["foundation"], "backbone": finfo["backbone"],
-                               "parameters": _params(fenc), "health": fev["health"]}
-        if adapt is not None:
-            extra["adapted"] = adapt_foundation(adapt, cfg, splits, source, out, root, log, show_progress,
-                                                ev["runs"])
+    # 4. evaluation of every encoder, one progress bar over the plan's work
+    progress = Progress("evaluate", show_progress)
+    try:
+        ev = evaluate_encoder(encoder, info, splits, cfg.eval, log, fresh=_fresh(info), progress=progress,
+                              schedule=plan.bind("ssl"))
+        no_baselines = cfg.eval.model_copy(update={"baselines": []})
+        if cfg.pretrain_seeds > 1:
+            for r in ev["runs"]:
+                if r["init"] == "ssl":
+                    r["pretrain_seed"] = pcfg.seed
+            extra["pretrain_runs"] = [{"seed": pcfg.seed, "epochs": pre["epochs"], "seconds": pre["seconds"],
+                                       "units_per_s": pre["units_per_s"]}]
+            for i in range(1, cfg.pretrain_seeds):
+                where, p = more[f"ssl#{i}"]
+                enc_i, info_i = load_encoder(where)
+                ev_i = evaluate_encoder(enc_i, info_i, splits, no_baselines, log, progress=progress,
+                                        schedule=plan.bind(f"ssl#{i}"))
+                ev["runs"] += [{**r, "pretrain_seed": pcfg.seed + i} for r in ev_i["runs"]]
+                extra["pretrain_runs"].append({"seed": pcfg.seed + i, "epochs": p["epochs"], "seconds": p["seconds"],
+                                               "units_per_s": p["units_per_s"]})
+        if foundation is not None:  # the pretrained starting point, frozen and fine-tuned, through the same protocols
+            fenc, finfo = foundation
+            log(f"foundation model {finfo['foundation']} ({_params(fenc) / 1e6:.1f} M parameters)")
+            fev = evaluate_encoder(fenc, finfo, splits, no_baselines, log, name="foundation", progress=progress,
+                                   schedule=plan.bind("foundation"))
+            ev["runs"] += fev["runs"]
+            extra["foundation"] = {"path": finfo["foundation"], "backbone": finfo["backbone"],
+                                   "parameters": _params(fenc), "health": fev["health"]}
+        if isinstance(more.get("adapted"), dict):
+            extra["adapted"] = more["adapted"]
+        elif "adapted" in more:
+            where, p = more["adapted"]
+            aenc, ainfo = load_encoder(where)
+            aev = evaluate_encoder(aenc, ainfo, splits, no_baselines, log, name="adapted", progress=progress,
+                                   schedule=plan.bind("adapted"))
+            ev["runs"] += aev["runs"]
+            extra["adapted"] = _adapted_summary(p, adapt.lr, aev["health"])
+    finally:
+        progress.close()
     if cfg.pretrain_data:
         extra["pretrain_data"] = _data_info(source)
+    # 5. summary and findings, 6. report
+    total = time.time() - t0
     results = assemble({
         "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": command, "config": cfg.model_dump(), **_evaluated(splits, ev), "pretrain": pre,
-        "health": ev["health"], "runs": ev["runs"], **extra,
+        "health": ev["health"], "runs": ev["runs"], **extra, "plan": plan.to_dict(),
         "baseline_notes": _baseline_notes(splits.train.kind),
-        "timing": {"total_seconds": time.time() - t0, "pretrain_seconds": pre["seconds"]},
+        "timing": {"total_seconds": total, "pretrain_seconds": pre["seconds"], "planned_seconds": plan.eta(),
+                   "limit_seconds": cfg.time_limit},
     })
     path = save_results(out, results)
+    log(f"study took {total / 60:.1f} min (planned {plan.eta() / 60:.1f}"
+        + (f", limit {cfg.time_limit / 60:.1f})" if cfg.time_limit else ")"))
     log(f"report: {path}")
     return results
 
@@ -485,8 +561,11 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
     return results
 
 
-def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, root=None, log=say) -> dict:
-    """Evaluate a saved pretraining run (its data set unless `data` names another)."""
+def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, root=None, log=say,
+                 seeds: list[int] | None = None) -> dict:
+    """Evaluate a saved pretraining run (its data set unless `data` names another). `seeds`: only these label
+    subsets of each fraction, every trained run on them (what a study's plan skipped); the run's earlier rows of
+    other subsets, protocols and initialisations are kept."""
     run_dir = Path(run_dir)
     encoder, info = load_encoder(run_dir)
     if info.get("kind") == "pairs":  # an image-text run: its image tower on a labelled image set
@@ -500,7 +579,8 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, 
     else:
         splits = load_data(data or info["data"], root, kind=info.get("kind", "image"))
     t0 = time.time()
-    ev = evaluate_encoder(encoder, info, splits, cfg, log, fresh=_fresh(info))
+    schedule = SeedList(cfg, seeds) if seeds is not None else None
+    ev = evaluate_encoder(encoder, info, splits, cfg, log, fresh=_fresh(info), schedule=schedule)
     prev = {}
     if (run_dir / "results.json").exists():
         try:
@@ -510,6 +590,11 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, 
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()] \
         if (run_dir / "metrics.jsonl").exists() else []
     inits = {r["init"] for r in ev["runs"]}
+    if seeds is not None:  # added to what was measured before: a row measured again replaces its old one
+        key = lambda r: (r["init"], r["protocol"], r["fraction"], r["seed"], r.get("pretrain_seed"))  # noqa: E731
+        new = {key(r) for r in ev["runs"]}
+        ev["runs"] = [r for r in prev.get("runs", []) if key(r) not in new] + ev["runs"]
+        inits |= {r["init"] for r in ev["runs"]}
     prev = {k: v for k, v in prev.items() if k not in ("foundation", "adapted") or k in inits}  # no stale rows
     results = assemble({
         **prev, "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),

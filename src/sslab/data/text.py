@@ -37,8 +37,6 @@ import re
 import tempfile
 import unicodedata
 from collections import Counter
-from contextlib import contextmanager
-from contextvars import ContextVar
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +68,6 @@ __all__ = [
     "load_corpus",
     "load_text",
     "split_corpus",
-    "text_columns",
     "train_tokenizer",
     "write_token_stream",
 ]
@@ -216,14 +213,11 @@ def load_text(spec: str | Path, root: str | Path | None = None, corpus: Sequence
     ``train.extra`` for pretraining.
 
     ``text_column`` / ``label_column``: the columns of a ``.csv`` / ``.tsv`` / tab-separated ``.txt`` / ``.jsonl``
-    file to read (a header name, or a 1-based number); by default (also inside :func:`text_columns`) a known header
+    file to read (a header name, or a 1-based number); by default a known header
     name, else inferred (:func:`_pick_columns`).
     """
     s = str(spec).strip()
     cols = (text_column, label_column)
-    active = _COLUMNS.get()
-    if cols == (None, None) and active is not None and active[0] == s:
-        cols = active[1:]
     name = _ALIASES.get(s.lower())
     if name is not None:
         if cols != (None, None):
@@ -530,18 +524,6 @@ TAB_LINES = 0.95  # a .txt is read as two tab-separated columns when this share 
 MAX_INFERRED_CLASSES = 50  # a column with more distinct values is never taken for class labels unless named
 MAX_LABEL_CHARS = 40
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_COLUMNS: ContextVar = ContextVar("sslab_text_columns", default=None)
-
-
-@contextmanager
-def text_columns(spec: str | Path, text_column: str | None = None, label_column: str | None = None):
-    """While active, :func:`load_text` of ``spec`` (that spec only, not ``--pretrain-data`` or a corpus) reads
-    these columns as if it were given them: how the CLI names them to a study that loads its data itself."""
-    token = _COLUMNS.set((str(spec).strip(), text_column, label_column))
-    try:
-        yield
-    finally:
-        _COLUMNS.reset(token)
 
 
 def _say(line: str) -> None:

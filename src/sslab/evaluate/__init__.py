@@ -163,13 +163,64 @@ def check_labelled(splits) -> None:
                              f"evaluation needs one per class in the test split (2 {noun}s per class when sslab splits)")
 
 
+class Schedule:
+    """Which label subsets (fraction, seed) `evaluate_encoder` measures, in what order, and which trained runs it
+    runs on each: by default what `cfg` names (every fraction x `seeds`, trained runs on `finetune_seeds_large`
+    subsets at 10% and above), fraction by fraction. A study's plan (sslab.plan.Plan) is another schedule: it picks
+    the runs that fit a time limit, caps each run's images and hears how long each took."""
+
+    def __init__(self, cfg: EvalConfig):
+        self.cfg, self.done, self.total = cfg, 0, 0
+
+    def subsets(self, name: str) -> list[tuple[float, int]]:
+        out = [(f, s) for f in self.cfg.fractions for s in range(self.cfg.seeds)]
+        self.done, self.total = 0, len(out)
+        return out
+
+    def trains(self, name: str, init: str, protocol: str, fraction: float, seed: int) -> bool:
+        return not (seed >= self.cfg.finetune_seeds_large and fraction >= 0.1)
+
+    def cap(self, name: str, fraction: float) -> int | None:
+        """The most images a trained run at `fraction` may see (None: `cfg.finetune_images`)."""
+        return None
+
+    def ran(self, name: str, init: str, protocol: str, fraction: float, seed: int, res: dict, seconds: float) -> None:
+        """A trained run finished in `seconds`."""
+
+    def subset_done(self, name: str, fraction: float, seed: int) -> float:
+        """A label subset is done: the share of the schedule's work done so far."""
+        self.done += 1
+        return self.share_done()
+
+    def share_done(self) -> float:
+        return self.done / max(1, self.total)
+
+
+class SeedList(Schedule):
+    """Only the label subsets `seeds` of every fraction, with every trained run on each."""
+
+    def __init__(self, cfg: EvalConfig, seeds: list[int]):
+        super().__init__(cfg)
+        self.seeds = list(seeds)
+
+    def subsets(self, name: str) -> list[tuple[float, int]]:
+        out = [(f, s) for f in self.cfg.fractions for s in self.seeds]
+        self.done, self.total = 0, len(out)
+        return out
+
+    def trains(self, name: str, init: str, protocol: str, fraction: float, seed: int) -> bool:
+        return True
+
+
 def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fresh: Callable | None = None,
-                     progress=None, name: str = "ssl") -> dict:
+                     progress=None, name: str = "ssl", schedule: Schedule | None = None) -> dict:
     """Every protocol x fraction x seed for the pretrained `encoder` (None: baselines only) and the baselines named
     in `cfg.baselines`; `fresh(seed)` builds a randomly initialised encoder of the same architecture (the scratch
-    baselines). `name`: the encoder's rows' init ("ssl"; "foundation" for a pretrained model). Returns
-    {"runs": [...], "health": {...}, "val_items": how many training items were held out for validation}."""
+    baselines). `name`: the encoder's rows' init ("ssl"; "foundation" for a pretrained model). `schedule`: which
+    label subsets and trained runs, in what order (default: all that `cfg` names). Returns {"runs": [...],
+    "health": {...}, "val_items": how many training items were held out for validation}."""
     check_labelled(splits)
+    schedule = schedule or Schedule(cfg)
     kind = kind_adapter(info.get("kind", "image"))
     device = _device()
     tr, te = kind.labelled(splits.train, info), kind.labelled(splits.test, info)
@@ -198,12 +249,11 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
     val, pool = validation_split(splits.train.y, cfg.val_items)
     if len(val):
         log(f"validation: {len(val)} training {splits.train.unit} held out of every labelled subset")
-    total = sum(1 for f in cfg.fractions for s in range(cfg.seeds) if not (s >= cfg.finetune_seeds_large and f >= 0.1))
-    done = 0
 
     def record(init, protocol, fraction, seed, n_labels, res):
+        metric = PROTOCOLS[protocol].metric if protocol in PROTOCOLS else "accuracy"
         runs.append({"init": init, "protocol": protocol, "fraction": fraction, "seed": seed, "n_labels": n_labels,
-                     "metric": "accuracy", **res})
+                     "metric": metric, **res})
         train = "" if res["train_acc"] is None else f"  train {res['train_acc']:.2%}"
         if res.get("val_acc") is not None:
             train += f"  val {res['val_acc']:.2%}  {res['epochs']:g} epochs"
@@ -211,51 +261,56 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
             train += "  (not converged: stopped at the cap)"
         log(f"  {init:12s} {protocol:9s} {fraction:>6.1%} seed {seed}: test {res['test_acc']:.2%}{train}")
 
-    for fraction in cfg.fractions:
-        for seed in range(cfg.seeds):
-            idx = pool[label_subset(splits.train.y[pool], fraction, seed, num_classes=n_classes)]
-            ytr = splits.train.y[idx]
-            for init, f in feats.items():
-                if init != name:  # the raw baseline: logistic regression
-                    record(init, "logreg", fraction, seed, len(idx),
-                           kind.raw_probe(f, idx, ytr, splits.test.y, cfg, seed, n_classes))
-                    continue
-                ftr, fte = f
-                for protocol in frozen:
-                    if fraction >= 1.0 and seed > 0 and not PROTOCOLS[protocol].seeded:
-                        continue  # the same labels and no randomness: one run, not copies of it
-                    record(init, protocol, fraction, seed, len(idx),
-                           PROTOCOLS[protocol].fn(ftr[idx], ytr, fte, splits.test.y, cfg, seed, n_classes))
-            if seed >= cfg.finetune_seeds_large and fraction >= 0.1:
+    for fraction, seed in schedule.subsets(name):
+        idx = pool[label_subset(splits.train.y[pool], fraction, seed, num_classes=n_classes)]
+        ytr = splits.train.y[idx]
+        for init, f in feats.items():
+            if init != name:  # the raw baseline: logistic regression
+                record(init, "logreg", fraction, seed, len(idx),
+                       kind.raw_probe(f, idx, ytr, splits.test.y, cfg, seed, n_classes))
                 continue
-            inits = []
-            if encoder is not None:
-                inits += [(name, encoder, protocol, cfg.finetune_aug or PROTOCOLS[protocol].unlabelled)
-                          for protocol in trained if PROTOCOLS[protocol].applies(encoder)
-                          and not (PROTOCOLS[protocol].unlabelled and fraction >= 1.0)]
-            for base in ("scratch", "scratch+aug"):
-                if base in cfg.baselines and fresh is not None:
-                    torch.manual_seed(seed)
-                    inits.append((base, fresh(seed), "finetune", base.endswith("+aug")))
-            models = {}  # (init, protocol) -> the trained model a later protocol takes as its teacher
-            for i, (init, net, protocol, aug) in enumerate(inits):
-                teacher = PROTOCOLS[protocol].teacher
-                kw = {"teacher": models.get((init, teacher))} if teacher else {}
-                kw["val"] = val if len(val) else None
-                run_cfg = scratch_cfg if init in ("scratch", "scratch+aug") else cfg
-                res = PROTOCOLS[protocol].fn(net, tr, idx, te, run_cfg, seed, n_classes, augment if aug else None,
-                                             device, **kw)
-                model = res.pop("model", None)
-                if any(PROTOCOLS[p].teacher == protocol for p in trained):  # kept only when a later one needs it
-                    models[(init, protocol)] = model
-                record(init, protocol, fraction, seed, len(idx), res)
-                if progress is not None and i + 1 < len(inits):  # a ViT's fine-tune run takes minutes on a CPU
-                    progress.update((done + (i + 1) / len(inits)) / total, f"{fraction:.0%} labels, seed {seed}")
-            done += 1
-            if progress is not None:
-                progress.update(done / total, f"{fraction:.0%} labels, seed {seed}")
+            ftr, fte = f
+            for protocol in frozen:
+                if fraction >= 1.0 and seed > 0 and not PROTOCOLS[protocol].seeded:
+                    continue  # the same labels and no randomness: one run, not copies of it
+                record(init, protocol, fraction, seed, len(idx),
+                       PROTOCOLS[protocol].fn(ftr[idx], ytr, fte, splits.test.y, cfg, seed, n_classes))
+        inits = []
+        if encoder is not None:
+            inits += [(name, protocol, cfg.finetune_aug or PROTOCOLS[protocol].unlabelled)
+                      for protocol in trained if PROTOCOLS[protocol].applies(encoder)
+                      and not (PROTOCOLS[protocol].unlabelled and fraction >= 1.0)]
+        inits += [(base, "finetune", base.endswith("+aug")) for base in ("scratch", "scratch+aug")
+                  if base in cfg.baselines and fresh is not None]
+        inits = [i for i in inits if schedule.trains(name, i[0], i[1], fraction, seed)]
+        cap = schedule.cap(name, fraction)
+        models = {}  # (init, protocol) -> the trained model a later protocol takes as its teacher
+        for i, (init, protocol, aug) in enumerate(inits):
+            scratch = init in ("scratch", "scratch+aug")
+            if scratch:
+                torch.manual_seed(seed)
+            net = fresh(seed) if scratch else encoder
+            teacher = PROTOCOLS[protocol].teacher
+            kw = {"teacher": models.get((init, teacher))} if teacher else {}
+            kw["val"] = val if len(val) else None
+            run_cfg = scratch_cfg if scratch else cfg
+            if cap is not None:
+                run_cfg = run_cfg.model_copy(update={"finetune_images": cap})
+            t = time.time()
+            res = PROTOCOLS[protocol].fn(net, tr, idx, te, run_cfg, seed, n_classes, augment if aug else None,
+                                         device, **kw)
+            schedule.ran(name, init, protocol, fraction, seed, res, time.time() - t)
+            model = res.pop("model", None)
+            if any(PROTOCOLS[p].teacher == protocol for p in trained):  # kept only when a later one needs it
+                models[(init, protocol)] = model
+            record(init, protocol, fraction, seed, len(idx), res)
+            if progress is not None and i + 1 < len(inits):  # a ViT's fine-tune run takes minutes on a CPU
+                progress.update(schedule.share_done(), f"{fraction:.0%} labels, seed {seed}: {init} {protocol} done")
+        done = schedule.subset_done(name, fraction, seed)
+        if progress is not None:
+            progress.update(done, f"{fraction:.0%} labels, seed {seed}")
     return {"runs": runs, "health": health, "val_items": len(val)}
 
 
-__all__ = ["PROTOCOLS", "Protocol", "register_protocol", "RUN_EVALUATIONS", "register_run_evaluation", "run_evaluations", "evaluate_encoder", "check_labelled", "extract_features",
+__all__ = ["PROTOCOLS", "Protocol", "register_protocol", "RUN_EVALUATIONS", "register_run_evaluation", "run_evaluations", "evaluate_encoder", "Schedule", "SeedList", "check_labelled", "extract_features",
            "knn_accuracy", "linear_probe", "finetune", "kind_adapter"]

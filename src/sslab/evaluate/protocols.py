@@ -190,6 +190,7 @@ def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConf
         total = max(4, steps)  # warm-up: 10% of the steps, at least 2 (OneCycleLR divides by its phases)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, [grp["lr"] for grp in groups], total_steps=total,
                                                     pct_start=max(0.1, 2.5 / total))
+    curves = seed < cfg.curve_seeds or not plateau  # the report draws seed 0's; a validation check is enough
     g_aug = torch.Generator(device=device).manual_seed(seed)
     sub = torch.as_tensor(np.random.default_rng(0).permutation(len(test))[: cfg.curve_test_images])
     curve, done, perm, pos = [], 0, idx[:0], 0
@@ -215,9 +216,10 @@ def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConf
         done += 1
         if done % check and done < steps:
             continue
-        point = {"epoch": done // per_epoch if done % per_epoch == 0 else round(done / per_epoch, 3),
-                 "train_acc": evaluate_accuracy(model, train, idx[: cfg.curve_test_images], device),
-                 "test_acc": evaluate_accuracy(model, test, sub, device)}
+        point = {"epoch": done // per_epoch if done % per_epoch == 0 else round(done / per_epoch, 3)}
+        if curves:
+            point.update(train_acc=evaluate_accuracy(model, train, idx[: cfg.curve_test_images], device),
+                         test_acc=evaluate_accuracy(model, test, sub, device))
         if plateau:
             point["val_acc"] = acc = evaluate_accuracy(model, train, val, device)
             if acc > best:
@@ -271,3 +273,52 @@ def evaluate_accuracy(model: nn.Module, data, idx, device, batch: int = 1024) ->
         correct += (logits.argmax(1).cpu() == y[b]).sum().item()
     model.train()
     return correct / max(1, len(idx))
+
+
+def step_costs(encoder: nn.Module, data, n_classes: int, cfg: EvalConfig, device="cpu", seconds: float = 0.6) -> dict:
+    """What a study's plan needs to know about fine-tuning `encoder` on `data` here, timed for about `seconds` each
+    after a warm-up step: a training step (forward, backward and AdamW, as `fit_classifier` trains) costs about
+    `step` + `train` x its batch seconds (timed at `cfg.batch_size` and at 8 items: small label sets train in
+    small batches, where the fixed cost of a step dominates), and an evaluation forward pass `eval` seconds an item
+    (batches of 1,024). The encoder itself is not changed."""
+    import time
+
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(encoder.dim, n_classes)).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    y_all = torch.as_tensor(data.y) if getattr(data, "y", None) is not None else None
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+
+    def train_step(bs: int) -> None:
+        b = torch.randint(0, len(data), (bs,), generator=g)
+        logits = model(to_device(data.batch(b), device))
+        y = y_all[b].to(device) if y_all is not None else torch.zeros(len(b), dtype=torch.long, device=device)
+        loss = F.cross_entropy(logits, y.clamp(max=n_classes - 1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    @torch.no_grad()
+    def eval_step(bs: int) -> None:
+        model(to_device(data.batch(torch.randint(0, len(data), (bs,), generator=g)), device)).float().sum().item()
+
+    def per_call(step, bs: int, evaluating: bool) -> float:
+        """The median seconds of a call, after 3 warm-up calls (allocations, kernels chosen for a new shape)."""
+        model.train(not evaluating)
+        for _ in range(3):
+            step(bs)
+        times, t0 = [], time.perf_counter()
+        while time.perf_counter() - t0 < seconds and len(times) < 200:
+            t = time.perf_counter()
+            step(bs)
+            sync()
+            times.append(time.perf_counter() - t)
+        return float(np.median(times))
+
+    big, small = min(cfg.batch_size, len(data)), min(8, len(data))
+    t_big, t_small = per_call(train_step, big, False), per_call(train_step, small, False)
+    per_item = max(0.0, (t_big - t_small) / max(1, big - small)) if big > small else t_big / big
+    n_eval = min(1024, len(data))
+    return {"step": max(0.0, t_big - per_item * big), "train": per_item,
+            "eval": per_call(eval_step, n_eval, True) / n_eval}

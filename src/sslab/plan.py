@@ -1,0 +1,327 @@
+"""A study's plan: what fits in its time limit, decided before any training and kept to while it runs.
+
+The planner times a few fine-tuning steps of each network the study will train (`step_costs`, about a second
+each), estimates every run from that and from how many images a run takes to reach its validation plateau, and
+chooses label subsets greedily in the order of the study's questions: seed 0 of 1%, 10% and 100% labels, then
+seed 1 of each, and so on; self-training students and the frozen-only subsets last. What does not fit is skipped
+(so seeds go before fractions, and 100% -- the costliest -- before 10% and 1%) and listed with the command that
+runs it. While the study runs, the plan is its `evaluate.Schedule`: it hears how long each run took, scales the
+estimates of the runs left by what it measured, skips a run that would end after the limit, and gives the
+progress bar its share of the planned work, so the ETA follows the plan.
+"""
+from __future__ import annotations
+
+import math
+import shlex
+import time
+
+import numpy as np
+
+from sslab.config import EvalConfig, StudyConfig
+from sslab.data import label_subset
+from sslab.evaluate import PROTOCOLS, Schedule
+from sslab.report import plan_lines, seeds_text
+
+# Validation checks a fine-tune run under the plateau rule (eval.finetune_until=plateau) makes before it stops:
+# the rule's check interval is known, the count is measured. resnet-s2, 2026-12-06: Fashion-MNIST 580 labels 8
+# checks (64 epochs), 5,800 labels 9 (9 epochs); digits 10 labels 6-7, 130 labels 7-8; the 2026-11-30 runs at
+# 58,000 labels 10-16 (one a check). The plan corrects the estimate by what the study's own runs measure.
+PLATEAU_CHECKS = 8
+NO_ROOM = "does not fit the time limit"
+CAP_FACTOR = 3.0  # a run may train this many times its estimated images before it is stopped (and marked †)
+PRETRAIN_SHARE = 0.3  # of the time limit, for pretraining (at most the recipe's budget)
+END_MARGIN = 0.95  # the plan fills this share of the limit; the rest absorbs what estimates miss
+FROZEN_SECONDS = 1.0  # a kNN / linear-probe / logistic-regression run on frozen features (measured: 0.1-3 s)
+REPORT_SECONDS = 10.0  # summary, plots and report (measured: 3-8 s)
+
+
+class Plan(Schedule):
+    """The runs of one study that fit `limit` seconds (None: every run the settings name). `encoders`: name ->
+    {"costs": step_costs(...), "baselines": whether the scratch baselines and the raw baseline run beside it,
+    "protocols": the trained protocols that apply to it}; `pool_y`: the labels of the training items that label
+    subsets are drawn from (validation items held out); `started`: when the study began (time.time())."""
+
+    def __init__(self, cfg: StudyConfig, encoders: dict[str, dict], pool_y: np.ndarray, n_classes: int,
+                 n_train: int, n_test: int, limit: float | None, started: float, pretrain_seconds: float | None,
+                 pretrainings: int = 1, run_dir: str = "runs/<study>"):
+        super().__init__(cfg.eval)
+        ev: EvalConfig = cfg.eval
+        self.ev, self.limit, self.started, self.run_dir = ev, limit, started, run_dir
+        self.pretrain_seconds, self.pretrainings = pretrain_seconds, pretrainings
+        self.encoders = encoders
+        self.plateau = ev.finetune_until == "plateau" and ev.val_items > 0
+        self.n_labels = {f: len(label_subset(pool_y, f, 0, num_classes=n_classes)) for f in ev.fractions}
+        self.n_train, self.n_test = n_train, n_test
+        self.speed = 1.0  # measured seconds / estimated seconds of the trained runs so far
+        self.measured = [0.0, 0.0]  # (estimated, measured) seconds of finished trained runs
+        self.skipped: list[dict] = []
+        self.done_est, self.planned_done = 0.0, []
+        self._choose(time.time() - started)
+
+    # --- estimates -------------------------------------------------------------------------------------------
+    def steps(self, fraction: float, protocol: str) -> tuple[int, int, int]:
+        """(optimiser steps, batch size, validation checks) a trained run at `fraction` is expected to take, by
+        `fit_classifier`'s rules."""
+        ev, n = self.ev, self.n_labels[fraction]
+        bs = min(ev.batch_size, n)
+        per_epoch = math.ceil(n / bs)
+        if PROTOCOLS[protocol].unlabelled:  # the self-training student: its own image budget
+            cap = math.ceil(ev.selftrain_images / ev.batch_size)
+            bs, per_epoch = ev.batch_size, cap
+        else:
+            cap = max(ev.finetune_min_steps, min(ev.finetune_epochs * per_epoch, math.ceil(ev.finetune_images / bs)))
+        if self.plateau:
+            check = max(per_epoch, min(math.ceil(ev.check_images / bs), cap // 20))
+            steps = min(cap, max(ev.finetune_min_steps, PLATEAU_CHECKS * check))
+            return steps, bs, max(1, steps // check)
+        epochs = max(1, min(ev.finetune_epochs, ev.finetune_images // n))
+        steps = max(epochs, math.ceil(ev.finetune_min_steps / per_epoch)) * per_epoch
+        if ev.finetune_images < n:
+            steps = max(ev.finetune_min_steps, math.ceil(ev.finetune_images / bs))
+        return steps, bs, ev.curve_points
+
+    def cap(self, name: str, fraction: float) -> int | None:
+        if not self.plateau or self.limit is None:
+            return None
+        steps, bs, _ = self.steps(fraction, "finetune")
+        return int(min(self.ev.finetune_images, CAP_FACTOR * steps * bs))
+
+    def run_seconds(self, name: str, protocol: str, fraction: float, seed: int = 0) -> float:
+        """Estimated seconds of one trained run: its training steps, its validation checks and curve points, and
+        the final accuracy on the test split and (up to 10,000 of) the labelled items."""
+        ev, c = self.ev, self.encoders[name]["costs"]
+        steps, bs, checks = self.steps(fraction, protocol)
+        n = self.n_labels[fraction]
+        curves = seed < ev.curve_seeds or not self.plateau
+        per_check = ((ev.val_items if self.plateau else 0)
+                     + curves * (min(self.n_test, ev.curve_test_images) + min(n, ev.curve_test_images)))
+        forward = checks * per_check + self.n_test + min(n, 10_000)
+        if PROTOCOLS[protocol].unlabelled:
+            forward += self.n_train  # the teacher scores every training item
+        return steps * (c["step"] + bs * c["train"]) + forward * c["eval"]
+
+    def _trained(self, name: str, fraction: float, extra: bool) -> list[tuple[str, str]]:
+        """(init, protocol) of the trained runs on one label subset: the core ones, or (`extra`) the students."""
+        enc = self.encoders[name]
+        out = [("self", p) for p in enc["protocols"] if PROTOCOLS[p].unlabelled == extra
+               and not (PROTOCOLS[p].unlabelled and fraction >= 1.0)]
+        if enc["baselines"] and not extra:
+            out += [(b, "finetune") for b in ("scratch", "scratch+aug") if b in self.ev.baselines]
+        return out
+
+    def _frozen_seconds(self, name: str) -> float:
+        ev = self.ev
+        n = sum(1 for p in ev.protocols if PROTOCOLS[p].frozen)
+        raw = self.encoders[name]["baselines"] and bool({"raw", "pixels", "tfidf"} & set(ev.baselines))
+        return (n + raw) * FROZEN_SECONDS
+
+    # --- choosing ----------------------------------------------------------------------------------------------
+    def _choose(self, elapsed: float) -> None:
+        ev = self.ev
+        fracs = sorted(ev.fractions)
+        trained_seeds = {f: ev.seeds if f < 0.1 else min(ev.seeds, ev.finetune_seeds_large) for f in fracs}
+        tiers = [(f, s) for s in range(ev.seeds) for f in fracs if s < trained_seeds[f]]
+        self.features = sum((self.n_train + self.n_test) * e["costs"]["eval"] for e in self.encoders.values())
+        fixed = elapsed + (self.pretrain_seconds or 0.0) * self.pretrainings + self.features + REPORT_SECONDS
+        room = math.inf if self.limit is None else END_MARGIN * self.limit - fixed
+        self.fixed = fixed
+        self.runs: dict[tuple, float] = {}  # (name, init, protocol, fraction, seed) -> estimated seconds
+        self.subset_list: dict[str, list[tuple[float, int]]] = {n: [] for n in self.encoders}
+        used = 0.0
+        candidates = [(f, s, n, False) for f, s in tiers for n in self.encoders]
+        candidates += [(f, s, n, True) for f, s in tiers for n in self.encoders]
+        for f, s, name, extra in candidates:
+            items = self._trained(name, f, extra)
+            if extra and not items:
+                continue
+            cost = sum(self.run_seconds(name, p, f, s) for _, p in items)
+            if not extra:
+                cost += self._frozen_seconds(name)
+            if extra and (f, s) not in self.subset_list[name]:
+                continue  # a student needs its subset's teacher
+            what = {"name": name, "fraction": f, "seed": s, "runs": items, "seconds": cost, "extra": extra}
+            if used + cost <= room:
+                used += cost
+                for init, p in items:
+                    self.runs[(name, init, p, f, s)] = self.run_seconds(name, p, f, s)
+                if not extra:
+                    self.subset_list[name].append((f, s))
+            else:
+                self.skipped.append({**what, "why": NO_ROOM})
+        # subsets measured with frozen features only (beyond the trained seeds at >= 10%): cheap, if they fit
+        for s in range(ev.seeds):
+            for f in fracs:
+                for name in self.encoders:
+                    if (f, s) in self.subset_list[name] or s < trained_seeds[f]:
+                        continue
+                    cost = self._frozen_seconds(name)
+                    if used + cost <= room:
+                        used += cost
+                        self.subset_list[name].append((f, s))
+        for name in self.subset_list:  # run seed-major: seed 0 of every fraction before any seed 1
+            self.subset_list[name].sort(key=lambda fs: (fs[1], fs[0]))
+        self.queue = {name: list(v) for name, v in self.subset_list.items()}
+        self.eval_estimate = used
+        self.total_est = max(1e-9, used)
+
+    def _top_up(self, name: str) -> None:
+        """When encoder `name` has run its planned subsets and the runs so far were faster than estimated, the
+        skipped subsets of `name` that now fit before the deadline (after the work still planned for the other
+        encoders), in the plan's order, with their students when those fit too."""
+        if self.limit is None:
+            return
+        left = self.deadline() - time.time() - max(0.0, self.total_est - self.done_est) * self.speed
+        for item in [i for i in self.skipped if i["name"] == name and i["why"] == NO_ROOM]:
+            if item["extra"] and (item["fraction"], item["seed"]) not in self.queue[name]:
+                continue
+            need = item["seconds"] * self.speed
+            if need > left:
+                continue
+            left -= need
+            self.skipped.remove(item)
+            self.total_est += item["seconds"]
+            f, s = item["fraction"], item["seed"]
+            for init, p in item["runs"]:
+                self.runs[(name, init, p, f, s)] = self.run_seconds(name, p, f, s)
+            if not item["extra"]:
+                self.subset_list[name].append((f, s))
+                self.queue[name].append((f, s))
+
+    def bind(self, key: str) -> "Schedule":
+        """The schedule of encoder `key`'s evaluation (`evaluate_encoder(..., schedule=plan.bind(key))`)."""
+        return _Bound(self, key)
+
+    # --- the Schedule the harness follows ----------------------------------------------------------------------
+    def subsets(self, name: str):
+        """The planned label subsets of `name`, then any skipped ones that the time saved has made room for."""
+        while True:
+            if not self.queue[name]:
+                self._top_up(name)
+            if not self.queue[name]:
+                return
+            yield self.queue[name].pop(0)
+
+    def deadline(self) -> float:
+        """When the last trained run must end: the limit less the time the summary and report take."""
+        return math.inf if self.limit is None else self.started + self.limit - REPORT_SECONDS
+
+    def trains(self, name: str, init: str, protocol: str, fraction: float, seed: int) -> bool:
+        key = (name, init, protocol, fraction, seed)
+        if key not in self.runs:
+            return False
+        need = self.runs[key] * self.speed
+        if time.time() + need > self.deadline():
+            est = self.runs.pop(key)
+            self.total_est -= est
+            self.skipped.append({"name": name, "fraction": fraction, "seed": seed, "runs": [(init, protocol)],
+                                 "seconds": need, "why": "the runs before it took longer than planned",
+                                 "extra": False})
+            return False
+        return True
+
+    def ran(self, name: str, init: str, protocol: str, fraction: float, seed: int, res: dict, seconds: float) -> None:
+        est = self.runs.get((name, init, protocol, fraction, seed), 0.0)
+        self.measured[0] += est
+        self.measured[1] += seconds
+        self.speed = self.measured[1] / max(self.measured[0], 1e-9)
+        self.done_est += est
+
+    def subset_done(self, name: str, fraction: float, seed: int) -> float:
+        self.done_est += self._frozen_seconds(name)
+        return self.share_done()
+
+    def share_done(self) -> float:
+        return min(1.0, self.done_est / self.total_est)
+
+    # --- what it says ---------------------------------------------------------------------------------------------
+    def eta(self) -> float:
+        """Estimated seconds of the whole study from its start."""
+        return self.fixed + self.eval_estimate
+
+    def command(self, item: dict) -> str:
+        """The command that runs a skipped item into this study's folder."""
+        ev = self.ev
+        protocols = sorted({p for init, p in item["runs"] if init == "self"})
+        bases = sorted({init for init, _ in item["runs"] if init != "self"})
+        if item["name"] != "ssl":
+            return f"sslab study ... --time none  (the {item['name']} rows; see the plan in results.json)"
+        parts = ["sslab", "evaluate", self.run_dir, "--labels", f"{item['fraction']:g}", "--seed-list",
+                 str(item["seed"]), "--protocol", ",".join(protocols) or "none", "--baselines",
+                 ",".join(bases) or "none"]
+        defaults = EvalConfig()
+        for key in ("val_items", "finetune_until", "finetune_images", "finetune_epochs", "finetune_min_steps",
+                    "finetune_lr", "batch_size", "selftrain_images", "layer_decay"):
+            if getattr(ev, key) != getattr(defaults, key):
+                parts.append(f"{key}={getattr(ev, key)}")
+        return " ".join(shlex.quote(p) for p in parts)
+
+    def skipped_groups(self) -> list[dict]:
+        """The skipped items grouped by encoder, fraction and runs: {"what", "why", "seconds", "command"}."""
+        groups: dict[tuple, dict] = {}
+        for item in self.skipped:
+            runs = tuple(item["runs"])
+            key = (item["name"], item["fraction"], runs, item["why"])
+            g = groups.setdefault(key, {"name": item["name"], "fraction": item["fraction"], "runs": list(runs),
+                                        "seeds": [], "seconds": 0.0, "why": item["why"]})
+            g["seeds"].append(item["seed"])
+            g["seconds"] += item["seconds"]
+        out = []
+        for g in groups.values():
+            runs = ", ".join(f"{g['name'] if init == 'self' else init} {p}" for init, p in g["runs"])
+            what = (f"{g['fraction']:.0%} labels ({self.n_labels[g['fraction']]:,}), {seeds_text(sorted(g['seeds']))}:"
+                    f" {runs}")
+            cmds = [self.command({"name": g["name"], "fraction": g["fraction"], "seed": s, "runs": g["runs"]})
+                    for s in sorted(g["seeds"])]
+            out.append({"what": what, "why": g["why"], "seconds": round(g["seconds"], 1), "commands": cmds})
+        return out
+
+    def to_dict(self) -> dict:
+        rows = []
+        for name, subsets in self.subset_list.items():
+            for f in sorted({f for f, _ in subsets}):
+                seeds = sorted(s for ff, s in subsets if ff == f)
+                trained = sorted({(init, p) for (n, init, p, ff, s) in self.runs if n == name and ff == f})
+                secs = sum(v for (n, _, _, ff, _), v in self.runs.items() if n == name and ff == f)
+                rows.append({"encoder": name, "fraction": f, "labels": self.n_labels[f], "seeds": seeds,
+                             "trained": [f"{name if i == 'self' else i} {p}" for i, p in trained],
+                             "trained_seeds": sorted({s for (n, _, _, ff, s) in self.runs if n == name and ff == f}),
+                             "seconds": round(secs + len(seeds) * self._frozen_seconds(name), 1)})
+        return {"limit_seconds": self.limit, "pretrain_seconds": self.pretrain_seconds,
+                "pretrainings": self.pretrainings, "features_seconds": round(self.features, 1),
+                "evaluate_seconds": round(self.eval_estimate, 1), "eta_seconds": round(self.eta(), 1),
+                "calibration": {n: {k: v for k, v in e["costs"].items()} for n, e in self.encoders.items()},
+                "fine_tune_steps": {f"{f:g}": self.steps(f, "finetune")[0] for f in self.ev.fractions},
+                "cap_images": {f"{f:g}": self.cap("ssl", f) for f in self.ev.fractions},
+                "rows": rows, "skipped": self.skipped_groups()}
+
+    def lines(self) -> list[str]:
+        return plan_lines(self.to_dict())
+
+
+class _Bound(Schedule):
+    """A plan seen as the schedule of one of its encoders: the harness's rows of that encoder (init = its name) are
+    the plan's "self" rows."""
+
+    def __init__(self, plan: Plan, key: str):
+        self.plan, self.key = plan, key
+
+    def _init(self, name: str, init: str) -> str:
+        return "self" if init == name else init
+
+    def subsets(self, name):
+        return self.plan.subsets(self.key)
+
+    def trains(self, name, init, protocol, fraction, seed):
+        return self.plan.trains(self.key, self._init(name, init), protocol, fraction, seed)
+
+    def cap(self, name, fraction):
+        return self.plan.cap(self.key, fraction)
+
+    def ran(self, name, init, protocol, fraction, seed, res, seconds):
+        self.plan.ran(self.key, self._init(name, init), protocol, fraction, seed, res, seconds)
+
+    def subset_done(self, name, fraction, seed):
+        return self.plan.subset_done(self.key, fraction, seed)
+
+    def share_done(self):
+        return self.plan.share_done()

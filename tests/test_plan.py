@@ -1,0 +1,111 @@
+"""The study's plan: what fits a time limit, in which order it is dropped, how it corrects itself while it runs, and
+that a skipped run's command adds it to the study afterwards."""
+import json
+import shlex
+import time
+
+import numpy as np
+import pytest
+
+from sslab import StudyConfig, load_config
+from sslab.plan import Plan
+
+COSTS = {"step": 0.01, "train": 1e-4, "eval": 2e-5}  # seconds: a step's fixed cost, a trained item, a forward item
+
+
+def _plan(limit, overrides=(), encoders=None, started=None, pretrain=60.0):
+    cfg = load_config(StudyConfig, overrides=["eval.seeds=3", "eval.finetune_seeds_large=2", *overrides])
+    y = np.repeat(np.arange(10), 580)  # 5,800 labelled items of 10 classes: 1% = 60, 10% = 580
+    enc = encoders or {"ssl": {"costs": COSTS, "baselines": True, "protocols": ["finetune"]}}
+    return Plan(cfg, enc, y, 10, 6_000, 1_000, limit, time.time() if started is None else started, pretrain)
+
+
+def _subsets(plan, name="ssl"):
+    return [(f, s) for f, s in plan.subset_list[name]]
+
+
+def test_no_limit_runs_everything_seed_major():
+    plan = _plan(None)
+    assert not plan.skipped
+    trained = sorted({(f, s) for (_, init, _, f, s) in plan.runs})
+    assert trained == [(0.01, 0), (0.01, 1), (0.01, 2), (0.1, 0), (0.1, 1), (1.0, 0), (1.0, 1)]
+    assert list(plan.bind("ssl").subsets("ssl"))[:3] == [(0.01, 0), (0.1, 0), (1.0, 0)]  # seed 0 of each first
+    assert (1.0, 2) in _subsets(plan) and not any(k[3:] == (1.0, 2) for k in plan.runs)  # frozen probes only
+
+
+def test_seeds_go_before_fractions_and_100_percent_first():
+    full = _plan(None)
+    per_subset = {fs: sum(v for k, v in full.runs.items() if k[3:] == fs) for fs in _subsets(full)}
+    fixed = full.fixed
+    # room for seed 0 of 1% and 10% and one more 1% subset, not for 100% (the costliest)
+    room = per_subset[(0.01, 0)] + per_subset[(0.1, 0)] + per_subset[(0.01, 1)] + 2
+    plan = _plan((fixed + room) / 0.95 + 1)
+    trained = sorted({(f, s) for (_, _, _, f, s) in plan.runs})
+    assert (0.01, 0) in trained and (0.1, 0) in trained
+    assert not any(f == 1.0 for f, _ in trained)
+    assert plan.eta() <= plan.limit
+    skipped = plan.to_dict()["skipped"]
+    assert any(g["what"].startswith("100% labels (5,800), seeds 0-1") for g in skipped)
+    for g in skipped:
+        assert g["why"] == "does not fit the time limit"
+        for cmd in g["commands"]:
+            assert cmd.startswith("sslab evaluate ") and "--seed-list" in cmd and "--labels" in cmd
+    lines = plan.lines()
+    assert lines[0].startswith("plan (time limit ") and any(x.strip().startswith("skipped") for x in lines)
+
+
+def test_runs_that_would_pass_the_deadline_are_skipped_and_faster_runs_make_room():
+    plan = _plan(600)
+    plan.started -= 590  # the pretraining took much longer than planned: 10 s left, no planned run fits
+    sched = plan.bind("ssl")
+    first = next(iter(sched.subsets("ssl")))
+    assert not sched.trains("ssl", "ssl", "finetune", *first)
+    assert any(s["why"] == "the runs before it took longer than planned" for s in plan.skipped)
+
+    full = _plan(None)
+    plan = _plan((full.fixed + 0.5 * full.eval_estimate) / 0.95)  # room for half of the runs
+    assert plan.skipped, "the limit should leave something out"
+    sched = plan.bind("ssl")
+    n_planned = len(plan.runs)
+    plan.speed = 0.05  # the runs so far took a twentieth of their estimate
+    plan.queue["ssl"].clear()
+    list(sched.subsets("ssl"))  # the queue is empty: skipped subsets that now fit are taken up
+    assert len(plan.runs) > n_planned
+
+
+def test_text_recipes_fixed_budgets_are_counted_exactly():
+    plan = _plan(None, ["eval.finetune_until=budget", "eval.val_items=0", "eval.finetune_images=10000",
+                        "eval.finetune_min_steps=80", "eval.finetune_epochs=30"])
+    steps, bs, _ = plan.steps(0.01, "finetune")  # 60 labels: 30 epochs of one batch of 60, at least 80 steps
+    assert (steps, bs) == (80, 60)
+    assert plan.cap("ssl", 0.01) is None
+
+
+@pytest.mark.slow
+def test_skipped_runs_join_the_study_with_their_command(tmp_path, monkeypatch, capsys):
+    """A digits study with a limit too short for everything: the plan is printed before training, saved and shown
+    in the report, the study ends, and the command given for a skipped subset adds its rows to the study."""
+    from sslab.cli import main
+
+    monkeypatch.setenv("SSLAB_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "study"
+    args = ["study", "--data", "digits", "--time", "40s", "--out", str(out), "eval.seeds=8",
+            "eval.finetune_seeds_large=8",
+            "eval.fractions=[0.1,1.0]", "eval.protocols=[knn,finetune]", "eval.baselines=[scratch]",
+            "eval.finetune_epochs=30", "eval.finetune_min_steps=40"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.index("plan (time limit 40s") < printed.index("pretrained vicreg")
+    res = json.loads((out / "results.json").read_text())
+    assert res["plan"]["limit_seconds"] == 40 and res["plan"]["pretrain_seconds"] == 12  # 30% of the limit
+    assert "<h2>Plan</h2>" in (out / "report.html").read_text()
+    skipped = res["plan"]["skipped"]
+    if not skipped:
+        pytest.skip("this machine ran every subset within 40 s")
+    cmd = shlex.split(skipped[0]["commands"][0])
+    assert cmd[:3] == ["sslab", "evaluate", str(out)]
+    before = {(r["init"], r["protocol"], r["fraction"], r["seed"]) for r in res["runs"]}
+    assert main(cmd[1:]) == 0
+    after = json.loads((out / "results.json").read_text())
+    keys = {(r["init"], r["protocol"], r["fraction"], r["seed"]) for r in after["runs"]}
+    assert before < keys  # the earlier rows kept, the skipped subset's added
