@@ -56,6 +56,7 @@ class Plan(Schedule):
         self.measured = [0.0, 0.0]  # (estimated, measured) seconds of finished trained runs
         self.skipped: list[dict] = []
         self.done_est, self.planned_done = 0.0, []
+        self.frozen_measured: dict[tuple, float] = {}  # (name, fraction) -> seconds of a subset's frozen runs
         self._choose(time.time() - started)
 
     # --- estimates -------------------------------------------------------------------------------------------
@@ -109,7 +110,11 @@ class Plan(Schedule):
             out += [(b, "finetune") for b in ("scratch", "scratch+aug") if b in self.ev.baselines]
         return out
 
-    def _frozen_seconds(self, name: str) -> float:
+    def _frozen_seconds(self, name: str, fraction: float | None = None) -> float:
+        """The frozen-feature runs of one label subset: as measured on an earlier subset of `fraction`, else
+        FROZEN_SECONDS a run."""
+        if (name, fraction) in self.frozen_measured:
+            return self.frozen_measured[(name, fraction)]
         ev = self.ev
         n = sum(1 for p in ev.protocols if PROTOCOLS[p].frozen)
         raw = self.encoders[name]["baselines"] and bool({"raw", "pixels", "tfidf"} & set(ev.baselines))
@@ -158,8 +163,9 @@ class Plan(Schedule):
                     if used + cost <= room:
                         used += cost
                         self.subset_list[name].append((f, s))
-        for name in self.subset_list:  # run seed-major: seed 0 of every fraction before any seed 1
-            self.subset_list[name].sort(key=lambda fs: (fs[1], fs[0]))
+        for name in self.subset_list:  # seed-major: seed 0 of every fraction before any seed 1; frozen-only last
+            trains = {(f, s) for (n, _, _, f, s) in self.runs if n == name}
+            self.subset_list[name].sort(key=lambda fs: (fs not in trains, fs[1], fs[0]))
         self.queue = {name: list(v) for name, v in self.subset_list.items()}
         self.eval_estimate = used
         self.total_est = max(1e-9, used)
@@ -199,7 +205,17 @@ class Plan(Schedule):
                 self._top_up(name)
             if not self.queue[name]:
                 return
-            yield self.queue[name].pop(0)
+            f, s = self.queue[name].pop(0)
+            need = self._frozen_seconds(name, f)
+            if time.time() + need > self.deadline():  # not even its frozen-feature runs fit any more
+                self.total_est -= need
+                runs = [(init, p) for (n, init, p, ff, ss) in list(self.runs) if (n, ff, ss) == (name, f, s)]
+                for init, p in runs:
+                    self.total_est -= self.runs.pop((name, init, p, f, s))
+                self.skipped.append({"name": name, "fraction": f, "seed": s, "runs": runs, "seconds": need,
+                                     "why": "the runs before it took longer than planned", "extra": False})
+                continue
+            yield f, s
 
     def deadline(self) -> float:
         """When the last trained run must end: the limit less the time the summary and report take."""
@@ -226,9 +242,9 @@ class Plan(Schedule):
         self.speed = self.measured[1] / max(self.measured[0], 1e-9)
         self.done_est += est
 
-    def subset_done(self, name: str, fraction: float, seed: int) -> float:
-        self.done_est += self._frozen_seconds(name)
-        return self.share_done()
+    def frozen_ran(self, name: str, fraction: float, seed: int, seconds: float) -> None:
+        self.done_est += self._frozen_seconds(name, fraction)
+        self.frozen_measured[(name, fraction)] = seconds
 
     def share_done(self) -> float:
         return min(1.0, self.done_est / self.total_est)
@@ -320,8 +336,11 @@ class _Bound(Schedule):
     def ran(self, name, init, protocol, fraction, seed, res, seconds):
         self.plan.ran(self.key, self._init(name, init), protocol, fraction, seed, res, seconds)
 
+    def frozen_ran(self, name, fraction, seed, seconds):
+        self.plan.frozen_ran(self.key, fraction, seed, seconds)
+
     def subset_done(self, name, fraction, seed):
-        return self.plan.subset_done(self.key, fraction, seed)
+        return self.plan.share_done()
 
     def share_done(self):
         return self.plan.share_done()

@@ -187,6 +187,9 @@ class Schedule:
     def ran(self, name: str, init: str, protocol: str, fraction: float, seed: int, res: dict, seconds: float) -> None:
         """A trained run finished in `seconds`."""
 
+    def frozen_ran(self, name: str, fraction: float, seed: int, seconds: float) -> None:
+        """The frozen-feature runs of a label subset took `seconds`."""
+
     def subset_done(self, name: str, fraction: float, seed: int) -> float:
         """A label subset is done: the share of the schedule's work done so far."""
         self.done += 1
@@ -264,6 +267,7 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
     for fraction, seed in schedule.subsets(name):
         idx = pool[label_subset(splits.train.y[pool], fraction, seed, num_classes=n_classes)]
         ytr = splits.train.y[idx]
+        t = time.time()
         for init, f in feats.items():
             if init != name:  # the raw baseline: logistic regression
                 record(init, "logreg", fraction, seed, len(idx),
@@ -275,6 +279,7 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
                     continue  # the same labels and no randomness: one run, not copies of it
                 record(init, protocol, fraction, seed, len(idx),
                        PROTOCOLS[protocol].fn(ftr[idx], ytr, fte, splits.test.y, cfg, seed, n_classes))
+        schedule.frozen_ran(name, fraction, seed, time.time() - t)
         inits = []
         if encoder is not None:
             inits += [(name, protocol, cfg.finetune_aug or PROTOCOLS[protocol].unlabelled)
