@@ -68,9 +68,11 @@ def test_runs_that_would_pass_the_deadline_are_skipped_and_faster_runs_make_room
     sched = plan.bind("ssl")
     n_planned = len(plan.runs)
     plan.speed = 0.05  # the runs so far took a twentieth of their estimate
-    plan.queue["ssl"].clear()
-    list(sched.subsets("ssl"))  # the queue is empty: skipped subsets that now fit are taken up
+    trained = {k[3:] for k in plan.runs}
+    order = list(sched.subsets("ssl"))  # after the planned trained subsets, skipped ones that now fit are taken up
     assert len(plan.runs) > n_planned
+    assert len(order) == len(set(order)) == 3 * 3  # every subset once, topped-up ones included
+    assert set(order[: len(trained)]) == trained
 
 
 def test_text_recipes_fixed_budgets_are_counted_exactly():

@@ -153,20 +153,25 @@ class Plan(Schedule):
                     self.subset_list[name].append((f, s))
             else:
                 self.skipped.append({**what, "why": NO_ROOM})
-        # subsets measured with frozen features only (beyond the trained seeds at >= 10%): cheap, if they fit
+        # subsets measured with frozen features only (beyond the trained seeds at >= 10%, or whose trained runs did
+        # not fit): cheap, if they fit
         for s in range(ev.seeds):
             for f in fracs:
                 for name in self.encoders:
-                    if (f, s) in self.subset_list[name] or s < trained_seeds[f]:
+                    if (f, s) in self.subset_list[name]:
                         continue
                     cost = self._frozen_seconds(name)
                     if used + cost <= room:
                         used += cost
                         self.subset_list[name].append((f, s))
+                    else:
+                        self.skipped.append({"name": name, "fraction": f, "seed": s, "runs": [], "seconds": cost,
+                                             "extra": False, "why": NO_ROOM})
         for name in self.subset_list:  # seed-major: seed 0 of every fraction before any seed 1; frozen-only last
             trains = {(f, s) for (n, _, _, f, s) in self.runs if n == name}
             self.subset_list[name].sort(key=lambda fs: (fs not in trains, fs[1], fs[0]))
         self.queue = {name: list(v) for name, v in self.subset_list.items()}
+        self.begun: dict[str, set] = {name: set() for name in self.subset_list}
         self.eval_estimate = used
         self.total_est = max(1e-9, used)
 
@@ -178,8 +183,9 @@ class Plan(Schedule):
             return
         left = self.deadline() - time.time() - max(0.0, self.total_est - self.done_est) * self.speed
         for item in [i for i in self.skipped if i["name"] == name and i["why"] == NO_ROOM]:
-            if item["extra"] and (item["fraction"], item["seed"]) not in self.queue[name]:
-                continue
+            fs = (item["fraction"], item["seed"])
+            if fs in self.begun[name] or (item["extra"] and fs not in self.queue[name]):
+                continue  # its subset has been measured already (a student: its teacher is not coming)
             need = item["seconds"] * self.speed
             if need > left:
                 continue
@@ -189,7 +195,7 @@ class Plan(Schedule):
             f, s = item["fraction"], item["seed"]
             for init, p in item["runs"]:
                 self.runs[(name, init, p, f, s)] = self.run_seconds(name, p, f, s)
-            if not item["extra"]:
+            if (f, s) not in self.queue[name]:  # else a frozen-only subset still to come: it trains these too
                 self.subset_list[name].append((f, s))
                 self.queue[name].append((f, s))
 
@@ -201,11 +207,12 @@ class Plan(Schedule):
     def subsets(self, name: str):
         """The planned label subsets of `name`, then any skipped ones that the time saved has made room for."""
         while True:
-            if not self.queue[name]:
-                self._top_up(name)
+            if not self.queue[name] or not any(k[0] == name and k[3:] == self.queue[name][0] for k in self.runs):
+                self._top_up(name)  # the planned trained runs are done: room for skipped ones?
             if not self.queue[name]:
                 return
             f, s = self.queue[name].pop(0)
+            self.begun[name].add((f, s))
             need = self._frozen_seconds(name, f)
             if time.time() + need > self.deadline():  # not even its frozen-feature runs fit any more
                 self.total_est -= need
@@ -259,6 +266,9 @@ class Plan(Schedule):
         ev = self.ev
         protocols = sorted({p for init, p in item["runs"] if init == "self"})
         bases = sorted({init for init, _ in item["runs"] if init != "self"})
+        if not item["runs"]:  # a subset's frozen-feature runs only
+            protocols = [p for p in ev.protocols if PROTOCOLS[p].frozen]
+            bases = [b for b in ev.baselines if b in ("raw", "pixels", "tfidf")]
         if item["name"] != "ssl":
             return f"sslab study ... --time none  (the {item['name']} rows; see the plan in results.json)"
         parts = ["sslab", "evaluate", self.run_dir, "--labels", f"{item['fraction']:g}", "--seed-list",
@@ -283,7 +293,8 @@ class Plan(Schedule):
             g["seconds"] += item["seconds"]
         out = []
         for g in groups.values():
-            runs = ", ".join(f"{g['name'] if init == 'self' else init} {p}" for init, p in g["runs"])
+            runs = ", ".join(f"{g['name'] if init == 'self' else init} {p}" for init, p in g["runs"]) or \
+                "frozen-feature probes"
             what = (f"{g['fraction']:.0%} labels ({self.n_labels[g['fraction']]:,}), {seeds_text(sorted(g['seeds']))}:"
                     f" {runs}")
             cmds = [self.command({"name": g["name"], "fraction": g["fraction"], "seed": s, "runs": g["runs"]})
