@@ -375,8 +375,9 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
     adapt = adapt_config(cfg, kind) if foundation is not None and cfg.adapt else None  # checked before any training
     # 2. the plan: pretraining time, then the runs that fit
     pcfg = cfg.pretrain
-    if cfg.time_limit is not None and pcfg.budget is not None and not budget_fixed:
-        pcfg = pcfg.model_copy(update={"budget": min(pcfg.budget, PRETRAIN_SHARE * cfg.time_limit)})
+    pretrainings = cfg.pretrain_seeds + (adapt is not None and not isinstance(adapt, str))
+    if cfg.time_limit is not None and pcfg.budget is not None and not budget_fixed:  # shared by every pretraining
+        pcfg = pcfg.model_copy(update={"budget": min(pcfg.budget, PRETRAIN_SHARE * cfg.time_limit / pretrainings)})
     prepared = prepare_pretraining(source, pcfg, out, root=root, corpus=cfg.corpus)
     n_items = len(prepared.train) if pcfg.max_items is None else min(len(prepared.train), pcfg.max_items)
     info0 = run_info(pcfg, prepared.train.meta(limit=n_items), cfg.pretrain_data or cfg.data)
@@ -395,7 +396,6 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
         encoders["foundation"] = {"encoder": foundation[0], "info": foundation[1], "baselines": False}
         if adapt is not None and not isinstance(adapt, str):
             encoders["adapted"] = {"same_as": "foundation", "baselines": False}
-    pretrainings = cfg.pretrain_seeds + ("adapted" in encoders)
     plan = make_plan(cfg, splits, encoders, out, t0, pcfg.budget, pretrainings)
     for line in plan.lines():
         log(line)
@@ -458,8 +458,9 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
     total = time.time() - t0
     results = assemble({
         "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": command, "config": cfg.model_dump(), **_evaluated(splits, ev), "pretrain": pre,
-        "health": ev["health"], "runs": ev["runs"], **extra, "plan": plan.to_dict(),
+        "command": command, "config": cfg.model_copy(update={"pretrain": pcfg}).model_dump(),
+        **_evaluated(splits, ev), "pretrain": pre, "health": ev["health"], "runs": ev["runs"], **extra,
+        "plan": plan.to_dict(),
         "baseline_notes": _baseline_notes(splits.train.kind),
         "timing": {"total_seconds": total, "pretrain_seconds": pre["seconds"], "planned_seconds": plan.eta(),
                    "limit_seconds": cfg.time_limit},
