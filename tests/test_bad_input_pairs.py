@@ -64,9 +64,8 @@ def test_coco_layout_with_its_images_missing(tmp_path, capsys):
                      root=tmp_path, out=out)
 
 
-def test_probe_data_of_ones_own_that_is_missing(tmp_path, capsys):
-    """probe_data naming a folder that is not there fails before any training (a named set that cannot be
-    downloaded is skipped instead: tests/test_data_formats.py)."""
+def _four_shades(tmp_path):
+    """A folder of four captioned images."""
     from PIL import Image
 
     d = tmp_path / "pairs"
@@ -74,6 +73,13 @@ def test_probe_data_of_ones_own_that_is_missing(tmp_path, capsys):
     for k in range(4):
         Image.new("RGB", (16, 16), (40 * k, 0, 0)).save(d / "images" / f"{k}.png")
     (d / "captions.csv").write_text("image,caption\n" + "".join(f"{k}.png,shade {k}\n" for k in range(4)))
+    return d
+
+
+def test_probe_data_of_ones_own_that_is_missing(tmp_path, capsys):
+    """probe_data naming a folder that is not there fails before any training (a named set that cannot be
+    downloaded is skipped instead: tests/test_data_formats.py)."""
+    d = _four_shades(tmp_path)
     out = tmp_path / "run"
     assert_error(run_cli(capsys, "study", "--data", d, "--backbone", "resnet-xs", "--epochs", "1", "--out", out,
                          f"probe_data={tmp_path / 'my-labelled-images'}"), "data folder not found",
@@ -81,15 +87,9 @@ def test_probe_data_of_ones_own_that_is_missing(tmp_path, capsys):
 
 
 def test_bad_pair_commands(tmp_path, capsys):
-    from PIL import Image
-
     from sslab.cli import main
 
-    d = tmp_path / "pairs"
-    (d / "images").mkdir(parents=True)
-    for k in range(4):
-        Image.new("RGB", (16, 16), (40 * k, 0, 0)).save(d / "images" / f"{k}.png")
-    (d / "captions.csv").write_text("image,caption\n" + "".join(f"{k}.png,shade {k}\n" for k in range(4)))
+    d = _four_shades(tmp_path)
     out = tmp_path / "run"
     assert main(["pretrain", "--data", str(d), "--method", "clip", "--backbone", "resnet-xs", "--budget", "1s",
                  "--out", str(out), "batch_size=2"]) == 0

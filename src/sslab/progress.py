@@ -20,8 +20,10 @@ def _hms(seconds: float) -> str:
 class Progress:
     """`update(fraction, text)`; `message(line)` prints one warning line above the bar (or logs it)."""
 
-    def __init__(self, label: str, enabled: bool = True, stream=None):
-        self.label, self.enabled, self.health = label, enabled, "ok"
+    def __init__(self, label: str, enabled: bool = True, stream=None, ends_by: float | None = None):
+        """`ends_by`: when the work will have ended at the latest (a time limit's deadline, time.time() clock):
+        the ETA shown is never later than it."""
+        self.label, self.enabled, self.health, self.ends_by = label, enabled, "ok", ends_by
         self.stream = stream or sys.stdout  # stderr is kept for the one `error:` line of a failed command
         self.bar = None
         self.t0 = time.time()
@@ -42,13 +44,17 @@ class Progress:
         if not self.enabled:
             return
         fraction = min(max(fraction, 0.0), 1.0)
+        elapsed = time.time() - self.t0
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else float("nan")
+        if self.ends_by is not None:
+            eta = min(eta, max(0.0, self.ends_by - time.time())) if eta == eta else max(0.0, self.ends_by - time.time())
         if self.bar is not None:
+            if self.ends_by is not None:
+                text = f"done within {_hms(max(0.0, self.ends_by - time.time()))} | {text}"
             self.bar.update(self.task, completed=int(fraction * 1000), text=text)
             return
-        elapsed = time.time() - self.t0
         if elapsed - self.last_plain >= PLAIN_EVERY or fraction >= 1.0:
             self.last_plain = elapsed
-            eta = elapsed * (1 - fraction) / fraction if fraction > 0 else float("nan")
             eta_text = _hms(eta) if eta == eta else "?"
             print(f"{self.label} {fraction:4.0%} | {_hms(elapsed)} elapsed, eta {eta_text} | {text}",
                   file=self.stream, flush=True)

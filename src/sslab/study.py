@@ -414,7 +414,7 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
         for line in ev_["lines"]:
             log(f"{ev_['title']}: {line}")
     # 4. evaluation of every encoder, one progress bar over the plan's work
-    progress = Progress("evaluate", show_progress)
+    progress = Progress("evaluate", show_progress, ends_by=plan.deadline() if cfg.time_limit else None)
     try:
         ev = evaluate_encoder(encoder, info, splits, cfg.eval, log, fresh=_fresh(info), progress=progress,
                               schedule=plan.bind("ssl"))
