@@ -109,12 +109,13 @@ def test_no_conclusion_from_unconverged_runs():
     from sslab.study import findings
 
     summary = [_row("scratch", "finetune", 1.0, 0.89), {**_row("scratch+aug", "finetune", 1.0, 0.86), "unconverged": 2},
-               _row("ssl", "finetune", 1.0, 0.90)]
+               _row("ssl", "finetune", 1.0, 0.90), {**_row("ssl", "selftrain", 1.0, 0.91), "unconverged": 1}]
     text = " ".join(findings(summary, 60000, "crops and flips"))
     assert ("Augmentation (crops and flips) at 100% labels: 89.0% ± 1.0% (n=3) -> 86.0% ± 1.0% (n=3); scratch+aug "
             "finetune stopped at its cap before validation accuracy stopped rising in 2 of 3 runs: no conclusion is "
             "drawn.") in text
     assert "lowers" not in text
+    # the better self-training row stopped at its cap: the verdict comes from the best row that can be judged
     assert "SSL pretraining (best protocol: finetune, 90.0% ± 1.0% (n=3)) adds 1.0%" in text
 
 

@@ -69,8 +69,8 @@ def findings(summary: list[dict], n_train: int | None = None, augmentation: str 
     for frac in sorted({k[2] for k in get}):  # the question "how much does SSL add over training from scratch?"
         ssl = [v for k, v in get.items() if k[0] == "ssl" and k[2] == frac]
         b = get.get(("scratch", "finetune", frac))
-        if ssl and b:
-            s = max(ssl, key=lambda v: v["mean"])
+        if ssl and b:  # the best row that can be judged (every run converged), else the best of all
+            s = max([v for v in ssl if not v.get("unconverged")] or ssl, key=lambda v: v["mean"])
             d = s["mean"] - b["mean"]
             unjudged = _unconverged(s, b)
             verdict = f"; {unjudged}" if unjudged else f" {'adds' if d > 0 else 'loses'} {abs(d):.1%}{_spread(s, b, d)}"
