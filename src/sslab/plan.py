@@ -1,13 +1,14 @@
 """A study's plan: what fits in its time limit, decided before any training and kept to while it runs.
 
-The planner times a few fine-tuning steps of each network the study will train (`step_costs`, about a second
+The planner times a few fine-tuning steps of each network the study will train (`step_costs`, a few seconds
 each), estimates every run from that and from how many images a run takes to reach its validation plateau, and
 chooses label subsets greedily in the order of the study's questions: seed 0 of 1%, 10% and 100% labels, then
 seed 1 of each, and so on; self-training students and the frozen-only subsets last. What does not fit is skipped
 (so seeds go before fractions, and 100% -- the costliest -- before 10% and 1%) and listed with the command that
 runs it. While the study runs, the plan is its `evaluate.Schedule`: it hears how long each run took, scales the
-estimates of the runs left by what it measured, skips a run that would end after the limit, and gives the
-progress bar its share of the planned work, so the ETA follows the plan.
+estimates of the runs left by what it measured, skips a run that would end after 97% of the limit, takes up
+skipped subsets when the runs were faster than estimated, and gives the progress bar its share of the planned
+work, so the ETA follows the plan.
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ class Plan(Schedule):
         self.speed = 1.0  # measured seconds / estimated seconds of the trained runs so far
         self.measured = [0.0, 0.0]  # (estimated, measured) seconds of finished trained runs
         self.skipped: list[dict] = []
-        self.done_est, self.planned_done = 0.0, []
+        self.done_est = 0.0  # estimated seconds of the work done so far
         self.frozen_measured: dict[tuple, float] = {}  # (name, fraction) -> seconds of a subset's frozen runs
         self._choose(time.time() - started)
 
