@@ -10,7 +10,7 @@ log = logging.getLogger("sslab")
 PLAIN_EVERY = 10.0  # seconds between plain progress lines
 
 
-def _hms(seconds: float) -> str:
+def hms(seconds: float) -> str:
     seconds = max(0, int(seconds))
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
@@ -50,13 +50,13 @@ class Progress:
             eta = min(eta, max(0.0, self.ends_by - time.time())) if eta == eta else max(0.0, self.ends_by - time.time())
         if self.bar is not None:
             if self.ends_by is not None:
-                text = f"done within {_hms(max(0.0, self.ends_by - time.time()))} | {text}"
+                text = f"done within {hms(max(0.0, self.ends_by - time.time()))} | {text}"
             self.bar.update(self.task, completed=int(fraction * 1000), text=text)
             return
         if elapsed - self.last_plain >= PLAIN_EVERY or fraction >= 1.0:
             self.last_plain = elapsed
-            eta_text = _hms(eta) if eta == eta else "?"
-            print(f"{self.label} {fraction:4.0%} | {_hms(elapsed)} elapsed, eta {eta_text} | {text}",
+            eta_text = hms(eta) if eta == eta else "?"
+            print(f"{self.label} {fraction:4.0%} | {hms(elapsed)} elapsed, eta {eta_text} | {text}",
                   file=self.stream, flush=True)
 
     def message(self, text: str) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Iterable
 
 from sslab.atomic import atomic_write
 from sslab.errors import SslabError
+from sslab.progress import hms
 
 __all__ = ["summarize", "write_report", "print_summary"]
 
@@ -243,28 +244,23 @@ def seeds_text(seeds: list[int]) -> str:
         "seeds " + ",".join(map(str, seeds))
 
 
-def _mmss(s: float) -> str:
-    s = int(round(s))
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
 def plan_lines(plan: dict) -> list[str]:
     """A study's plan (results["plan"]) in lines: the limit and estimate, the pretraining time, each encoder x label
     fraction with its seeds and trained runs, and what was skipped to fit, each with the command that runs it."""
     limit = plan.get("limit_seconds")
-    head = "no time limit" if limit is None else f"time limit {_mmss(limit)}"
-    out = [f"plan ({head}; about {_mmss(plan.get('eta_seconds') or 0)} in all, from a timed calibration):"]
+    head = "no time limit" if limit is None else f"time limit {hms(limit)}"
+    out = [f"plan ({head}; about {hms(plan.get('eta_seconds') or 0)} in all, from a timed calibration):"]
     if plan.get("pretrain_seconds"):
         times = f" x {plan['pretrainings']} runs" if plan.get("pretrainings", 1) > 1 else ""
-        out.append(f"  pretrain: {_mmss(plan['pretrain_seconds'])}{times}")
+        out.append(f"  pretrain: {hms(plan['pretrain_seconds'])}{times}")
     for r in _as_list(plan.get("rows")):
         trained = (f"; trained ({seeds_text(r['trained_seeds'])}): " + ", ".join(r["trained"])) if r.get("trained") \
             else ""
         out.append(f"  {r['encoder']} at {_frac_label(r['fraction'])} labels ({r['labels']:,}), "
-                   f"{seeds_text(r['seeds'])}: frozen-feature probes{trained}  ~{_mmss(r['seconds'])}")
+                   f"{seeds_text(r['seeds'])}: frozen-feature probes{trained}  ~{hms(r['seconds'])}")
     for g in _as_list(plan.get("skipped")):
         more = " (likewise --seed-list for each other seed)" if len(g.get("commands", [])) > 1 else ""
-        out.append(f"  skipped ({g['why']}): {g['what']} (~{_mmss(g['seconds'])}); run it with: "
+        out.append(f"  skipped ({g['why']}): {g['what']} (~{hms(g['seconds'])}); run it with: "
                    f"{g['commands'][0]}{more}")
     return out
 
@@ -794,7 +790,7 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
         w("<h2>Plan</h2>")
         lines = plan_lines(plan)
         timing = _as_dict(results.get("timing"))
-        took = (f" It took {_mmss(timing['total_seconds'])}." if _num(timing.get("total_seconds")) is not None
+        took = (f" It took {hms(timing['total_seconds'])}." if _num(timing.get("total_seconds")) is not None
                 else "")
         w(f"<p>{_e(lines[0])}{_e(took)}</p><ul class=\"plan\">")
         w("".join(f"<li>{_e(x.strip())}</li>" for x in lines[1:] if not x.strip().startswith("skipped")))
@@ -803,7 +799,7 @@ def _render_html(results: dict, plots: list[tuple[str, str, str]]) -> str:
         if skipped:
             w("<p>Skipped to fit the time limit, with the command that runs each into this study's folder "
               "(<code>--time none</code> runs everything):</p><ul class=\"skipped\">")
-            w("".join(f"<li>{_e(g['what'])} (~{_e(_mmss(g['seconds']))}; {_e(g['why'])}):<br>"
+            w("".join(f"<li>{_e(g['what'])} (~{_e(hms(g['seconds']))}; {_e(g['why'])}):<br>"
                       + "<br>".join(f"<code>{_e(c)}</code>" for c in g["commands"]) + "</li>" for g in skipped))
             w("</ul>")
     starts = _starting_points(results)

@@ -138,7 +138,7 @@ def kind_adapter(kind: str):
         raise SslabError(f"no evaluation harness for {kind} data") from None
 
 
-def _device() -> str:
+def eval_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -225,7 +225,7 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
     check_labelled(splits)
     schedule = schedule or Schedule(cfg)
     kind = kind_adapter(info.get("kind", "image"))
-    device = _device()
+    device = eval_device()
     tr, te = kind.labelled(splits.train, info), kind.labelled(splits.test, info)
     n_classes = len(splits.train.classes)
     runs: list[dict] = []
