@@ -11,19 +11,22 @@ training split less `validation_split(train.y, EvalConfig().val_items)` (the har
 
 Part 1 -- fine-tune images/s (higher is better), batch EvalConfig().batch_size (128), AdamW lr 1e-3 wd 5e-4:
   plain          random batches (torch.randint over the pool) -> train.batch(idx) uint8 -> model -> cross-entropy
-                 -> zero_grad -> backward -> AdamW.step; after --warmup untimed steps, timed as one block of
-                 steps: half of them before the sslab call and half after it (a drifting background load hits both
-                 alike); images/s = steps x batch / the blocks' total seconds
+                 -> zero_grad -> backward -> AdamW.step; after --warmup untimed steps, each step timed: half of
+                 them before the sslab call and half after it (a drifting background load hits both alike);
+                 images/s = batch / the median step
   sslab call     sslab.evaluate.protocols.fit_classifier(finetune_until="budget") on a fresh copy of the same
                  network and head, made to train exactly the same number of steps (labelled items = the pool,
                  finetune_images = steps x batch, finetune_min_steps = steps: part of one epoch) with its
                  evaluation reduced as far as its settings go (curve_points=2, curve_test_images=100: one curve
                  point, at the end); timed over the whole call, including that curve point and its final
                  accuracies (train on up to 10,000 labelled items, test on all 10,000 test images)
-  sslab train    the same call less its evaluation: evaluate_accuracy is wrapped (monkeypatched) for the call by a
-                 timer around the real function, and the seconds it spent are subtracted from the call's wall time
-                 (what is left: model setup, the OneCycle schedule and the training steps)
-  The ratios sslab/plain of both; the issue's target is >= 1.0 for "sslab train".
+  sslab step     the call's training step: AdamW.step is wrapped (monkeypatched) for the call to stamp the time of
+                 each step; images/s = batch / the median time between consecutive steps (one whole training
+                 step: batch, forward, backward, update, schedule)
+  sslab train    the same call less its evaluation: evaluate_accuracy is wrapped for the call by a timer around
+                 the real function, and the seconds it spent are subtracted from the call's wall time (what is
+                 left: model setup, the first steps of a fresh model, the OneCycle schedule and the steps)
+  The ratios sslab/plain of each; the issue's target (>= 1.0) is for the step.
 
 Part 2 -- forward-backward passes/s (one image through the network forward and backward = 1 pass):
   pretrain b256  a VICReg pretraining step as sslab.pretrain's loop runs it: train.batch(idx) uint8 (256) ->
@@ -36,8 +39,10 @@ Part 2 -- forward-backward passes/s (one image through the network forward and b
   fine-tune passes/s over pretraining passes/s.
 
 Part 3 -- images to convergence from scratch (random init, as the harness's "scratch" baseline: torch.manual_seed
-(seed), a fresh encoder, `finetune(...)` with layer_decay 1, no augmentation) under EvalConfig's plateau rule, on
-`label_subset(pool labels, fraction, seed)` at 1% and 10% (and 100% with --full, about 10+ minutes), seed 0:
+(seed), a fresh encoder, `finetune(...)` with layer_decay 1, no augmentation) under the plateau rule, on
+`label_subset(pool labels, fraction, seed)` at 1% and 10% (and 100% with --full, about 10+ minutes), for --seeds
+seeds from --seed, under EvalConfig() (--augment: the "scratch+aug" baseline, the image kind's supervised
+augmentation on every batch):
   images    images trained: the result's "epochs" x labelled items (every image up to the stop, not only up to
             the best checkpoint); epochs: the result's "epochs"
   wall s    seconds of the finetune() call, its checks' evaluations included (the validation items, and at seed 0
@@ -45,13 +50,13 @@ Part 3 -- images to convergence from scratch (random init, as the harness's "scr
   checks    validation checks (len(curve))
   test/val  test accuracy of the kept (best-on-validation) weights / their validation accuracy
   conv      whether the plateau rule stopped the run (False: it reached the image/epoch cap)
-  With EvalConfig overrides on the command line (key=value, e.g. `check_images=2500 finetune_patience=1`) a
-  variant runs after the defaults on the same subsets: its images / default images, its test accuracy minus the
-  default's (percentage points) and its wall seconds / the default's.
+  With EvalConfig overrides on the command line (key=value, e.g. `finetune_cooldown=0.25 check_images=1280`) a
+  "variant" runs after the default on the same subsets. Then the means over the seeds: mean images / the
+  default's, mean test accuracy minus the default's (percentage points), total wall seconds / the default's.
 
     export SSLAB_DATA_ROOT=/work/shared/data
-    python benchmarks/bench_finetune.py [--quick] [--full] [--steps 200 20] [--warmup 5] [--seed 0] [--parts 1,2,3]
-        [key=value ...]
+    python benchmarks/bench_finetune.py [--quick] [--full] [--steps 200 20] [--warmup 5] [--seed 0] [--seeds 3]
+        [--augment] [--parts 1,2,3] [key=value ...]
 
 --quick: 24 fine-tune steps, 4 interleaved rounds, part 3 at 1% only (measured: 4 minutes on 2 cores shared with
 another training run, 3.5 of them part 3's 1% run; far less on an idle machine). Part 1's and 2's numbers are
@@ -77,6 +82,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from sslab.config import EvalConfig, PretrainConfig  # noqa: E402
 from sslab.data import label_subset, load_data, validation_split  # noqa: E402
+from sslab.evaluate import image as image_eval  # noqa: E402
 from sslab.evaluate import protocols  # noqa: E402
 from sslab.methods import build_for_data  # noqa: E402
 
@@ -135,7 +141,7 @@ def part1(encoder, train, test, pool: np.ndarray, steps: int, warmup: int, seed:
     for _ in range(warmup):
         step(bs)
     before, after = steps // 2, steps - steps // 2
-    t_plain = _clock(lambda: [step(bs) for _ in range(before)])
+    plain_times = [_clock(lambda: step(bs)) for _ in range(before)]
 
     cfg = EvalConfig(finetune_until="budget", curve_points=2, curve_test_images=CURVE_TEST_IMAGES,
                      finetune_images=steps * bs, finetune_min_steps=steps)
@@ -151,29 +157,38 @@ def part1(encoder, train, test, pool: np.ndarray, steps: int, warmup: int, seed:
             spent["items"] += len(idx)
             spent["calls"] += 1
 
+    stamps, real_step = [], torch.optim.AdamW.step
+
+    def stamped_step(self, *args, **kwargs):
+        stamps.append(time.perf_counter())
+        return real_step(self, *args, **kwargs)
+
     model = classifier(encoder, seed)
-    protocols.evaluate_accuracy = timed_eval
+    protocols.evaluate_accuracy, torch.optim.AdamW.step = timed_eval, stamped_step
     try:
         t0 = time.perf_counter()
         res = protocols.fit_classifier(model, train, pool, test, cfg, seed)
         t_call = time.perf_counter() - t0
     finally:
-        protocols.evaluate_accuracy = real
+        protocols.evaluate_accuracy, torch.optim.AdamW.step = real, real_step
     trained = round(res["epochs"] * len(pool) / bs)  # the steps fit_classifier took
-    t_plain += _clock(lambda: [step(bs) for _ in range(after)])
+    plain_times += [_clock(lambda: step(bs)) for _ in range(after)]
 
-    plain = steps * bs / t_plain
+    plain = bs / statistics.median(plain_times)
+    t_plain = sum(plain_times)
     call = trained * bs / t_call
     train_only = trained * bs / (t_call - spent["s"])
+    sslab_step = bs / statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
     print(f"\nPart 1: fine-tune images/s, batch {bs}, {steps} timed steps (plain: after {warmup} warm-up steps; "
           f"sslab: {trained} steps in one fit_classifier call, budget mode)")
     print(f"  sslab evaluation inside the call: {spent['calls']} evaluate_accuracy calls, {spent['items']} items, "
           f"{spent['s']:.2f}s of the call's {t_call:.2f}s")
     print(f"{'':<14}{'images/s':>10}{'seconds':>10}{'sslab/plain':>13}")
-    print(f"{'plain':<14}{plain:>10.1f}{t_plain:>10.2f}{'':>13}")
-    print(f"{'sslab call':<14}{call:>10.1f}{t_call:>10.2f}{call / plain:>13.2f}")
+    print(f"{'plain':<14}{plain:>10.1f}{t_plain:>10.2f}{'':>13}   (median step)")
+    print(f"{'sslab step':<14}{sslab_step:>10.1f}{'':>10}{sslab_step / plain:>13.2f}   (median step; target >= 1.0)")
     print(f"{'sslab train':<14}{train_only:>10.1f}{t_call - spent['s']:>10.2f}{train_only / plain:>13.2f}"
-          "   (target >= 1.0)")
+          "   (the call less its evaluation)")
+    print(f"{'sslab call':<14}{call:>10.1f}{t_call:>10.2f}{call / plain:>13.2f}")
 
 
 def part2(encoder, train, meta: dict, pool: np.ndarray, rounds: int, warmup: int, seed: int) -> None:
@@ -197,43 +212,52 @@ def part2(encoder, train, meta: dict, pool: np.ndarray, rounds: int, warmup: int
         print(f"{k:<15}{rate[k]:>10.1f}{statistics.median(times[k]):>10.3f}{rate[k] / rate['pretrain b256']:>11.2f}")
 
 
-def converge(train, test, meta: dict, cfg: EvalConfig, fraction: float, seed: int) -> dict:
-    """One scratch run under `cfg`, as evaluate_encoder runs the "scratch" baseline."""
+def converge(train, test, meta: dict, cfg: EvalConfig, fraction: float, seed: int, augment=None) -> dict:
+    """One scratch run under `cfg`, as evaluate_encoder runs the "scratch" baseline (with `augment`: the
+    "scratch+aug" one)."""
     val, pool = validation_split(train.y, cfg.val_items)
     idx = pool[label_subset(train.y[pool], fraction, seed, num_classes=N_CLASSES)]
     torch.manual_seed(seed)
     net = build_for_data("vicreg", "resnet-s2", {}, meta, PretrainConfig()).encoder()
     run_cfg = cfg.model_copy(update={"layer_decay": 1.0})
     t0 = time.perf_counter()
-    res = protocols.finetune(net, train, idx, test, run_cfg, seed, N_CLASSES, None, "cpu",
+    res = protocols.finetune(net, train, idx, test, run_cfg, seed, N_CLASSES, augment, "cpu",
                              val=val if len(val) else None)
     return {"labels": len(idx), "images": round(res["epochs"] * len(idx)), "epochs": res["epochs"],
             "seconds": time.perf_counter() - t0, "checks": len(res["curve"]), "test": res["test_acc"],
             "val": res["val_acc"], "converged": res["converged"]}
 
 
-def part3(train, test, meta: dict, fractions: list[float], overrides: dict, seed: int) -> None:
+def part3(train, test, meta: dict, fractions: list[float], overrides: dict, seeds: list[int], augment=None) -> None:
     configs = {"default": EvalConfig()}
     if overrides:
         configs["variant"] = EvalConfig(**overrides)
-    print(f"\nPart 3: images to convergence from scratch, plateau rule, seed {seed}"
+    print(f"\nPart 3: images to convergence from scratch{' with augmentation' if augment else ''}, plateau rule, "
+          f"seeds {','.join(map(str, seeds))}"
           + (f"; variant: {' '.join(f'{k}={v}' for k, v in overrides.items())}" if overrides else ""))
-    print(f"{'labels':<14}{'config':<9}{'images':>10}{'epochs':>9}{'wall s':>9}{'checks':>8}{'test':>8}{'val':>8}"
-          f"{'conv':>7}")
+    print(f"{'labels':<14}{'config':<9}{'seed':>5}{'images':>10}{'epochs':>9}{'wall s':>9}{'checks':>8}{'test':>8}"
+          f"{'val':>8}{'conv':>7}")
     rows = {}
     for fraction in fractions:
         for name, cfg in configs.items():
-            r = rows[(fraction, name)] = converge(train, test, meta, cfg, fraction, seed)
-            val = "-" if r["val"] is None else f"{r['val']:.2%}"
-            labels = f"{fraction:.0%} ({r['labels']})"
-            print(f"{labels:<14}{name:<9}{r['images']:>10}{r['epochs']:>9g}"
-                  f"{r['seconds']:>9.1f}{r['checks']:>8}{r['test']:>8.2%}{val:>8}{str(r['converged']):>7}", flush=True)
-    if overrides:
-        print(f"\n{'labels':<8}{'images variant/default':>24}{'test diff (pp)':>16}{'wall variant/default':>22}")
-        for fraction in fractions:
-            d, v = rows[(fraction, "default")], rows[(fraction, "variant")]
-            print(f"{fraction:<8.0%}{v['images'] / d['images']:>24.2f}{100 * (v['test'] - d['test']):>+16.2f}"
-                  f"{v['seconds'] / d['seconds']:>22.2f}")
+            for seed in seeds:
+                r = rows[(fraction, name, seed)] = converge(train, test, meta, cfg, fraction, seed, augment)
+                val = "-" if r["val"] is None else f"{r['val']:.2%}"
+                labels = f"{fraction:.0%} ({r['labels']})"
+                print(f"{labels:<14}{name:<9}{seed:>5}{r['images']:>10}{r['epochs']:>9g}{r['seconds']:>9.1f}"
+                      f"{r['checks']:>8}{r['test']:>8.2%}{val:>8}{str(r['converged']):>7}", flush=True)
+    print(f"\nmeans over {len(seeds)} seed(s), against the default (images: the ratio of the mean images; test: the "
+          "difference of the mean test accuracies in points; wall: the ratio of the total seconds)")
+    print(f"{'labels':<8}{'config':<9}{'images':>10}{'test':>8}{'images/def.':>13}{'test diff':>11}{'wall/def.':>11}")
+    for fraction in fractions:
+        ref = [rows[(fraction, "default", s)] for s in seeds]
+        for name in configs:
+            rs = [rows[(fraction, name, s)] for s in seeds]
+            im, te = statistics.mean(r["images"] for r in rs), statistics.mean(r["test"] for r in rs)
+            im0, te0 = statistics.mean(r["images"] for r in ref), statistics.mean(r["test"] for r in ref)
+            wall = sum(r["seconds"] for r in rs) / sum(r["seconds"] for r in ref)
+            print(f"{fraction:<8.0%}{name:<9}{im:>10.0f}{te:>8.2%}{im / im0:>13.2f}{100 * (te - te0):>+11.2f}"
+                  f"{wall:>11.2f}")
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -263,6 +287,8 @@ def main() -> None:
                    help="part 1's timed fine-tune steps, part 2's interleaved rounds (default 200 20; quick 24 4)")
     p.add_argument("--warmup", type=int, default=None, help="untimed warm-up steps (default 5; quick 3)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--augment", action="store_true", help="part 3: the scratch+aug baseline (supervised augmentation)")
+    p.add_argument("--seeds", type=int, default=1, help="part 3: label subsets / initialisations --seed.. (default 1)")
     p.add_argument("--parts", default="1,2,3", help="which parts to run, e.g. 1,3 (default 1,2,3)")
     args = p.parse_args()
     overrides = parse_overrides(args.overrides)
@@ -291,7 +317,8 @@ def main() -> None:
     if 2 in parts:
         part2(encoder, train, meta, pool, rounds, warmup, args.seed)
     if 3 in parts:
-        part3(train, test, meta, fractions, overrides, args.seed)
+        augment = image_eval.augmenter({"image_size": train.x.shape[1]}, "cpu") if args.augment else None
+        part3(train, test, meta, fractions, overrides, list(range(args.seed, args.seed + args.seeds)), augment)
     print(f"\ntotal {time.time() - t0:.0f}s")
 
 

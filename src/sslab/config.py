@@ -133,21 +133,31 @@ class EvalConfig(_Strict):
     linear_cv: bool = Field(False, description="linear probe by scikit-learn logistic regression with its L2 strength "
                             "chosen by 3-fold cross-validation on the labelled subset (no per-epoch curve)")
     finetune_until: Literal["plateau", "budget"] = Field("plateau", description="plateau: a supervised run trains "
-                                                         "at a constant rate after warm-up, divides it by 10 when "
-                                                         "validation accuracy stops rising (finetune_patience checks), "
-                                                         "stops at the next such plateau and keeps its best weights; "
-                                                         "one that reaches the image/epoch cap first is marked not "
-                                                         "converged. budget: a one-cycle schedule over the cap")
+                                                         "at a constant rate after warm-up until validation accuracy "
+                                                         "stops rising (finetune_patience checks without a gain above "
+                                                         "finetune_min_delta), divides it by 10, stops at the next "
+                                                         "such plateau (or cools down: finetune_cooldown) and keeps "
+                                                         "its best weights; one that reaches the image/epoch cap "
+                                                         "first is marked not converged. budget: a one-cycle "
+                                                         "schedule over the cap")
     finetune_epochs: int = Field(1000, gt=0, description="most epochs of a fine-tune run (a safety cap: a handful of "
                                  "labels makes a batch an epoch)")
     finetune_images: int = Field(2_000_000, gt=0, description="most images seen per fine-tune run")
     finetune_min_steps: int = Field(200, gt=0, description="least optimiser steps per fine-tune run")
     check_images: int = Field(5000, gt=0, description="images trained between validation checks (at least an "
                               "epoch; at most a twentieth of the cap)")
-    finetune_patience: int = Field(2, ge=1, description="validation checks without a new best before the rate drops "
-                                   "(or the run stops)")
-    finetune_lr_drops: int = Field(1, ge=0, description="times the rate is divided by 10 before a plateau stops the "
-                                   "run")
+    finetune_patience: int = Field(2, ge=1, description="validation checks without a gain above finetune_min_delta "
+                                   "over the best before a plateau is declared (after finetune_min_steps)")
+    finetune_min_delta: float = Field(0.0, ge=0, description="a gain in validation accuracy must exceed this to count "
+                                      "as still rising (the best weights are kept on any gain)")
+    finetune_cooldown: float = Field(0.0, ge=0, description="> 0: warm-up, stable, decay (WSD): at the first plateau "
+                                     "the rate decays linearly to 0 over this fraction of the images trained so far "
+                                     "(whole checks, at least one) and the run stops. Measured (docs/results.md): "
+                                     "0.25 with check_images=1280, finetune_min_delta=0.005 and finetune_min_steps=1 "
+                                     "needs a third of the images at 1% labels without augmentation, and cuts an "
+                                     "augmented run short")
+    finetune_lr_drops: int = Field(1, ge=0, description="times the rate is divided by 10 at a plateau before the "
+                                   "next one stops the run (finetune_cooldown=0)")
     curve_points: int = Field(10, gt=1, description="points on each train/test curve")
     finetune_lr: float = Field(1e-3, gt=0)
     layer_decay: float = Field(0.75, gt=0, le=1, description="fine-tuning a pretrained Vision Transformer (not the "

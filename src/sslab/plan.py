@@ -21,6 +21,7 @@ import numpy as np
 from sslab.config import EvalConfig, StudyConfig
 from sslab.data import label_subset
 from sslab.evaluate import PROTOCOLS, Schedule
+from sslab.evaluate.protocols import plateau_steps
 from sslab.report import plan_lines, seeds_text
 
 # Validation checks a fine-tune run under the plateau rule (eval.finetune_until=plateau) makes before it stops:
@@ -69,16 +70,14 @@ class Plan(Schedule):
         """(optimiser steps, batch size, validation checks) a trained run at `fraction` is expected to take, by
         `fit_classifier`'s rules."""
         ev, n = self.ev, self.n_labels[fraction]
+        if PROTOCOLS[protocol].unlabelled:  # the self-training student: its own image budget, every item
+            n = max(n, self.n_train)
+            ev = ev.model_copy(update={"finetune_images": ev.selftrain_images, "finetune_epochs": 1_000_000})
         bs = min(ev.batch_size, n)
         per_epoch = math.ceil(n / bs)
-        if PROTOCOLS[protocol].unlabelled:  # the self-training student: its own image budget
-            cap = math.ceil(ev.selftrain_images / ev.batch_size)
-            bs, per_epoch = ev.batch_size, cap
-        else:
-            cap = max(ev.finetune_min_steps, min(ev.finetune_epochs * per_epoch, math.ceil(ev.finetune_images / bs)))
         if self.plateau:
-            check = max(per_epoch, min(math.ceil(ev.check_images / bs), cap // 20))
-            steps = min(cap, max(ev.finetune_min_steps, PLATEAU_CHECKS * check))
+            bs, cap, check = plateau_steps(n, ev)
+            steps = min(cap, PLATEAU_CHECKS * check)
             return steps, bs, max(1, steps // check)
         epochs = max(1, min(ev.finetune_epochs, ev.finetune_images // n))
         steps = max(epochs, math.ceil(ev.finetune_min_steps / per_epoch)) * per_epoch

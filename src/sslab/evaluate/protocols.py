@@ -149,6 +149,17 @@ TRAIN_ACC_ITEMS = 10_000  # final train accuracy on a fixed sample of at most th
 # CPU spends 2 minutes reading all 60,000 Fashion-MNIST images once more)
 
 
+def plateau_steps(n_labels: int, cfg: EvalConfig) -> tuple[int, int, int]:
+    """(batch size, most optimiser steps, steps between validation checks) of a plateau-rule run on `n_labels`
+    labelled items: a check every `check_images` images, at least an epoch apart, and at least 20 checks within the
+    cap (a handful of labels in small batches would otherwise reach the cap before a second check)."""
+    bs = min(cfg.batch_size, n_labels)
+    per_epoch = math.ceil(n_labels / bs)
+    cap = max(cfg.finetune_min_steps, min(cfg.finetune_epochs * per_epoch, math.ceil(cfg.finetune_images / bs)))
+    check = max(per_epoch, min(math.ceil(cfg.check_images / bs), cap // 20))
+    return bs, cap, check
+
+
 def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, augment=None,
                    device="cpu", loss_fn=None, by_index: bool = False, val=None) -> dict:
     """Train `model` (raw batch -> class scores) in place on the items `idx` of `train`, by cross-entropy on its
@@ -156,13 +167,16 @@ def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConf
     train/test accuracy, the curves, and whether the run converged.
 
     `cfg.finetune_until == "plateau"` with validation items `val` (of `train`, never trained on): a warm-up, then a
-    constant rate, divided by 10 each time accuracy on `val` has not set a new best for `cfg.finetune_patience`
-    checks (one every `cfg.check_images` images, at least an epoch, at least 20 within the cap), up to
-    `cfg.finetune_lr_drops` times; the next such plateau ends the run ("converged": True) and the best weights on
-    `val` are kept. A run that reaches the cap
-    (`finetune_epochs`, `finetune_images`) first is not converged. Otherwise ("budget", or no `val`): a one-cycle
-    schedule over the cap -- epochs from the label count, part of one epoch when there are more labelled items than
-    `finetune_images`, at least `finetune_min_steps` batches -- and convergence is not judged (None)."""
+    constant rate until accuracy on `val` has not gained more than `cfg.finetune_min_delta` over its best for
+    `cfg.finetune_patience` checks (`plateau_steps`; at least `finetune_min_steps` steps in): a plateau. At a
+    plateau the rate is divided by 10, up to `cfg.finetune_lr_drops` times, and the next plateau ends the run
+    ("converged": True); with `cfg.finetune_cooldown` > 0 (warm-up, stable, decay) the rate instead decays linearly
+    to 0 over that fraction of the steps so far, and the run ends converged. The best weights on `val` are kept. A
+    run that reaches the cap (`finetune_epochs`, `finetune_images`) first is not converged.
+
+    Otherwise ("budget", or no `val`): a one-cycle schedule over the cap -- epochs from the label count, part of
+    one epoch when there are more labelled items than `finetune_images`, at least `finetune_min_steps` batches --
+    and convergence is not judged (None)."""
     g = torch.Generator().manual_seed(seed)
     model = model.to(device).to(memory_format=torch.channels_last)
     idx = torch.as_tensor(idx, dtype=torch.long)
@@ -173,10 +187,7 @@ def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConf
     groups = lr_groups(model, cfg.finetune_lr, cfg.layer_decay)
     opt = torch.optim.AdamW(groups, lr=cfg.finetune_lr, weight_decay=5e-4)
     if plateau:
-        steps = max(cfg.finetune_min_steps, min(cfg.finetune_epochs * per_epoch, math.ceil(cfg.finetune_images / bs)))
-        # a check every check_images images (at least an epoch), and at least 20 checks within the cap: a handful of
-        # labels in small batches would otherwise reach the cap before a second check
-        check = max(per_epoch, min(math.ceil(cfg.check_images / bs), steps // 20))
+        bs, steps, check = plateau_steps(len(idx), cfg)
         warm, peak = min(check, 500), [grp["lr"] for grp in groups]
         val = torch.as_tensor(val, dtype=torch.long)
     else:
@@ -194,7 +205,8 @@ def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConf
     g_aug = torch.Generator(device=device).manual_seed(seed)
     sub = torch.as_tensor(np.random.default_rng(0).permutation(len(test))[: cfg.curve_test_images])
     curve, done, perm, pos = [], 0, idx[:0], 0
-    best, best_state, bad, drops, converged = -1.0, None, 0, 0, None if not plateau else False
+    best, ref, best_state, bad, drops = -1.0, -1.0, None, 0, 0
+    cool_from, cool_end, converged = None, None, None if not plateau else False
     model.train()
     while done < steps:
         if pos >= len(perm):  # a new epoch
@@ -202,8 +214,10 @@ def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConf
         b = perm[pos : pos + bs]
         pos += bs
         if plateau:
+            scale = (min(1.0, (done + 1) / warm) * 0.1 ** drops if cool_from is None
+                     else (cool_end - done) / (cool_end - cool_from + 1))  # linear: 0 one step past the end
             for grp, lr in zip(opt.param_groups, peak):
-                grp["lr"] = lr * min(1.0, (done + 1) / warm) * 0.1 ** drops
+                grp["lr"] = lr * scale
         x, y = to_device(train.batch(b), device), (b if by_index else y_all[b]).to(device)
         if augment is not None:
             x = augment(x, g_aug)
@@ -223,16 +237,27 @@ def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConf
         if plateau:
             point["val_acc"] = acc = evaluate_accuracy(model, train, val, device)
             if acc > best:
-                best, bad = acc, 0
+                best = acc
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if acc > ref + cfg.finetune_min_delta:
+                ref, bad = acc, 0
             else:
                 bad += 1
-            if bad >= cfg.finetune_patience and done >= cfg.finetune_min_steps:
-                if drops == cfg.finetune_lr_drops:
+            if cool_from is not None:
+                if done >= cool_end:  # the decay is over
                     converged = True
                     curve.append(point)
                     break
-                drops, bad = drops + 1, 0
+            elif bad >= cfg.finetune_patience and done >= cfg.finetune_min_steps:  # a plateau
+                if cfg.finetune_cooldown > 0:  # decay over whole checks, then stop
+                    cool_from = done
+                    cool_end = done + check * max(1, round(cfg.finetune_cooldown * done / check))
+                elif drops == cfg.finetune_lr_drops:
+                    converged = True
+                    curve.append(point)
+                    break
+                else:
+                    drops, bad, ref = drops + 1, 0, best
         curve.append(point)
         model.train()
     if best_state is not None:
