@@ -229,3 +229,38 @@ def test_end_to_end_tiny_study(capsys, tmp_path):
     assert {(r["init"], r["protocol"], r["fraction"]) for r in again["runs"]} == {("ssl", "knn", 0.1), ("ssl", "linear", 0.1)}
     assert all(0.0 <= r["test_acc"] <= 1.0 for r in again["runs"])
     assert again["pretrain"] == results["pretrain"]  # kept from the study's results.json
+
+
+def test_evaluate_options_override_only_what_is_given(capsys, tmp_path, monkeypatch):
+    """`sslab evaluate --config mae` evaluates the recipe's fractions and baselines; an option overrides only what
+    the user passed, and no option and no config gives EvalConfig's defaults."""
+    import importlib
+
+    from sslab.config import EvalConfig
+
+    study_module = importlib.import_module("sslab.study")  # `sslab.study` is also the package's study() function
+    seen = []
+
+    def fake_evaluate_run(run, cfg, data, data_root, seeds=None):
+        seen.append(cfg)
+        return {"runs": [], "summary": []}
+
+    monkeypatch.setattr(study_module, "evaluate_run", fake_evaluate_run)
+    monkeypatch.setattr("sslab.report.print_summary", lambda results: None)
+    tmp_path.joinpath("run").mkdir()
+    assert run_cli(capsys, "evaluate", tmp_path / "run", "--config", "mae")[0] == 0
+    assert seen[-1].fractions == [0.01, 1.0] and seen[-1].baselines == ["scratch", "raw"]
+    assert run_cli(capsys, "evaluate", tmp_path / "run", "--config", "mae", "--labels", "0.1")[0] == 0
+    assert seen[-1].fractions == [0.1] and seen[-1].baselines == ["scratch", "raw"]
+    assert run_cli(capsys, "evaluate", tmp_path / "run", "--baselines", "none")[0] == 0
+    assert seen[-1].fractions == EvalConfig().fractions and seen[-1].baselines == []
+
+
+def test_pretrain_without_data_uses_the_recipes_data():
+    """`sslab pretrain --method clip` with no --data pretrains on the data set its recipe names (flickr8k-1k), as
+    `sslab study` does; a method whose recipe names none falls back to the kind's default."""
+    from sslab.cli import _recipe_data
+
+    assert _recipe_data(None, "clip") == "flickr8k-1k"
+    assert _recipe_data(None, "mae") == "cifar10" and _recipe_data("vicreg", "simclr") == "fashion-mnist"
+    assert _recipe_data(None, "no-such-method") is None

@@ -116,6 +116,23 @@ def _recipe(config: Optional[Path], method: Optional[str]) -> Optional[Path]:
     return recipe if recipe.is_file() else None
 
 
+def _recipe_data(config: Optional[Path], method: str) -> Optional[str]:
+    """The data set a study recipe (--config, else the method's own) names in its top-level `data:`, if any (a
+    recipe of pretraining settings alone names none)."""
+    import yaml
+
+    from sslab.config import RECIPES
+
+    recipe = _recipe(config, method)
+    if recipe is not None and not Path(recipe).exists():
+        recipe = RECIPES / f"{recipe}.yaml"  # --config <recipe name>
+    try:
+        loaded = yaml.safe_load(Path(recipe).read_text()) if recipe is not None else None
+    except (OSError, yaml.YAMLError):
+        return None
+    return loaded.get("data") if isinstance(loaded, dict) and isinstance(loaded.get("data"), str) else None
+
+
 def _default_method(data: Optional[str], config: Optional[Path]) -> Optional[str]:
     """Without --method (and --config): CLIP for image-text pairs (flickr8k-1k, a captions file, a folder with one
     or COCO's layout), GPT for text data (a named text set, a text file or glob, a folder of <class>/*.txt: at this
@@ -259,7 +276,8 @@ def pretrain(
     _check_columns(cfg.method, text_column, label_column)
     from sslab.methods import method_kind as _kind
 
-    data = data or (run_data if base else ("fashion-mnist" if _kind(cfg.method) == "image" else "wikitext-2"))
+    data = data or run_data or _recipe_data(config, cfg.method) or (
+        "fashion-mnist" if _kind(cfg.method) == "image" else "wikitext-2")
     out_dir = _out_dir(out, f"{Path(data).name}-{cfg.method}", resume=resume, overwrite=overwrite)
     _writable(out_dir)
     splits = load_data(data, data_root, kind=method_kind(cfg.method), text_column=text_column,
@@ -279,11 +297,14 @@ def pretrain(
 @app.command()
 def evaluate(
     run: Path = typer.Argument(..., help="a pretraining run folder"),
-    labels: str = typer.Option("0.01,0.1,1.0", help="label fractions"),
-    protocol: Optional[str] = typer.Option(None, help="protocols: knn, linear, finetune, text2text (default: the "
-                                           "config's, knn,linear,finetune)"),
-    baselines: str = typer.Option("scratch,scratch+aug,raw", help="baselines to run beside (or 'none'); raw: "
-                                  "logistic regression on raw pixels (images) or TF-IDF (text)"),
+    labels: Optional[str] = typer.Option(None, help="label fractions, e.g. 0.01,0.1 (default: the config's, "
+                                         "0.01,0.1,1.0 without --config)"),
+    protocol: Optional[str] = typer.Option(None, help="protocols: knn, linear, finetune, selftrain, text2text, or "
+                                           "'none' (default: the config's, knn,linear,finetune,selftrain without "
+                                           "--config)"),
+    baselines: Optional[str] = typer.Option(None, help="baselines to run beside, or 'none' (default: the config's, "
+                                            "scratch,scratch+aug,raw without --config); raw: logistic regression on "
+                                            "raw pixels (images) or TF-IDF (text)"),
     seeds: Optional[int] = typer.Option(None),
     seed_list: Optional[str] = typer.Option(None, "--seed-list", help="these label-subset seeds only, e.g. 3,4 (what "
                                             "a study's plan skipped); rows measured before for other seeds are kept"),
@@ -300,7 +321,11 @@ def evaluate(
 
     if not run.is_dir():
         raise SslabError(f"run folder not found: {run}")
-    ov = [f"fractions=[{labels}]", f"baselines=[{'' if baselines == 'none' else baselines}]"]
+    ov = []  # an option overrides the config only when given
+    if labels is not None:
+        ov.append(f"fractions=[{labels}]")
+    if baselines is not None:
+        ov.append(f"baselines=[{'' if baselines == 'none' else baselines}]")
     if protocol is not None:
         ov.append(f"protocols=[{'' if protocol == 'none' else protocol}]")
     if seeds is not None:

@@ -196,8 +196,6 @@ class StudyConfig(_Strict):
     foundation: str | None = Field(None, description="a pretrained model to compare (CLI --from): a local Hugging Face "
                                    "text model folder, torchvision:<arch>=<weights file> / timm:<model>=<weights "
                                    "file> for images, or an earlier sslab run")
-    foundation_image_size: int = Field(64, gt=7, description="images are resized to this side for a torchvision / "
-                                       "timm foundation model (ImageNet networks want more than 32 pixels)")
     adapt: bool = Field(True, description="with a foundation model: also continue pretraining it on the task's "
                         "unlabelled training data (domain-adaptive pretraining) for the same budget, with the study's "
                         "method (images) or the masked / causal / span method of its architecture (text)")

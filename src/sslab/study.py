@@ -249,8 +249,7 @@ def adapt_config(cfg: StudyConfig, kind: str):
     if kind == "image":
         if not str(spec).startswith(("torchvision:", "timm:")):
             return "an sslab run is continued by pretraining it again (sslab pretrain --resume)"
-        return cfg.pretrain.model_copy(update={"backbone": spec, "lr": cfg.adapt_lr or cfg.pretrain.lr / 10,
-                                               "foundation_image_size": cfg.foundation_image_size})
+        return cfg.pretrain.model_copy(update={"backbone": spec, "lr": cfg.adapt_lr or cfg.pretrain.lr / 10})
     folder = Path(spec).expanduser().resolve()
     if (folder / "run.json").is_file():
         return "an sslab run is continued by pretraining it again (sslab pretrain --resume)"
@@ -370,7 +369,8 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
         source = load_data(cfg.pretrain_data, root, kind=kind)
         log(f"pretraining data {source.train.name}: {len(source.train)} {source.train.unit}, labels unused")
     meta = splits.train.meta(limit=10000) if kind == "image" else None
-    foundation = (load_foundation(cfg.foundation, kind, cfg.pretrain.context, meta, cfg.foundation_image_size)
+    foundation = (load_foundation(cfg.foundation, kind, cfg.pretrain.context, meta,
+                                  cfg.pretrain.foundation_image_size)
                   if cfg.foundation else None)
     adapt = adapt_config(cfg, kind) if foundation is not None and cfg.adapt else None  # checked before any training
     # 2. the plan: pretraining time, then the runs that fit
