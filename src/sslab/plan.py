@@ -77,7 +77,7 @@ class Plan(Schedule):
         per_epoch = math.ceil(n / bs)
         if self.plateau:
             bs, cap, check = plateau_steps(n, ev)
-            steps = min(cap, PLATEAU_CHECKS * check)
+            steps = min(cap, max(ev.finetune_min_steps, PLATEAU_CHECKS * check))
             return steps, bs, max(1, steps // check)
         epochs = max(1, min(ev.finetune_epochs, ev.finetune_images // n))
         steps = max(epochs, math.ceil(ev.finetune_min_steps / per_epoch)) * per_epoch
