@@ -121,13 +121,11 @@ def _recipe_data(config: Optional[Path], method: str) -> Optional[str]:
     recipe of pretraining settings alone names none)."""
     import yaml
 
-    from sslab.config import RECIPES
+    from sslab.config import recipe_path
 
     recipe = _recipe(config, method)
-    if recipe is not None and not Path(recipe).exists():
-        recipe = RECIPES / f"{recipe}.yaml"  # --config <recipe name>
     try:
-        loaded = yaml.safe_load(Path(recipe).read_text()) if recipe is not None else None
+        loaded = yaml.safe_load(recipe_path(recipe).read_text()) if recipe is not None else None
     except (OSError, yaml.YAMLError):
         return None
     return loaded.get("data") if isinstance(loaded, dict) and isinstance(loaded.get("data"), str) else None

@@ -243,15 +243,19 @@ def _set(d: dict, dotted: str, value: Any) -> None:
     d[last] = value
 
 
+def recipe_path(path: str | Path) -> Path:
+    """A recipe file: `path` itself, or the recipe of that name in sslab/recipes when no such file exists."""
+    p = Path(path)
+    return RECIPES / f"{path}.yaml" if not p.exists() and (RECIPES / f"{path}.yaml").exists() else p
+
+
 def load_config(cls: type[M], path: str | Path | None = None, overrides: list[str] | None = None,
                 base: dict | None = None) -> M:
     """Build `cls` from (in order) `base`, a YAML recipe file (or a name in sslab/recipes) and `key=value`
     overrides whose values are parsed as YAML (`pretrain.lr=1e-3`, `eval.fractions=[0.01,0.1]`)."""
     data: dict = dict(base or {})
     if path is not None:
-        p = Path(path)
-        if not p.exists() and (RECIPES / f"{path}.yaml").exists():
-            p = RECIPES / f"{path}.yaml"
+        p = recipe_path(path)
         if not p.is_file():
             raise SslabError(f"config file not found: {path}")
         try:
