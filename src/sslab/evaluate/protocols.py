@@ -243,21 +243,19 @@ def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConf
                 ref, bad = acc, 0
             else:
                 bad += 1
-            if cool_from is not None:
-                if done >= cool_end:  # the decay is over
-                    converged = True
-                    curve.append(point)
-                    break
-            elif bad >= cfg.finetune_patience and done >= cfg.finetune_min_steps:  # a plateau
+            stop = cool_from is not None and done >= cool_end  # the decay is over
+            if cool_from is None and bad >= cfg.finetune_patience and done >= cfg.finetune_min_steps:  # a plateau
                 if cfg.finetune_cooldown > 0:  # decay over whole checks, then stop
                     cool_from = done
                     cool_end = done + check * max(1, round(cfg.finetune_cooldown * done / check))
                 elif drops == cfg.finetune_lr_drops:
-                    converged = True
-                    curve.append(point)
-                    break
+                    stop = True
                 else:
                     drops, bad, ref = drops + 1, 0, best
+            if stop:
+                converged = True
+                curve.append(point)
+                break
         curve.append(point)
         model.train()
     if best_state is not None:
