@@ -46,7 +46,7 @@ def sslab_rate(method: str, splits, args, root: Path) -> tuple[float, Path]:
 def hf_rate(run: Path, args) -> float:
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
-    from sslab.data.text import TokenBlocks
+    from sslab.data.streams import TokenBlocks
 
     tok = load_tokenizer(run / "tokenizer")
     blocks = TokenBlocks(run / "data" / "train.bin", args.context)  # the blocks sslab's roberta trained on

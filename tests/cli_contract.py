@@ -20,16 +20,23 @@ def files_of(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def assert_one_line_error(code: int, err: str, contains: str = "") -> str:
+    """A non-zero exit and one `error:` line (containing `contains`), no traceback."""
+    assert code != 0
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error:"), err
+    assert "internal error" not in lines[0], err
+    assert contains.lower() in lines[0].lower(), (contains, err)
+    return lines[0]
+
+
 def assert_error(result, *contains: str, root: Path, out: Path | None = None) -> str:
     """One `error:` line naming the problem, a non-zero exit, no traceback, no temp files, no new `out` folder."""
     code, stdout, err = result
-    assert code != 0, (stdout, err)
-    assert "Traceback" not in stdout + err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    line = lines[0]
-    assert line.startswith("error:"), err
-    assert "internal error" not in line, err
+    assert "Traceback" not in stdout
+    line = assert_one_line_error(code, err)
     for c in contains:
         assert c.lower() in line.lower(), (c, line)
     assert not leftovers(root), leftovers(root)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sslab.cli import main
+from cli_contract import assert_one_line_error, run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -23,22 +23,6 @@ def _png(path: Path, seed: int = 0, size: int = 12) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = np.random.default_rng(seed).integers(0, 256, (size, size), dtype=np.uint8)
     Image.fromarray(arr, mode="L").save(path)
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
-def assert_one_line_error(code: int, err: str, contains: str = "") -> None:
-    assert code != 0
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error:"), err
-    assert "internal error" not in lines[0], err
-    assert contains.lower() in lines[0].lower(), (contains, err)
 
 
 def test_missing_data_folder(capsys, tmp_path):
@@ -234,18 +218,15 @@ def test_end_to_end_tiny_study(capsys, tmp_path):
 def test_evaluate_options_override_only_what_is_given(capsys, tmp_path, monkeypatch):
     """`sslab evaluate --config mae` evaluates the recipe's fractions and baselines; an option overrides only what
     the user passed, and no option and no config gives EvalConfig's defaults."""
-    import importlib
-
     from sslab.config import EvalConfig
 
-    study_module = importlib.import_module("sslab.study")  # `sslab.study` is also the package's study() function
     seen = []
 
     def fake_evaluate_run(run, cfg, data, data_root, seeds=None):
         seen.append(cfg)
         return {"runs": [], "summary": []}
 
-    monkeypatch.setattr(study_module, "evaluate_run", fake_evaluate_run)
+    monkeypatch.setattr("sslab.api.evaluate_run", fake_evaluate_run)
     monkeypatch.setattr("sslab.report.print_summary", lambda results: None)
     tmp_path.joinpath("run").mkdir()
     assert run_cli(capsys, "evaluate", tmp_path / "run", "--config", "mae")[0] == 0

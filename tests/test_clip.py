@@ -394,7 +394,7 @@ def test_flickr8k_1k_is_built_from_the_canonical_archives(tmp_path, monkeypatch)
         z.writestr("Flickr8k.token.txt", "".join(f"{c}0.png#{k}\ta {c} picture , take {k} .\n" for c in COLOURS
                                                  for k in range(5)) + "unlisted.png#0\tnot this one\n")
     fetched = []
-    monkeypatch.setattr(base, "_download", lambda url, dest, **kw: fetched.append((url, kw)) or
+    monkeypatch.setattr(base, "download_file", lambda url, dest, **kw: fetched.append((url, kw)) or
                         (photos if url.endswith("Dataset.zip") else text))
     monkeypatch.setattr(pairs, "flickr8k_1k_names", lambda: names)
     monkeypatch.setenv("SSLAB_CACHE", str(tmp_path / "cache"))

@@ -12,13 +12,6 @@ from sslab.methods import METHODS, register
 from sslab.methods.simclr import SimCLR
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SSLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
-        return sslab.load_images("digits")
-
-
 def _cfg(**kw) -> PretrainConfig:
     base = dict(epochs=1.5, budget=None, batch_size=64, backbone="resnet-xs", log_every=5, lr=1e-2)
     base.update(kw)

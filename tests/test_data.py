@@ -443,13 +443,13 @@ def test_download_checksum(tmp_path):
     src.write_bytes(payload)
     dest = tmp_path / "dl" / "file.bin"
     with pytest.raises(SslabError, match="checksum mismatch"):
-        data._download(src.as_uri(), dest, sha256="0" * 64)
+        data.download_file(src.as_uri(), dest, sha256="0" * 64)
     assert not dest.exists() and list(dest.parent.iterdir()) == []
     good = hashlib.sha256(payload).hexdigest()
-    data._download(src.as_uri(), dest, sha256=good, md5=hashlib.md5(payload).hexdigest())
+    data.download_file(src.as_uri(), dest, sha256=good, md5=hashlib.md5(payload).hexdigest())
     assert dest.read_bytes() == payload
     with pytest.raises(SslabError, match="download of"):
-        data._download((tmp_path / "absent").as_uri(), tmp_path / "dl" / "x", sha256=good)
+        data.download_file((tmp_path / "absent").as_uri(), tmp_path / "dl" / "x", sha256=good)
     assert not (tmp_path / "dl" / "x").exists() and not (tmp_path / "dl" / "x.part").exists()
 
 

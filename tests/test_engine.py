@@ -20,13 +20,6 @@ def _cfg(**kw) -> PretrainConfig:
 
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SSLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
-        return sslab.load_images("digits")
-
-
-@pytest.fixture(scope="module")
 def run1(digits, tmp_path_factory):
     """One 1-epoch SimCLR run (seed 0), shared by the read-only checks."""
     out = tmp_path_factory.mktemp("run1")
@@ -309,7 +302,6 @@ def test_missing_config_file(tmp_path):
     (PretrainConfig, ["warmup=1.0"], "warmup"),
     (EvalConfig, ["fractions=[0.0, 0.5]"], "fractions"),
     (EvalConfig, ["fractions=[1.5]"], "fractions"),
-    (EvalConfig, ["protocols=[svm]"], "protocols"),
     (EvalConfig, ["seeds=0"], "seeds"),
     (PretrainConfig, ["no_equals_sign"], "key=value"),
     (StudyConfig, ["data=digits", "data.x=1"], "not a section"),
@@ -318,6 +310,25 @@ def test_invalid_settings(cls, overrides, match):
     with pytest.raises(SslabError, match=match) as exc:
         load_config(cls, overrides=overrides)
     assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("overrides,match", [(["protocols=[knn,svm]"], "protocols: unknown name 'svm'"),
+                                             (["baselines=[scratch,random]"], "baselines: unknown name 'random'")])
+def test_protocols_and_baselines_are_checked_against_the_registry(overrides, match):
+    """The settings name protocols and baselines as strings; the registry decides which exist (a protocol
+    registered with register_protocol becomes selectable), checked before anything runs."""
+    from sslab.evaluate import PROTOCOLS, check_names, register_protocol
+
+    cfg = load_config(EvalConfig, overrides=overrides)
+    with pytest.raises(SslabError, match=match) as exc:
+        check_names(cfg)
+    assert "\n" not in str(exc.value) and "knn" in str(exc.value) or "scratch" in str(exc.value)
+    register_protocol("svm", PROTOCOLS["linear"].fn, frozen=True)
+    try:
+        if "svm" in overrides[0]:
+            check_names(cfg)  # now registered: accepted
+    finally:
+        PROTOCOLS.pop("svm")
 
 
 def test_direct_construction_validates():

@@ -276,13 +276,6 @@ def test_multicrop_forward_batches_by_resolution():
     assert all(torch.equal(o, v.flatten(1)[:, :2]) for o, v in zip(out, views))
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SSLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
-        return sslab.load_images("digits")
-
-
 def test_engine_builds_local_views(digits, tmp_path):
     seen = []
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sslab import StudyConfig, load_config
-from sslab.plan import Plan
+from sslab.studies.plan import Plan
 
 COSTS = {"step": 0.01, "train": 1e-4, "eval": 2e-5}  # seconds: a step's fixed cost, a trained item, a forward item
 

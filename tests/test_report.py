@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from sslab.errors import SslabError
-from sslab.report import print_summary, summarize, write_report
+from sslab.report import print_summary, write_report
+from sslab.studies import summarize
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHROMIUM = "/usr/bin/chromium"
@@ -165,7 +166,8 @@ def test_summarize_known_values():
     s = by[("scratch", "finetune", 0.01)]
     assert s["n"] == 1 and s["std"] == 0.0 and s["train_mean"] is None and s["mean"] == pytest.approx(0.5)
     for row in rows:
-        assert set(row) == {"init", "protocol", "fraction", "mean", "std", "n", "train_mean", "unconverged", "judged"}
+        assert set(row) == {"init", "protocol", "fraction", "mean", "std", "n", "train_mean", "unconverged", "judged",
+                            "metric"}
         assert row["unconverged"] == row["judged"] == 0  # no run here says whether it converged
     # ordering: ssl before scratch before unknown inits; fractions ascending within a key
     order = [(r["init"], r["fraction"]) for r in rows]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sslab.data.text import train_tokenizer
+from sslab.data.tokenizers import train_tokenizer
 
 from cli_contract import assert_error, run_cli
 
@@ -130,7 +130,7 @@ def test_text_to_text_learns_labels_a_random_rule_cannot_give():
     """Fine-tuned to write 'yes' or 'no', a tiny T5 from scratch separates texts by whether they hold token 7
     (train and held-out accuracy near 1); the protocol runs only on encoder-decoders."""
     from sslab.config import EvalConfig
-    from sslab.data.text import Examples
+    from sslab.data.streams import Examples
     from sslab.evaluate import PROTOCOLS
     from sslab.evaluate.text import text_to_text
     from sslab.nets.text import Seq2SeqEncoder, TextEncoder

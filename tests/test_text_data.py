@@ -16,20 +16,9 @@ import pytest
 import torch
 
 from sslab.data import text as T
-from sslab.data.text import (
-    TEXT_KNOWN,
-    Examples,
-    TextData,
-    TokenBlocks,
-    continuation_table,
-    encode_examples,
-    is_text_spec,
-    load_corpus,
-    load_text,
-    split_corpus,
-    train_tokenizer,
-    write_token_stream,
-)
+from sslab.data.streams import Examples, TokenBlocks, encode_examples, write_token_stream
+from sslab.data.text import TEXT_KNOWN, TextData, is_text_spec, load_corpus, load_text, split_corpus
+from sslab.data.tokenizers import continuation_table, train_tokenizer
 from sslab.errors import SslabError
 
 REPO = Path(__file__).resolve().parents[1]

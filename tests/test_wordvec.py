@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sslab.data.text import train_tokenizer
+from sslab.data.tokenizers import train_tokenizer
 from sslab.errors import SslabError
 from sslab.evaluate.wordvec import WordTable, parse_analogy, word_analogies, word_similarity
 from sslab.nets.text import BagOfVectors, WordVectors, read_word2vec_format, write_word2vec_format
@@ -210,7 +210,7 @@ def test_word2vec_learns_on_wikitext_and_gensim_loads_its_vectors(w2v_run, capsy
 
 def test_averaged_word_vectors_go_through_the_harness(w2v_run):
     from sslab.config import EvalConfig
-    from sslab.study import evaluate_run
+    from sslab.api import evaluate_run
 
     cfg = EvalConfig(fractions=[1.0], seeds=1, protocols=["linear"], baselines=[], linear_cv=True)
     res = evaluate_run(w2v_run, cfg, data="sst2", log=lambda *a: None)

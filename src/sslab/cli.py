@@ -187,7 +187,7 @@ def study(
     """Pretrain, evaluate at 1%/10%/100% labels against the baselines, write report.html."""
     from sslab.config import StudyConfig, load_config
     from sslab.report import print_summary
-    from sslab.study import study as run_study
+    from sslab.api import study as run_study
 
     method = method or _default_method(data, config)
     ov = _pretrain_overrides(method, backbone, budget, epochs, seed, batch_size, None, None, None, "pretrain.")
@@ -315,7 +315,7 @@ def evaluate(
     """Evaluate a pretrained run at label fractions; writes results.json and report.html into the run."""
     from sslab.config import EvalConfig, load_config
     from sslab.report import print_summary
-    from sslab.study import evaluate_run
+    from sslab.api import evaluate_run
 
     if not run.is_dir():
         raise SslabError(f"run folder not found: {run}")
@@ -364,6 +364,7 @@ def energy(
 
     from sslab.data import load_image_files
     from sslab.engine import load_method
+    from sslab.methods.base import Energy
     from sslab.views.image import to_float
 
     if not run.is_dir():
@@ -373,18 +374,17 @@ def energy(
         from sslab.methods.text import run_tokenizer
 
         x = to_float(torch.from_numpy(load_image_files([a], 3, info["image_size"])), "cpu")
-        enc = run_tokenizer(info)([b], truncation=True, max_length=info["context"], return_tensors="pt")
         with torch.no_grad():
-            cos = float(model.net.encode_images(x) @ model.net.encode_texts(enc["input_ids"], enc["attention_mask"]).T)
+            cos = float(model.net.encode_images(x) @ model.encode_captions(run_tokenizer(info), [b]).T)
         typer.echo(f"energy {1 - cos:.3f} (1 - cosine similarity of the image and caption embeddings; 0 = "
                    f"identical, 2 = opposite; logit {cos * float(model.net.logit_scale.detach().exp()):.2f})")
         return
     b = Path(b)
-    if not hasattr(model, "energy") or info.get("kind", "image") != "image":
+    if not isinstance(model, Energy) or info.get("kind", "image") != "image":
         raise SslabError(f"{info['method']} runs have no pairwise image energy")
     x = to_float(torch.from_numpy(load_image_files([a, b], info["in_chans"], info["image_size"])), "cpu")
     e = float(model.energy(x[:1], x[1:])[0])
-    if getattr(model, "energy_note", None):  # a predictive model's own energy (I-JEPA: a prediction error)
+    if model.energy_note:  # a predictive model's own energy (I-JEPA: a prediction error)
         typer.echo(f"energy {e:.4f} ({model.energy_note})")
         return
     typer.echo(f"energy {e:.3f} (cosine similarity {1 - e:.3f} of {info['method']} projections; "
@@ -402,12 +402,13 @@ def generate(
 ):
     """Sample a continuation of a prompt from a GPT run."""
     from sslab.engine import load_method
+    from sslab.methods.base import Generator
     from sslab.methods.text import run_tokenizer
 
     if not run.is_dir():
         raise SslabError(f"run folder not found: {run}")
     model, info = load_method(run)
-    if not hasattr(model, "generate_text"):
+    if not isinstance(model, Generator):
         raise SslabError(f"{info['method']} runs do not generate text (a gpt run does)")
     text = model.generate_text(run_tokenizer(info), prompt, tokens, temperature, top_k, seed)
     typer.echo(prompt + text)

@@ -114,11 +114,12 @@ def scaled_lr(cfg: PretrainConfig, global_batch: int) -> float:
 
 class EvalConfig(_Strict):
     fractions: list[float] = [0.01, 0.1, 1.0]
-    protocols: list[Literal["knn", "linear", "finetune", "selftrain", "text2text"]] = Field(
+    protocols: list[str] = Field(
         ["knn", "linear", "finetune", "selftrain"], description="text2text (label words written by the decoder) runs on "
         "encoder-decoder models (t5; its recipe adds it); selftrain distils the fine-tuned model into a fresh copy "
-        "of the pretrained encoder on all the unlabelled training data (after finetune; not at 100% labels)")
-    baselines: list[Literal["scratch", "scratch+aug", "raw", "pixels", "tfidf"]] = Field(
+        "of the pretrained encoder on all the unlabelled training data (after finetune; not at 100% labels); any protocol "
+        "registered with sslab.evaluate.register_protocol (checked against the registry before a run starts)")
+    baselines: list[str] = Field(
         ["scratch", "scratch+aug", "raw"], description="raw: the data kind's no-learning baseline (logistic regression "
         "on raw pixels for images, on TF-IDF bag-of-words for text; 'pixels' and 'tfidf' name it too)")
     seeds: int = Field(5, ge=1, description="label subsets / head initialisations per fraction")

@@ -1,4 +1,5 @@
-"""Cross-process helpers used inside losses, so callers never change when training goes multi-process."""
+"""Devices and processes: the device one process computes on, and cross-process helpers used inside losses, so
+callers never change when training goes multi-process."""
 from __future__ import annotations
 
 import warnings
@@ -9,6 +10,11 @@ import torch.distributed as dist
 # torch >= 2.x marks torch.distributed.nn.functional.all_gather deprecated in favour of a private API; it is still
 # the public differentiable all_gather, so keep it and do not repeat the notice in every process
 warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_gather is deprecated")
+
+
+def default_device() -> str:
+    """The device a single process evaluates on: the GPU when there is one, else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def world_size() -> int:

@@ -47,11 +47,11 @@ def cache_dir() -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise SslabError(f"cannot create cache folder {path}: {_one_line(err)}") from None
+        raise SslabError(f"cannot create cache folder {path}: {one_line(err)}") from None
     return path
 
 
-def _split_indices(y: np.ndarray, test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED):
+def split_indices(y: np.ndarray, test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED):
     """Fixed stratified split; classes with < 2 examples go entirely to train."""
     y = np.asarray(y)
     rng = np.random.default_rng(seed)
@@ -131,7 +131,7 @@ def validation_split(y: np.ndarray, n: int, seed: int = 12345) -> tuple[np.ndarr
     return val, np.setdiff1d(everything, val)
 
 
-def _download(
+def download_file(
     url: str,
     dest: Path,
     *,
@@ -144,6 +144,10 @@ def _download(
 
     ``gunzip_sha256`` checks the sha256 of the gzip-decompressed content.  On any failure the
     partial file is removed and :class:`SslabError` is raised.
+
+    Not torchvision's ``download_url``: (torchvision 0.29) it writes straight to the destination (a failed transfer
+    leaves a partial file that looks like data), checks md5 only, retries an https URL over plain http, and raises a
+    bare RuntimeError.
     """
     if not (sha256 or md5 or gunzip_sha256):
         raise SslabError(f"refusing to download {url} without a checksum")
@@ -162,7 +166,7 @@ def _download(
                     h_sha.update(chunk)
                     h_md5.update(chunk)
         except (urllib.error.URLError, OSError, ValueError) as err:
-            raise SslabError(f"download of {url} failed: {_one_line(err)}") from None
+            raise SslabError(f"download of {url} failed: {one_line(err)}") from None
         problems = []
         if sha256 and h_sha.hexdigest() != sha256.lower():
             problems.append(f"sha256 {h_sha.hexdigest()} != expected {sha256}")
@@ -192,22 +196,22 @@ def _gunzip_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _cache_key(identity: dict) -> str:
+def cache_key(identity: dict) -> str:
     payload = json.dumps({"v": _CACHE_VERSION, **identity}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def _file_identity(path: Path) -> dict:
+def file_identity(path: Path) -> dict:
     st = path.stat()
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _one_line(err: BaseException | str) -> str:
+def one_line(err: BaseException | str) -> str:
     text = (str(err).strip() or type(err).__name__) if isinstance(err, BaseException) else str(err)
     return " ".join(text.split())
 
 
-def _check_member(tar_path: Path, member: tarfile.TarInfo) -> None:
+def check_member(tar_path: Path, member: tarfile.TarInfo) -> None:
     name = member.name
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts:

@@ -36,8 +36,8 @@ import torch
 from PIL import Image, ImageOps
 
 from sslab.atomic import atomic_write
-from sslab.data.base import (DataSplits, _check_member, _download, _file_identity, _one_line,  # noqa: F401
-                              _split_indices, _cache_key, cache_dir, class_tree, data_root, label_subset)
+from sslab.data.base import (DataSplits, check_member, download_file, file_identity, one_line,  # noqa: F401
+                              split_indices, cache_key, cache_dir, class_tree, data_root, label_subset)
 from sslab.errors import SslabError
 
 __all__ = [
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 KNOWN = ("fashion-mnist", "cifar10", "digits")
-_ALIASES = {
+IMAGE_SETS = {
     "fashion-mnist": "fashion-mnist",
     "fashion_mnist": "fashion-mnist",
     "fashionmnist": "fashion-mnist",
@@ -147,13 +147,9 @@ def pixel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
     return sample.mean(axis=(0, 1, 2)).tolist(), (sample.std(axis=(0, 1, 2)) + 1e-3).tolist()
 
 
-
-
 # ===========================================================================================
 # Locations
 # ===========================================================================================
-
-
 
 
 # ===========================================================================================
@@ -177,7 +173,7 @@ def load_images(
             raise SslabError(f"image_size must be a positive integer, got {image_size!r}")
         image_size = int(image_size)
     text = str(spec)
-    known = _ALIASES.get(text.strip().lower())
+    known = IMAGE_SETS.get(text.strip().lower())
     if known == "digits":
         return _maybe_resize(_load_digits(), image_size)
     if known == "fashion-mnist":
@@ -202,8 +198,6 @@ def load_images(
 # ===========================================================================================
 
 
-
-
 # ===========================================================================================
 # Digits
 # ===========================================================================================
@@ -214,7 +208,7 @@ def _load_digits() -> DataSplits:
     x = np.clip(np.floor(d.images * 255.0 / 16.0 + 0.5), 0, 255).astype(np.uint8)[..., None]
     y = d.target.astype(np.int64)
     classes = [str(i) for i in range(10)]
-    tr, te = _split_indices(y)
+    tr, te = split_indices(y)
     return DataSplits(
         train=ImageData(x[tr], y[tr], list(classes), "digits"),
         test=ImageData(x[te], y[te], list(classes), "digits"),
@@ -245,7 +239,7 @@ def _load_fashion_mnist(root: Path, download: bool) -> DataSplits:
         target.mkdir(parents=True, exist_ok=True)
         for n in names:
             if not (target / n).is_file():
-                _download(FASHION_MNIST_URL + n, target / n, gunzip_sha256=FASHION_MNIST_FILES[n]["sha256_raw"])
+                download_file(FASHION_MNIST_URL + n, target / n, gunzip_sha256=FASHION_MNIST_FILES[n]["sha256_raw"])
         found = target
     xtr = _read_idx(found / "train-images-idx3-ubyte.gz", 3)
     ytr = _read_idx(found / "train-labels-idx1-ubyte.gz", 1)
@@ -261,13 +255,15 @@ def _load_fashion_mnist(root: Path, download: bool) -> DataSplits:
 
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Parse a (gzipped) IDX file of unsigned bytes with ``ndim`` dimensions."""
+    """Parse a (gzipped) IDX file of unsigned bytes with ``ndim`` dimensions. Not torchvision's
+    ``read_sn3_pascalvincent_tensor``: it reads uncompressed files only (the Debian package ships them gzipped) and
+    checks the header with asserts, where a damaged file must give a one-line error."""
     try:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as err:
-        raise SslabError(f"cannot read {path}: {_one_line(err)}") from None
+        raise SslabError(f"cannot read {path}: {one_line(err)}") from None
     header = 4 + 4 * ndim
     if len(raw) < header or raw[:3] != b"\x00\x00\x08" or raw[3] != ndim:
         raise SslabError(f"{path} is not an IDX file of {ndim}-D unsigned bytes")
@@ -278,17 +274,8 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
 
 
 # ===========================================================================================
-# Downloads
-# ===========================================================================================
-
-
-
-
-# ===========================================================================================
 # Caching
 # ===========================================================================================
-
-
 
 
 def _save_cache(key: str, splits: DataSplits) -> None:
@@ -342,7 +329,7 @@ def _open_image(src: Path | bytes, label: str) -> Image.Image:
         im = Image.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src)
         return im
     except Exception as err:  # noqa: BLE001 - Pillow raises many types for bad files
-        raise SslabError(f"cannot read image {label}: {_one_line(err)}") from None
+        raise SslabError(f"cannot read image {label}: {one_line(err)}") from None
 
 
 def _to_uint8_gray(im: Image.Image) -> Image.Image:
@@ -379,7 +366,7 @@ def _image_to_array(im: Image.Image, size: int | None, gray: bool) -> np.ndarray
     return a[..., None] if a.ndim == 2 else a
 
 
-def _decode_one(src: Path | bytes, label: str, size: int | None, gray: bool) -> np.ndarray:
+def decode_one(src: Path | bytes, label: str, size: int | None, gray: bool) -> np.ndarray:
     im = _open_image(src, label)
     try:
         with im:
@@ -388,7 +375,7 @@ def _decode_one(src: Path | bytes, label: str, size: int | None, gray: bool) -> 
     except SslabError:
         raise
     except Exception as err:  # noqa: BLE001
-        raise SslabError(f"cannot read image {label}: {_one_line(err)}") from None
+        raise SslabError(f"cannot read image {label}: {one_line(err)}") from None
 
 
 def _decode_many(
@@ -400,7 +387,7 @@ def _decode_many(
 
     def work(lo: int, hi: int) -> None:
         for i in range(lo, hi):
-            out[i] = _decode_one(sources[i], labels[i], size, gray)
+            out[i] = decode_one(sources[i], labels[i], size, gray)
 
     chunk = 1024
     ranges = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
@@ -499,7 +486,7 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
             classes = sorted(trees["all"])
             top = _images_in(root, recursive=False)
     except OSError as err:
-        raise SslabError(f"cannot list folder {root}: {_one_line(err)}") from None
+        raise SslabError(f"cannot list folder {root}: {one_line(err)}") from None
 
     labeled = bool(classes)
     if not labeled and not top:
@@ -530,9 +517,9 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
         try:
             st = p.stat()
         except OSError as err:
-            raise SslabError(f"cannot read image {p}: {_one_line(err)}") from None
+            raise SslabError(f"cannot read image {p}: {one_line(err)}") from None
         identity["files"].append([p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
-    key = _cache_key(identity)
+    key = cache_key(identity)
     cached = _load_cache(key)
     if cached is not None:
         return cached
@@ -559,7 +546,7 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
             is_tr = np.asarray([s == "train" for s, _, _ in items])
             tr, te = np.flatnonzero(is_tr), np.flatnonzero(~is_tr)
         else:
-            tr, te = _split_indices(y)
+            tr, te = split_indices(y)
         splits = DataSplits(
             ImageData(x[tr], y[tr], list(classes), name),
             ImageData(x[te], y[te], list(classes), name),
@@ -610,9 +597,9 @@ def _load_npz(path: Path) -> DataSplits:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except ValueError as err:
-        raise SslabError(f"cannot read {path}: {_one_line(err)} (object arrays/pickle are not allowed)") from None
+        raise SslabError(f"cannot read {path}: {one_line(err)} (object arrays/pickle are not allowed)") from None
     except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as err:  # e.g. a truncated or damaged file
-        raise SslabError(f"cannot read {path}: {_one_line(err)}") from None
+        raise SslabError(f"cannot read {path}: {one_line(err)}") from None
     if "x" not in arrays:
         raise SslabError(f"{path}: missing key 'x' (found: {', '.join(sorted(arrays)) or 'none'})")
     if ("x_test" in arrays) != ("y_test" in arrays):
@@ -638,7 +625,7 @@ def _load_npz(path: Path) -> DataSplits:
     else:
         classes = [str(i) for i in range(n_cls)]
     if xt is None:
-        tr, te = _split_indices(y)
+        tr, te = split_indices(y)
         x, xt, y, yt = x[tr], x[te], y[tr], y[te]
     return DataSplits(ImageData(x, y, classes, name), ImageData(xt, yt, list(classes), name))
 
@@ -653,7 +640,7 @@ def _iter_tar_files(tar_path: Path, wanted: Callable[[PurePosixPath], bool]):
     try:
         with tarfile.open(tar_path, "r:*") as tf:
             for m in tf:
-                _check_member(tar_path, m)
+                check_member(tar_path, m)
                 if not m.isfile():
                     continue
                 p = PurePosixPath(m.name)
@@ -664,14 +651,14 @@ def _iter_tar_files(tar_path: Path, wanted: Callable[[PurePosixPath], bool]):
                 f = tf.extractfile(m)
                 yield p, (f.read() if f is not None else b"")
     except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
-        raise SslabError(f"cannot read archive {tar_path}: {_one_line(err)}") from None
+        raise SslabError(f"cannot read archive {tar_path}: {one_line(err)}") from None
 
 
 def _load_cifar10(root: Path, image_size: int | None, download: bool) -> DataSplits:
     jpg = root / "cifar10" / CIFAR10_JPG_TAR
     if jpg.is_file():
         return _cached(
-            {"kind": "cifar10-jpg", **_file_identity(jpg), "image_size": image_size},
+            {"kind": "cifar10-jpg", **file_identity(jpg), "image_size": image_size},
             lambda: _read_cifar_jpg_tar(jpg, image_size),
         )
     binary = None
@@ -682,17 +669,17 @@ def _load_cifar10(root: Path, image_size: int | None, download: bool) -> DataSpl
     if binary is None:
         if not download:
             raise SslabError(f"cifar10 not found in {root / 'cifar10'} and download is disabled")
-        binary = _download(
+        binary = download_file(
             CIFAR10_BINARY_URL, cache_dir() / "downloads" / "cifar10" / CIFAR10_BINARY_NAME, md5=CIFAR10_BINARY_MD5
         )
     return _cached(
-        {"kind": "cifar10-binary", **_file_identity(binary), "image_size": image_size},
+        {"kind": "cifar10-binary", **file_identity(binary), "image_size": image_size},
         lambda: _maybe_resize(_read_cifar_binary_tar(binary), image_size),
     )
 
 
 def _cached(identity: dict, build: Callable[[], DataSplits]) -> DataSplits:
-    key = _cache_key(identity)
+    key = cache_key(identity)
     hit = _load_cache(key)
     if hit is not None:
         return hit
@@ -762,5 +749,5 @@ def load_image_files(paths: Sequence[str | Path], in_chans: int, image_size: int
     for p in map(Path, paths):
         if not p.is_file():
             raise SslabError(f"image not found: {p}")
-        arrays.append(_decode_one(p, str(p), image_size, gray=in_chans == 1))
+        arrays.append(decode_one(p, str(p), image_size, gray=in_chans == 1))
     return np.stack(arrays)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from sslab.data.base import SPLIT_SEED, TEST_FRACTION, DataSplits, data_root
 from sslab.errors import SslabError
@@ -137,12 +138,12 @@ def flickr8k_1k_names() -> list[str]:
 
 def _flickr8k_1k() -> Path:
     """`<cache>/downloads/flickr8k-1k` (images/ + captions.csv), built once from the downloaded archives."""
-    from sslab.data.base import _download, cache_dir
+    from sslab.data.base import download_file, cache_dir
 
     target = cache_dir() / "downloads" / "flickr8k-1k"
     if (target / "captions.csv").is_file():
         return target
-    zips = {n: _download(FLICKR8K_URL + n, cache_dir() / "downloads" / "flickr8k" / n, md5=m)
+    zips = {n: download_file(FLICKR8K_URL + n, cache_dir() / "downloads" / "flickr8k" / n, md5=m)
             for n, m in FLICKR8K_FILES.items()}
     return build_flickr_subset(zips["Flickr8k_Dataset.zip"], zips["Flickr8k_text.zip"], flickr8k_1k_names(), target)
 
@@ -301,7 +302,7 @@ def _coco_rows(path: Path, text: str) -> list[tuple[str, str]]:
 
 def _build(rows: list[tuple[str, str]], folders: list[Path], name: str, image_size: int) -> DataSplits:
     """Decode the images ``rows`` name (each looked for in ``folders``, in order), split by image."""
-    from sslab.data.image import _decode_one
+    from sslab.data.image import decode_one
 
     files = sorted({f for f, _ in rows})
     decoded, missing, unreadable = {}, 0, 0
@@ -311,7 +312,7 @@ def _build(rows: list[tuple[str, str]], folders: list[Path], name: str, image_si
             missing += 1
             continue
         try:
-            decoded[f] = _decode_one(p, str(p), image_size, gray=False)
+            decoded[f] = decode_one(p, str(p), image_size, gray=False)
         except SslabError:
             unreadable += 1
     if len(decoded) < 2:
@@ -333,3 +334,45 @@ def _build(rows: list[tuple[str, str]], folders: list[Path], name: str, image_si
                         np.array([i for i, _ in caps], dtype=np.int64), [kept[i] for i in ids], name, skipped)
 
     return DataSplits(part(lambda i: i not in test_images), part(lambda i: i in test_images))
+
+
+class PairTokens:
+    """Images with their captions tokenized: batch(idx) -> {"images": (B, S, S, 3) uint8, "captions": (B, K, L)
+    token ids, "caption_mask": (B, K, L), "n_captions": (B,)}, K the most captions of an image (shorter lists
+    padded by repeating the first caption). One item is one image."""
+
+    kind, unit = "pairs", "pairs"
+
+    def __init__(self, pairs, tok, context: int, meta: dict):
+        self.images = torch.from_numpy(np.ascontiguousarray(pairs.images))
+        enc = tok(list(pairs.captions), truncation=True, max_length=context)["input_ids"]
+        order = np.argsort(pairs.image_of, kind="stable")  # caption rows grouped by image, in file order
+        per_image = np.split(order, np.cumsum(np.bincount(pairs.image_of, minlength=len(pairs.images)))[:-1])
+        k = max(1, max(len(p) for p in per_image))
+        width = max((len(e) for e in enc), default=1)
+        self.ids = torch.full((len(per_image), k, width), meta["pad_id"], dtype=torch.long)
+        self.mask = torch.zeros((len(per_image), k, width), dtype=torch.long)
+        self.n = torch.tensor([max(1, len(p)) for p in per_image], dtype=torch.long)
+        self.caption_index = torch.full((len(per_image), k), -1, dtype=torch.long)  # row in pairs.captions
+        for i, rows in enumerate(per_image):
+            for slot in range(k):
+                if not len(rows):
+                    break
+                row = rows[slot] if slot < len(rows) else rows[0]
+                self.ids[i, slot, : len(enc[row])] = torch.as_tensor(enc[row])
+                self.mask[i, slot, : len(enc[row])] = 1
+                self.caption_index[i, slot] = int(row)
+        self._meta = meta
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def batch(self, idx) -> dict:
+        i = torch.as_tensor(idx, dtype=torch.long)
+        return {"images": self.images[i], "captions": self.ids[i], "caption_mask": self.mask[i], "n_captions": self.n[i]}
+
+    def units(self, batch) -> int:
+        return int(batch["images"].shape[0])
+
+    def meta(self, limit: int | None = None) -> dict:
+        return dict(self._meta)

@@ -1,4 +1,4 @@
-"""Text data: labelled and unlabelled text splits, tokenizers trained locally, memory-mapped token streams.
+"""Text data: labelled and unlabelled text splits from named sets, files, folders and globs.
 
 Loading (:func:`load_text`) returns a :class:`DataSplits` of :class:`TextData` (texts, int64 labels or ``None``).
 Sources:
@@ -13,16 +13,12 @@ Sources:
   example; optionally ``train/<class>`` + ``test/<class>``) or of ``*.txt`` (unlabelled, one document per file),
   or a glob pattern (every matching file, concatenated as an unlabelled corpus).
 
-Labelled data without a test split gets the fixed stratified 20 % test split of :func:`_split_indices`.
+Labelled data without a test split gets the fixed stratified 20 % test split of :func:`split_indices`.
 Unlabelled files give ``test=None`` (:func:`split_corpus` holds out a tail); tinyshakespeare and wikitext-2 come
 with held-out parts. Extra unlabelled corpora (``corpus=``) go to ``train.extra``, never into ``texts``/``y``,
 so the labelled arrays stay aligned; :meth:`TextData.pretrain_texts` gives all unlabelled training text.
 
-Tokenizers (:func:`train_tokenizer`) are HF ``tokenizers`` models wrapped as ``transformers``
-``PreTrainedTokenizerFast`` (save with ``save_pretrained``; reload with ``PreTrainedTokenizerFast`` or
-``AutoTokenizer.from_pretrained(folder)``). Pretraining reads packed blocks (:class:`TokenBlocks`) from a token
-stream on disk (:func:`write_token_stream`, nanoGPT style ``np.memmap``); transfer reads padded, trimmed
-:class:`Examples` (:func:`encode_examples`).
+Tokenizers live in :mod:`sslab.data.tokenizers`, token streams and encoded examples in :mod:`sslab.data.streams`.
 """
 from __future__ import annotations
 
@@ -34,24 +30,20 @@ import itertools
 import json
 import os
 import re
-import tempfile
-import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import torch
 
-from sslab.atomic import atomic_write
 from sslab.data.base import (
     DataSplits,
     class_tree,
-    _download,
-    _one_line,
-    _split_indices,
+    download_file,
+    one_line,
+    split_indices,
     cache_dir,
     data_root,
 )
@@ -59,17 +51,11 @@ from sslab.errors import SslabError
 
 __all__ = [
     "TEXT_KNOWN",
-    "Examples",
     "TextData",
-    "TokenBlocks",
-    "continuation_table",
-    "encode_examples",
     "is_text_spec",
     "load_corpus",
     "load_text",
     "split_corpus",
-    "train_tokenizer",
-    "write_token_stream",
 ]
 
 TEXT_KNOWN = ("tinyshakespeare", "wikitext-2", "sst2", "trec")
@@ -303,7 +289,7 @@ def _named_file(name: str, filename: str, root: Path, download: bool) -> Path:
         return cached
     if not download:
         raise SslabError(f"{name}: {filename} not found in {root / sub} and download is disabled")
-    return _download(f"{GITHUB_RAW}{repo}/{commit}/{folder}/{filename}", cached, sha256=_SHA256[filename])
+    return download_file(f"{GITHUB_RAW}{repo}/{commit}/{folder}/{filename}", cached, sha256=_SHA256[filename])
 
 
 def word_vector_set(filename: str, root: str | Path | None = None, download: bool = True) -> Path:
@@ -401,7 +387,7 @@ def _read_text_file(path: Path, latin1_fallback: bool = False) -> str:
     try:
         raw = Path(path).read_bytes()
     except OSError as err:
-        raise SslabError(f"cannot read {path}: {_one_line(err)}") from None
+        raise SslabError(f"cannot read {path}: {one_line(err)}") from None
     if not raw:
         raise SslabError(f"{path} is empty")
     try:
@@ -727,7 +713,7 @@ def _parse_table(path: Path, delimiter: str, cols: tuple = (None, None)) -> _Par
             if any(c.strip() for c in row):
                 rows.append((reader.line_num, row))
     except csv.Error as err:
-        raise SslabError(f"{path}: cannot parse as {kind} near line {reader.line_num}: {_one_line(err)} (a quote "
+        raise SslabError(f"{path}: cannot parse as {kind} near line {reader.line_num}: {one_line(err)} (a quote "
                          "left open or text after a closing quote?)") from None
     finally:
         csv.field_size_limit(old)
@@ -825,7 +811,7 @@ def _parse_folder(root: Path) -> _Parsed:
         tree = _class_tree(root)
         top = _text_files(root, recursive=False)
     except OSError as err:
-        raise SslabError(f"cannot list folder {root}: {_one_line(err)}") from None
+        raise SslabError(f"cannot list folder {root}: {one_line(err)}") from None
     if tree and top:
         raise SslabError(f"folder {root} has both .txt files at top level and class subfolders; use only class "
                          "subfolders (labelled) or only top-level files (unlabelled)")
@@ -901,7 +887,7 @@ def _splits_from(parsed: _Parsed, name: str) -> DataSplits:
     if parsed.test_texts is not None:
         return DataSplits(TextData(parsed.texts, y, classes, name),
                           TextData(parsed.test_texts, yt, list(classes), name))
-    tr, te = _split_indices(y)
+    tr, te = split_indices(y)
     return DataSplits(TextData([parsed.texts[i] for i in tr], y[tr], classes, name),
                       TextData([parsed.texts[i] for i in te], y[te], list(classes), name))
 
@@ -931,453 +917,3 @@ def _looks_like_text_folder(d: Path) -> bool:
             if seen > 20000:
                 return n_text > 0
     return n_text > 0
-
-
-# ===========================================================================================
-# Tokenizers
-# ===========================================================================================
-_SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-
-
-def _special_list(specials: dict[str, str]) -> list[str]:
-    for k, v in specials.items():
-        if k not in _SPECIAL_KEYS:
-            raise SslabError(f"unknown special token kind {k!r} (expected: {', '.join(_SPECIAL_KEYS)})")
-        if not isinstance(v, str) or not v:
-            raise SslabError(f"special token {k} must be a non-empty string, got {v!r}")
-    return list(dict.fromkeys(specials.values()))
-
-
-def _counting(texts: Iterable[str], seen: list[int]) -> Iterator[str]:
-    for t in texts:
-        if not isinstance(t, str):
-            raise SslabError(f"tokenizer training texts must be strings, got {type(t).__name__}")
-        seen[0] += len(t.strip()) > 0
-        yield t
-
-
-# Words for word vectors: runs of word characters, a placeholder such as wikitext's "<unk>" whole, and every other
-# non-space character on its own (punctuation never sticks to a word).
-WORD_PATTERN = r"<\w+>|\w+|[^\w\s]"
-
-
-def train_tokenizer(texts: Iterable[str], kind: Literal["wordpiece", "bpe", "char", "word", "unigram"],
-                    vocab_size: int, specials: dict[str, str], lowercase: bool = False, min_frequency: int = 1,
-                    extra_specials: Sequence[str] = ()):
-    """Train a tokenizer on ``texts`` -> ``transformers.PreTrainedTokenizerFast``.
-
-    ``specials`` maps HF attribute names (``pad_token``, ``unk_token``, ``cls_token``, ``sep_token``,
-    ``mask_token``, ``bos_token``, ``eos_token``) to strings; the distinct strings get ids ``0..k-1`` in the
-    dict's order. Kinds:
-
-    * ``wordpiece``: BERT normalizer (``lowercase`` also strips accents, like uncased BERT), BertPreTokenizer,
-      WordPiece with ``##`` continuations; needs ``unk_token``. The alphabet is limited to a quarter of the budget
-      (``limit_alphabet``; rarer characters become ``[UNK]``).
-    * ``bpe``: byte-level BPE like GPT-2/RoBERTa (ByteLevel pre-tokenizer without prefix space, ByteLevel
-      decoder; lossless, never unknown); ``vocab_size`` must be >= 256 + number of specials.
-    * ``char``: one token per character (WordLevel over the characters, a per-character split, a fusing
-      decoder): ``decode(encode(text)) == text`` for seen characters; the ``vocab_size - k`` most frequent
-      characters are kept (sorted by code point), others map to ``unk_token``, which is required.
-    * ``unigram``: SentencePiece-style (as T5's): a Unigram language model over pieces, NFKC normalisation,
-      ``▁`` marking word starts (Metaspace), lossless for seen characters; needs ``unk_token``.
-    * ``word``: one token per word (WordLevel; words are ``WORD_PATTERN`` matches, optionally lower-cased): the
-      ``vocab_size - k`` most frequent words seen at least ``min_frequency`` times (word2vec's min_count);
-      others map to ``unk_token``, which is required. Decoding joins words with spaces.
-
-    With both ``cls_token`` and ``sep_token`` (wordpiece/bpe), a TemplateProcessing post-processor adds
-    ``[CLS] A [SEP]`` / ``[CLS] A [SEP] B [SEP]`` with token type ids 0/1, as BERT does (RoBERTa's ``</s></s>``
-    pair separator is not reproduced). Otherwise nothing is added.
-
-    ``extra_specials`` are more special tokens (T5's sentinels ``<extra_id_0>``, ...), after the named ones, in
-    ``additional_special_tokens``.
-
-    ``vocab_size`` is an upper bound: the trained vocabulary (``len(tokenizer)``, equal to
-    ``tokenizer.vocab_size``) is smaller when the corpus cannot fill it — size models from ``len(tokenizer)``.
-    A budget too small for the required alphabet raises SslabError.
-    """
-    from tokenizers import (
-        Regex,
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        processors,
-        trainers,
-    )
-    from transformers import PreTrainedTokenizerFast
-
-    if kind not in ("wordpiece", "bpe", "char", "word", "unigram"):
-        raise SslabError(f"unknown tokenizer kind {kind!r} (expected wordpiece, bpe, char, word or unigram)")
-    if isinstance(min_frequency, bool) or not isinstance(min_frequency, (int, np.integer)) or min_frequency < 1:
-        raise SslabError(f"min_count must be a positive integer, got {min_frequency!r}")
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
-        raise SslabError(f"vocab_size must be a positive integer, got {vocab_size!r}")
-    vocab_size = int(vocab_size)
-    special_list = _special_list(specials) + [t for t in extra_specials if t not in specials.values()]
-    k = len(special_list)
-    unk = specials.get("unk_token")
-    if kind in ("wordpiece", "char", "word", "unigram") and unk is None:
-        raise SslabError(f"a {kind} tokenizer needs an unk_token in specials")
-    seen = [0]
-    stream = _counting(texts, seen)
-
-    if kind == "char":
-        counts: Counter[str] = Counter()
-        for t in stream:
-            counts.update(t.lower() if lowercase else t)
-        for s in special_list:
-            counts.pop(s, None)
-        if vocab_size <= k:
-            raise SslabError(f"vocab_size {vocab_size} leaves no room for characters after {k} special tokens")
-        kept = sorted(c for c, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:vocab_size - k])
-        vocab = {s: i for i, s in enumerate(special_list)}
-        for c in kept:
-            vocab.setdefault(c, len(vocab))
-        tok = Tokenizer(models.WordLevel(vocab, unk_token=unk))
-        # one piece per character, line breaks included ("[\s\S]": "." would skip "\n")
-        tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-        tok.decoder = decoders.Fuse()
-        if lowercase:
-            tok.normalizer = normalizers.Lowercase()
-    elif kind == "unigram":
-        tok = Tokenizer(models.Unigram())
-        tok.normalizer = normalizers.Sequence([normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else []))
-        tok.pre_tokenizer = pre_tokenizers.Metaspace()
-        tok.decoder = decoders.Metaspace()
-        tok.train_from_iterator(stream, trainers.UnigramTrainer(
-            vocab_size=vocab_size, special_tokens=special_list, unk_token=unk, show_progress=False))
-    elif kind == "word":
-        tok = Tokenizer(models.WordLevel(unk_token=unk))
-        if lowercase:
-            tok.normalizer = normalizers.Lowercase()
-        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
-                                                      pre_tokenizers.Split(Regex(WORD_PATTERN), behavior="isolated")])
-        tok.train_from_iterator(stream, trainers.WordLevelTrainer(
-            vocab_size=vocab_size, min_frequency=int(min_frequency), special_tokens=special_list,
-            show_progress=False))
-        if tok.get_vocab_size() <= k:
-            raise SslabError(f"no word occurs at least min_count={min_frequency} times in the corpus; "
-                             "add text or lower min_count")
-    elif kind == "wordpiece":
-        tok = Tokenizer(models.WordPiece(unk_token=unk, continuing_subword_prefix="##"))
-        tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, lowercase=lowercase)
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tok.decoder = decoders.WordPiece(prefix="##")
-        limit = max(1, min(1000, (vocab_size - k) // 4))
-        tok.train_from_iterator(stream, trainers.WordPieceTrainer(
-            vocab_size=vocab_size, special_tokens=special_list, continuing_subword_prefix="##",
-            limit_alphabet=limit, show_progress=False))
-    else:
-        if vocab_size < 256 + k:
-            raise SslabError(f"a byte-level bpe tokenizer needs vocab_size >= {256 + k} "
-                             f"(256 bytes + {k} special tokens), got {vocab_size}")
-        tok = Tokenizer(models.BPE())
-        if lowercase:
-            tok.normalizer = normalizers.Lowercase()
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = decoders.ByteLevel()
-        tok.train_from_iterator(stream, trainers.BpeTrainer(
-            vocab_size=vocab_size, special_tokens=special_list, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=False))
-    if seen[0] == 0:
-        raise SslabError("no text to train the tokenizer on (all texts empty)")
-    if tok.get_vocab_size() > vocab_size:
-        raise SslabError(f"vocab_size {vocab_size} is too small for this corpus: the {kind} alphabet alone needs "
-                         f"{tok.get_vocab_size()} tokens")
-    tok.add_special_tokens(special_list)
-    cls, sep = specials.get("cls_token"), specials.get("sep_token")
-    with_pairs = kind != "char" and cls is not None and sep is not None
-    if with_pairs:
-        tok.post_processor = processors.TemplateProcessing(
-            single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
-            special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))])
-    names = ["input_ids", "token_type_ids", "attention_mask"] if with_pairs else ["input_ids", "attention_mask"]
-    extra = [t for t in extra_specials if t not in specials.values()]
-    return PreTrainedTokenizerFast(tokenizer_object=tok, clean_up_tokenization_spaces=False, padding_side="right",
-                                   model_input_names=names, **specials,
-                                   **({"additional_special_tokens": extra} if extra else {}))
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable character map used by the ByteLevel pre-tokenizer."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
-def _starts_word_char(ch: str) -> bool:
-    return ch.isspace() or unicodedata.category(ch)[0] in "PS"
-
-
-def continuation_table(tokenizer) -> torch.Tensor:
-    """``(len(tokenizer),)`` bool: True for tokens that continue the word of the token before (whole-word masking:
-    a word = a token with False followed by its run of True tokens).
-
-    * wordpiece: tokens starting with the ``##`` prefix.
-    * byte-level bpe: tokens whose first byte is a letter, digit or other non-space, non-punctuation character
-      (no ``Ġ`` space), or a UTF-8 continuation byte; tokens starting with a space/whitespace byte or
-      punctuation/symbol are word starts (like BERT, which splits punctuation off).
-    * char: characters other than whitespace and punctuation/symbols, so a word is a space (or punctuation)
-      followed by its letters — the same grouping as byte-level BPE's ``Ġword``.
-
-    Special tokens are always False. Per-token, so the first token of a sequence (or after a special token) must
-    be treated as a word start by the caller even when its entry is True.
-    """
-    model = tokenizer.backend_tokenizer.model
-    kind = type(model).__name__
-    n = len(tokenizer)
-    tokens = tokenizer.convert_ids_to_tokens(list(range(n)))
-    special = set(tokenizer.all_special_ids)
-    out = [False] * n
-    if kind == "WordPiece":
-        prefix = model.continuing_subword_prefix
-        for i, t in enumerate(tokens):
-            out[i] = i not in special and t is not None and t.startswith(prefix) and len(t) > len(prefix)
-        return torch.tensor(out, dtype=torch.bool)
-    byte_of = {c: b for b, c in _bytes_to_unicode().items()} if kind == "BPE" else None
-    for i, t in enumerate(tokens):
-        if i in special or not t:
-            continue
-        if byte_of is not None and all(c in byte_of for c in t):
-            raw = bytes(byte_of[c] for c in t)
-            if 0x80 <= raw[0] < 0xC0:  # inside a multi-byte character
-                out[i] = True
-                continue
-            ch = raw.decode("utf-8", errors="ignore")[:1]
-            out[i] = not ch or not _starts_word_char(ch)
-        else:
-            out[i] = not _starts_word_char(t[0])
-    return torch.tensor(out, dtype=torch.bool)
-
-
-# ===========================================================================================
-# Token streams (pretraining)
-# ===========================================================================================
-def _stream_paths(path: Path) -> tuple[Path, Path]:
-    return path.with_suffix(".doc.bin"), path.with_suffix(".meta.json")
-
-
-def write_token_stream(tokenizer, texts: Iterable[str], path: str | Path, sep_id: int | None,
-                       docs: Iterable[int] | None = None, chunk: int = 1024) -> Path:
-    """Encode ``texts`` (batches of ``chunk``, no special tokens added) into one token stream on disk.
-
-    Writes the ids to ``path`` (uint16 when ``len(tokenizer) <= 65536``, else int32), a document index per token
-    to ``path.with_suffix(".doc.bin")`` (int32, documents numbered 0, 1, ... in order of appearance) and
-    ``path.with_suffix(".meta.json")`` (dtype, n_tokens, n_docs, vocab_size, sep_id). ``docs`` gives a document
-    key per text (consecutive equal keys = one document; ``None``: each text is a document); texts of one document
-    are concatenated as given (add ``"\\n"`` to them if wanted). ``sep_id`` (if given) is appended after every
-    document and carries that document's index. Documents that encode to no token are skipped. Streams texts to
-    temp files, then renames them into place (a reader never sees half a stream). Returns ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    vocab = len(tokenizer)
-    dtype = np.uint16 if vocab <= 65536 else np.int32
-    if sep_id is not None and not 0 <= int(sep_id) < vocab:
-        raise SslabError(f"sep_id {sep_id} is outside the vocabulary (size {vocab})")
-    doc_path, meta_path = _stream_paths(path)
-    tmps = []
-    for target in (path, doc_path):
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        tmps.append(Path(tmp))
-    sentinel = object()
-    keys: Iterable[Any] = itertools.count() if docs is None else docs
-    state = {"key": sentinel, "doc": -1, "open": False, "n": 0}
-    try:
-        with open(tmps[0], "wb") as f_ids, open(tmps[1], "wb") as f_doc:
-            def emit(ids: list[int], doc: int) -> None:
-                f_ids.write(np.asarray(ids, dtype=dtype).tobytes())
-                f_doc.write(np.full(len(ids), doc, dtype=np.int32).tobytes())
-                state["n"] += len(ids)
-
-            def flush(batch: list[str], batch_keys: list[Any]) -> None:
-                enc = tokenizer(batch, add_special_tokens=False, return_attention_mask=False,
-                                return_token_type_ids=False)["input_ids"] if batch else []
-                pieces: list[list[int]] = []  # token runs, each of one document (texts and separators)
-                piece_docs: list[int] = []
-                for ids, key in zip(enc, batch_keys):
-                    if key != state["key"]:
-                        if state["open"] and sep_id is not None:
-                            pieces.append([int(sep_id)])
-                            piece_docs.append(state["doc"])
-                        state["key"], state["open"] = key, False
-                    if ids:
-                        if not state["open"]:
-                            state["doc"] += 1
-                            state["open"] = True
-                        pieces.append(ids)
-                        piece_docs.append(state["doc"])
-                if pieces:
-                    lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
-                    total = int(lengths.sum())
-                    ids_arr = np.fromiter(itertools.chain.from_iterable(pieces), dtype=np.int64, count=total)
-                    f_ids.write(ids_arr.astype(dtype).tobytes())
-                    f_doc.write(np.repeat(np.asarray(piece_docs, dtype=np.int32), lengths).tobytes())
-                    state["n"] += total
-
-            batch, batch_keys = [], []
-            for t, key in itertools.zip_longest(texts, keys, fillvalue=sentinel):
-                if t is sentinel or key is sentinel:
-                    if docs is None:
-                        break
-                    raise SslabError("write_token_stream: texts and docs have different lengths")
-                if not isinstance(t, str):
-                    raise SslabError(f"write_token_stream: texts must be strings, got {type(t).__name__}")
-                batch.append(t)
-                batch_keys.append(key)
-                if len(batch) >= chunk:
-                    flush(batch, batch_keys)
-                    batch, batch_keys = [], []
-            flush(batch, batch_keys)
-            if state["open"] and sep_id is not None:
-                emit([int(sep_id)], state["doc"])
-            for f in (f_ids, f_doc):
-                f.flush()
-                os.fsync(f.fileno())
-        if state["n"] == 0:
-            raise SslabError("write_token_stream: the texts produced no tokens")
-        os.replace(tmps[1], doc_path)
-        os.replace(tmps[0], path)
-        meta = {"dtype": np.dtype(dtype).name, "n_tokens": state["n"], "n_docs": state["doc"] + 1,
-                "vocab_size": vocab, "sep_id": None if sep_id is None else int(sep_id)}
-        atomic_write(meta_path, (json.dumps(meta, indent=1) + "\n").encode())
-    finally:
-        for tmp in tmps:
-            if tmp.exists():
-                tmp.unlink()
-    return path
-
-
-class TokenBlocks:
-    """Packed fixed-length blocks over a token stream (memmap); item i = tokens ``[i*block, i*block + block + 1)``
-    (inputs and their next-token targets overlap by one); a stream shorter than ``block + 1`` tokens has no
-    block (``len() == 0``). The files stay on disk: only the rows a batch touches are read, so corpora larger
-    than memory work."""
-
-    kind = "text"
-    unit = "tokens"
-
-    def __init__(self, path: str | Path, block: int):
-        if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
-            raise SslabError(f"block length must be a positive integer, got {block!r}")
-        self.path = Path(path)
-        self.block = int(block)
-        doc_path, meta_path = _stream_paths(self.path)
-        try:
-            meta = json.loads(meta_path.read_text())
-            self.dtype = np.dtype(meta["dtype"])
-            self._n = int(meta["n_tokens"])
-            self.vocab_size = int(meta["vocab_size"])
-            self.sep_id = meta.get("sep_id")
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise SslabError(f"cannot read token stream {self.path} ({meta_path}: {_one_line(err)}); "
-                             "write it with write_token_stream") from None
-        for p, itemsize in ((self.path, self.dtype.itemsize), (doc_path, 4)):
-            size = p.stat().st_size if p.is_file() else -1
-            if size != self._n * itemsize:
-                raise SslabError(f"token stream file {p} has {size} bytes, expected {self._n * itemsize} "
-                                 f"({self._n} tokens); rewrite it")
-        self._open()
-
-    def _open(self) -> None:
-        doc_path, _ = _stream_paths(self.path)
-        self._ids = np.memmap(self.path, dtype=self.dtype, mode="r", shape=(self._n,))
-        self._docs = np.memmap(doc_path, dtype=np.int32, mode="r", shape=(self._n,))
-
-    def __getstate__(self) -> dict:  # pickle (DataLoader workers) without copying the memmaps
-        state = dict(self.__dict__)
-        state.pop("_ids", None)
-        state.pop("_docs", None)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._open()
-
-    @property
-    def n_tokens(self) -> int:
-        return self._n
-
-    def stream(self) -> tuple[np.ndarray, np.ndarray]:
-        """The whole stream as (token ids, document numbers), memory-mapped."""
-        return self._ids, self._docs
-
-    def __len__(self) -> int:
-        return max(0, (self._n - 1) // self.block)
-
-    def batch(self, idx: torch.Tensor | Sequence[int]) -> dict[str, torch.Tensor]:
-        """``{"ids": int64 (B, block+1), "doc": int64 (B, block+1)}`` for block indices ``idx``."""
-        i = torch.as_tensor(idx, dtype=torch.int64).reshape(-1).numpy()
-        if i.size and (i.min() < 0 or i.max() >= len(self)):
-            raise SslabError(f"block index out of range [0, {len(self)})")
-        pos = i[:, None] * self.block + np.arange(self.block + 1)
-        return {"ids": torch.from_numpy(np.array(self._ids[pos], dtype=np.int64)),
-                "doc": torch.from_numpy(np.array(self._docs[pos], dtype=np.int64))}
-
-    def units(self, batch: dict[str, torch.Tensor]) -> int:
-        """Tokens trained on: ``B * block`` (each block predicts ``block`` next tokens)."""
-        return int(batch["ids"].shape[0]) * self.block
-
-
-# ===========================================================================================
-# Tokenized labelled examples (transfer)
-# ===========================================================================================
-class Examples:
-    """Tokenized examples padded on the right to the longest one; ``batch`` trims to the longest in the batch."""
-
-    kind = "text"
-    unit = "sequences"
-
-    def __init__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, y: np.ndarray | None,
-                 classes: Sequence[str], texts: Sequence[str]):
-        if input_ids.shape != attention_mask.shape or input_ids.ndim != 2:
-            raise SslabError(f"input_ids {tuple(input_ids.shape)} and attention_mask {tuple(attention_mask.shape)} "
-                             "must be the same (N, L) shape")
-        if y is not None and len(y) != input_ids.shape[0]:
-            raise SslabError(f"{len(y)} labels for {input_ids.shape[0]} examples")
-        self.input_ids = input_ids
-        self.attention_mask = attention_mask
-        self.y = y
-        self.classes = list(classes)
-        self.texts = list(texts)
-        self.lengths = attention_mask.sum(1)
-
-    def __len__(self) -> int:
-        return int(self.input_ids.shape[0])
-
-    def batch(self, idx: torch.Tensor | Sequence[int]) -> dict[str, torch.Tensor]:
-        i = torch.as_tensor(idx, dtype=torch.int64).reshape(-1)
-        width = int(self.lengths[i].max()) if i.numel() else 0
-        return {"input_ids": self.input_ids[i, :width], "attention_mask": self.attention_mask[i, :width]}
-
-    def units(self, batch: dict[str, torch.Tensor]) -> int:
-        """Real (unpadded) tokens in the batch."""
-        return int(batch["attention_mask"].sum())
-
-
-def encode_examples(tokenizer, data: TextData, max_len: int, add_special_tokens: bool = True) -> Examples:
-    """Tokenize ``data.texts`` (truncated to ``max_len`` tokens, specials included) and right-pad with
-    ``tokenizer.pad_token_id`` (else ``eos_token_id``) to the longest example."""
-    if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 1:
-        raise SslabError(f"max_len must be a positive integer, got {max_len!r}")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if pad is None:
-        raise SslabError("the tokenizer has no pad_token (nor eos_token) to pad examples with")
-    texts = list(data.texts)
-    enc = tokenizer(texts, add_special_tokens=add_special_tokens, truncation=True, max_length=int(max_len),
-                    return_attention_mask=False, return_token_type_ids=False)["input_ids"] if texts else []
-    width = max((len(e) for e in enc), default=0)
-    ids = np.full((len(enc), width), pad, dtype=np.int64)
-    mask = np.zeros((len(enc), width), dtype=np.int64)
-    for r, e in enumerate(enc):
-        ids[r, :len(e)] = e
-        mask[r, :len(e)] = 1
-    return Examples(torch.from_numpy(ids), torch.from_numpy(mask), data.y, data.classes, texts)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from sslab.config import EvalConfig
+from sslab.dist import default_device
 from sslab.data import label_subset, validation_split
 from sslab.errors import SslabError
 from sslab.evaluate.protocols import extract_features, finetune, knn_accuracy, linear_probe, self_train
@@ -45,6 +46,21 @@ def register_protocol(name: str, fn: Callable, frozen: bool, metric: str = "accu
                       applies: Callable | None = None, teacher: str | None = None, unlabelled: bool = False) -> None:
     PROTOCOLS[name] = Protocol(name, fn, frozen, metric, seeded, applies or (lambda encoder: True), teacher,
                                unlabelled)
+
+
+# The baselines a config may name: the same network trained from random weights (with the supervised augmentation for
+# scratch+aug), and the data kind's no-learning baseline (raw pixels / TF-IDF; "raw" names either).
+BASELINES = ("scratch", "scratch+aug", "raw", "pixels", "tfidf")
+
+
+def check_names(cfg: EvalConfig, where: str = "") -> None:
+    """The one-line SslabError for a protocol or baseline that is not registered (`where`: the settings' prefix,
+    "eval." in a study's config), raised before anything runs."""
+    for field, known in (("protocols", sorted(PROTOCOLS)), ("baselines", BASELINES)):
+        for name in getattr(cfg, field):
+            if name not in known:
+                raise SslabError(f"invalid setting {where}{field}: unknown name {name!r}; choose from "
+                                 f"{', '.join(known)}")
 
 
 def _knn(train_f, train_y, test_f, test_y, cfg, seed, n_classes):
@@ -139,7 +155,7 @@ def kind_adapter(kind: str):
 
 
 def eval_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return default_device()
 
 
 def check_labelled(splits) -> None:
@@ -166,7 +182,7 @@ def check_labelled(splits) -> None:
 class Schedule:
     """Which label subsets (fraction, seed) `evaluate_encoder` measures, in what order, and which trained runs it
     runs on each: by default what `cfg` names (every fraction x `seeds`, trained runs on `finetune_seeds_large`
-    subsets at 10% and above), fraction by fraction. A study's plan (sslab.plan.Plan) is another schedule: it picks
+    subsets at 10% and above), fraction by fraction. A study's plan (sslab.studies.plan.Plan) is another schedule: it picks
     the runs that fit a time limit, caps each run's images and hears how long each took."""
 
     def __init__(self, cfg: EvalConfig):
@@ -222,6 +238,7 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
     baselines). `name`: the encoder's rows' init ("ssl"; "foundation" for a pretrained model). `schedule`: which
     label subsets and trained runs, in what order (default: all that `cfg` names). Returns {"runs": [...],
     "health": {...}, "val_items": how many training items were held out for validation}."""
+    check_names(cfg)
     check_labelled(splits)
     schedule = schedule or Schedule(cfg)
     kind = kind_adapter(info.get("kind", "image"))
@@ -254,7 +271,7 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
         log(f"validation: {len(val)} training {splits.train.unit} held out of every labelled subset")
 
     def record(init, protocol, fraction, seed, n_labels, res):
-        metric = PROTOCOLS[protocol].metric if protocol in PROTOCOLS else "accuracy"
+        metric = PROTOCOLS[protocol].metric if protocol in PROTOCOLS else "accuracy"  # logreg: the raw baseline's
         runs.append({"init": init, "protocol": protocol, "fraction": fraction, "seed": seed, "n_labels": n_labels,
                      "metric": metric, **res})
         train = "" if res["train_acc"] is None else f"  train {res['train_acc']:.2%}"
@@ -317,5 +334,5 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
     return {"runs": runs, "health": health, "val_items": len(val)}
 
 
-__all__ = ["PROTOCOLS", "Protocol", "register_protocol", "RUN_EVALUATIONS", "register_run_evaluation", "run_evaluations", "evaluate_encoder", "Schedule", "SeedList", "check_labelled", "extract_features",
+__all__ = ["BASELINES", "PROTOCOLS", "Protocol", "check_names", "register_protocol", "RUN_EVALUATIONS", "register_run_evaluation", "run_evaluations", "evaluate_encoder", "Schedule", "SeedList", "check_labelled", "extract_features",
            "knn_accuracy", "linear_probe", "finetune", "kind_adapter"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sslab.errors import SslabError
+from sslab.methods.base import Energy, Reconstructor
 from sslab.views import image as image_views
 
 RAW_BASELINE = "pixels"
@@ -54,7 +56,7 @@ def _masked_run(run_dir, data: str | None, root):
     from sslab.errors import SslabError
 
     model, info = load_method(run_dir)
-    if not hasattr(model, "reconstruct"):
+    if not isinstance(model, Reconstructor):
         raise SslabError(f"{run_dir} is a {info.get('method')} run; reconstruction needs a masked-image (mae) run")
     splits = load_data(data or info["data"], root, kind="image")
     split = splits.test if splits.test is not None and len(splits.test) else splits.train
@@ -161,6 +163,8 @@ def energy_evaluation(run_dir, info: dict, root=None, pairs: int = ENERGY_PAIRS)
     from sslab.engine import load_method
 
     model, _ = load_method(run_dir)
+    if not isinstance(model, Energy):
+        raise SslabError(f"{run_dir} is a {info.get('method')} run; it scores no pairs of images (no energy)")
     splits = load_data(info["data"], root, kind="image")
     split = splits.test if splits.test is not None and len(splits.test) else splits.train
     energies = pair_energies(model, energy_pairs(split, info["image_size"], pairs))
@@ -170,7 +174,7 @@ def energy_evaluation(run_dir, info: dict, root=None, pairs: int = ENERGY_PAIRS)
     compatible, incompatible = energies[kinds[0]], energies[kinds[-1]]
     auc = float(roc_auc_score([0] * len(compatible) + [1] * len(incompatible), compatible + incompatible)) \
         if len(kinds) > 1 else None
-    note = getattr(model, "energy_note", None) or "1 - cosine similarity of the method's projections"
+    note = model.energy_note or "1 - cosine similarity of the method's projections"
     lines = [f"{k}: {s['mean']:.4f}" + (f" ± {s['std']:.4f}" if s["std"] is not None else "") + f" (n={s['n']})"
              for k, s in stats.items()]
     if auc is not None:

@@ -6,7 +6,9 @@ import torch
 
 from sslab.health import embedding_health
 from sslab.views import image as image_views
-from sslab.methods.clip import RECALL_AT, embed_batch, recall_at_k  # noqa: F401  (recall_at_k: this layer's API)
+from sslab.dist import default_device
+from sslab.metrics import RECALL_AT, recall_at_k
+from sslab.methods.clip import embed_batch
 
 
 @torch.no_grad()
@@ -61,7 +63,8 @@ def run_retrieval(run_dir, info: dict, root=None, data: str | None = None, split
     from sslab.data import load_data
     from sslab.engine import load_method, read_run_info
     from sslab.errors import SslabError
-    from sslab.methods.clip import PairTokens
+    from sslab.data.pairs import PairTokens
+    from sslab.methods.base import PairEncoder
     from sslab.methods.text import run_tokenizer
 
     if split not in ("test", "train"):
@@ -70,14 +73,14 @@ def run_retrieval(run_dir, info: dict, root=None, data: str | None = None, split
         raise SslabError(f"{run_dir} is a {read_run_info(run_dir).get('method')} run; retrieval needs an "
                          "image-text (clip) run")
     model, info = load_method(Path(run_dir))
-    if not hasattr(getattr(model, "net", None), "encode_texts"):
+    if not isinstance(model, PairEncoder):
         raise SslabError(f"{run_dir} is a {info.get('method')} run; retrieval needs an image-text (clip) run")
     splits = load_data(data or info["data"], root, kind="pairs")
     pairs = splits.test if split == "test" else splits.train
     if pairs is None or len(pairs) < 2:
         raise SslabError(f"{data or info['data']}: too few {split} images for retrieval")
     tokens = PairTokens(pairs, run_tokenizer(info), info["context"], info)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()
     img, txt, owner, rows = embed_pairs(model.net.to(device), tokens, device)
     out = {**recall_at_k(img, txt, owner, ks=ks), "health": tower_health(img, txt)}
     if examples:
@@ -143,13 +146,11 @@ def zero_shot(run_dir, data, prompts=DEFAULT_PROMPTS, root=None, split: str = "t
         raise SslabError(f"{name}: zero-shot classification needs labelled images")
     if len(part.classes) < 2:
         raise SslabError(f"{name}: zero-shot classification needs at least 2 classes, found {len(part.classes)}")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()
     model, info = load_method(run_dir)
-    tok, net = run_tokenizer(info), model.net.to(device)
+    net = model.to(device).net
     names = [class_text(c) for c in part.classes]
-    enc = tok([p.format(n) for n in names for p in prompts], padding=True, truncation=True,
-              max_length=info["context"], return_tensors="pt")
-    t = net.encode_texts(enc["input_ids"].to(device), enc["attention_mask"].to(device))
+    t = model.encode_captions(run_tokenizer(info), [p.format(n) for n in names for p in prompts])
     t = F.normalize(t.view(len(names), len(prompts), -1).mean(1), dim=-1)
     idx = np.arange(len(part)) if limit is None or limit >= len(part) else \
         np.sort(np.random.default_rng(0).permutation(len(part))[:limit])

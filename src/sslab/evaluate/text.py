@@ -17,7 +17,8 @@ AUG_NOTE = "10% of the tokens dropped to the unknown token, 10% deleted, 10% swa
 def labelled(split, info: dict):
     """The split tokenized with the run's tokenizer; `label_ids`: each class's label words as token ids closed by
     the end-of-sequence token (what text-to-text transfer writes)."""
-    from sslab.data.text import encode_examples, label_words
+    from sslab.data.streams import encode_examples
+    from sslab.data.text import label_words
     from sslab.methods.text import run_tokenizer
 
     tok = run_tokenizer(info)

@@ -1,12 +1,18 @@
-"""Methods by name. Adding one is one file with `@register("name")` and its import below."""
+"""Methods by name. Adding one is one file with `@register("name")` (and a recipe): every module of this package
+registers itself when the package loads, and a method outside sslab registers when its module is imported, or
+through the `sslab.methods` entry-point group of an installed package (docs/adding-a-method.md)."""
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from importlib.metadata import entry_points
 from typing import Any, Callable
 
 from sslab.errors import SslabError
 from sslab.methods.base import JointEmbedding, Method, Prepared
 
 METHODS: dict[str, Callable[..., Method]] = {}
+PLUGIN_ERRORS: dict[str, str] = {}  # entry-point name -> why that plug-in did not load (said when it is asked for)
 
 
 def register(name: str):
@@ -19,6 +25,8 @@ def register(name: str):
 
 def check_method_name(name: str) -> None:
     """The one-line SslabError for a name that is not registered."""
+    if name in PLUGIN_ERRORS and name not in METHODS:
+        raise SslabError(PLUGIN_ERRORS[name])
     if name not in METHODS:
         raise SslabError(f"unknown method {name!r}; choose from {', '.join(sorted(METHODS))}")
 
@@ -27,6 +35,11 @@ def method_kind(name: str) -> str:
     """The data kind a registered method trains on ("image", "text")."""
     check_method_name(name)
     return METHODS[name].kind
+
+
+def continuing_method(model_type: str | None) -> str | None:
+    """The registered method that continues pretraining a Hugging Face model of `model_type` (its `continues`)."""
+    return next((name for name, cls in METHODS.items() if model_type in getattr(cls, "continues", ())), None)
 
 
 def build_method(name: str, net, **kwargs) -> Method:
@@ -67,9 +80,20 @@ def prepare_pretraining(splits, cfg: Any, out, root=None, corpus: list[str] | No
     return METHODS[cfg.method].prepare(splits, cfg, out)
 
 
-from sslab.methods import barlow, byol, dino, moco, simclr, simsiam, swav, vicreg  # noqa: E402,F401  (registers them)
-from sslab.methods import bert, glove, gpt, roberta, t5, word2vec  # noqa: E402,F401
-from sslab.methods import clip, ijepa, mae  # noqa: E402,F401
+def _register_all() -> None:
+    """Import every method module of this package (each registers itself), then the installed plug-ins."""
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
+    for ep in entry_points(group="sslab.methods"):
+        try:
+            ep.load()
+        except Exception as e:  # a broken plug-in: the other methods still work; asking for it says why not
+            PLUGIN_ERRORS[ep.name] = f"the sslab.methods plug-in {ep.name!r} ({ep.value}) failed to load: {e}"
 
-__all__ = ["METHODS", "Method", "JointEmbedding", "Prepared", "prepare_pretraining", "register", "build_method", "build_for_data", "method_kind",
-           "check_method_name"]
+
+_register_all()
+
+from sslab.methods.base import Energy, Generator, PairEncoder, Reconstructor  # noqa: E402  (the optional abilities)
+
+__all__ = ["METHODS", "Method", "JointEmbedding", "Prepared", "Energy", "Generator", "PairEncoder", "Reconstructor", "prepare_pretraining", "register", "build_method", "build_for_data", "method_kind",
+           "check_method_name", "continuing_method"]

@@ -34,11 +34,11 @@ SEVERITY = {"ok": 0, "warning": 1, "collapsed": 2}
 @dataclass
 class Prepared:
     """What a method pretrains on: `train` (a data kind's split or a derived one, e.g. token blocks), `val`
-    (held-out items for the probe, or None), and `after(out, info) -> dict`: extra results for the report once
-    pretraining is done (e.g. sample generations)."""
+    (held-out items for the probe, or None), and `after(load, info) -> dict`: extra results for the report once
+    pretraining is done (e.g. sample generations), where `load()` gives the pretrained method in eval mode."""
     train: Any
     val: Any = None
-    after: Callable[[Any, dict], dict] = field(default=lambda out, info: {})
+    after: Callable[[Callable[[], Any], dict], dict] = field(default=lambda load, info: {})
 
 
 def saved_run(meta: dict, marker: str = "backbone.safetensors") -> bool:
@@ -106,6 +106,40 @@ def image_backbone(backbone: str, meta: dict) -> nn.Module:
     return net
 
 
+class Energy:
+    """A method that scores pairs of images: `energy(x, y)` per pair, low for compatible (two views of one thing).
+    `energy_note` says what the number is when it is not 1 - the cosine similarity of the method's projections."""
+    energy_note: str | None = None
+
+    def energy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Generator:
+    """A method that writes text: `generate_text(tokenizer, prompt, new_tokens, temperature, top_k, seed)`."""
+
+    def generate_text(self, tok, prompt: str, new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                      seed: int = 0) -> str:
+        raise NotImplementedError
+
+
+class Reconstructor:
+    """A method that fills in masked images: `reconstruct(images, generator)` -> {"loss", "masked", ...}."""
+
+    def reconstruct(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+        raise NotImplementedError
+
+
+class PairEncoder:
+    """A method with two towers in one space (`net.encode_images`, `net.encode_texts`, and `encode_captions` from
+    text): retrieval and zero-shot."""
+
+    net: nn.Module
+
+    def encode_captions(self, tok, texts: list[str]) -> torch.Tensor:
+        raise NotImplementedError
+
+
 class Method(nn.Module):
     """Subclasses implement `forward(...) -> loss | {"loss": ..., ...}` and `encoder()` (the network used for
     transfer, taking a raw batch of the data kind); they may override `views`, `probe`, `after_step` (called after
@@ -170,6 +204,18 @@ class Method(nn.Module):
                 {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
 
 
+def crop_only_views(method: str, meta: dict, default_scale: tuple, cfg: Any) -> image_views.Augment:
+    """The views of a method whose only image augmentation is a random crop and a flip (CLIP, MAE): the crop's area
+    range is `pretrain.crop_scale` when set, else the method's own; `aug_strength` scales colour jitter, which such a
+    method has none of, so any value but the default is an error before pretraining rather than silently ignored (a
+    saved run is rebuilt as it was)."""
+    if getattr(cfg, "aug_strength", 1.0) != 1.0 and not saved_run(meta):
+        raise SslabError(f"{method}'s image views are a random crop and a flip only: aug_strength (colour jitter) "
+                         "does not apply; set pretrain.crop_scale instead")
+    scale = tuple(cfg.crop_scale) if getattr(cfg, "crop_scale", None) is not None else tuple(default_scale)
+    return image_views.Augment(image_views.AugmentConfig(meta["image_size"], scale=scale, jitter_p=0.0, gray_p=0.0))
+
+
 def fused_ok(groups: list[dict]) -> bool | None:
     """True when PyTorch's fused AdamW kernel can take every parameter (floating point, on the CPU or a CUDA
     device), else None (PyTorch's default, foreach). Measured on the character-level GPT (4 x 128, batch 8 x 64,
@@ -192,7 +238,7 @@ class ImageEncoder(nn.Module):
         return self.backbone(batch)
 
 
-class JointEmbedding(Method):
+class JointEmbedding(Method, Energy):
     """Subclasses set `self.backbone` and `self.projector` and implement `forward(x1, x2) -> loss` (multi-crop
     methods: `forward(*views)`, global views first, and they must also accept just two views)."""
 

@@ -11,6 +11,7 @@ from sslab.views.text import mask_tokens, next_sentence_pairs
 @register("bert")
 class BERT(TextMethod):
     arch, tokenizer_kind, pooling = "bert", "wordpiece", "mean"
+    continues = ("bert",)
     auto_class = "AutoModelForPreTraining"  # BertForPreTraining: masked-LM and next-sentence heads
     specials = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
                 "mask_token": "[MASK]"}
@@ -29,7 +30,7 @@ class BERT(TextMethod):
         super().setup(meta, cfg)
         self.continuation = None
         if self.whole_word:
-            from sslab.data.text import continuation_table
+            from sslab.data.tokenizers import continuation_table
             from sslab.methods.text import run_tokenizer
 
             self.continuation = continuation_table(run_tokenizer(meta))

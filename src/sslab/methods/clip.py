@@ -21,11 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sslab.data.pairs import PairTokens
 from sslab.errors import SslabError
 from sslab.health import embedding_health
 from sslab.losses import CLIPLoss, SigLIPLoss
+from sslab.metrics import RECALL_AT, recall_at_k
 from sslab.methods import register
-from sslab.methods.base import ImageEncoder, Method, Prepared, image_backbone, saved_run
+from sslab.methods.base import ImageEncoder, Method, PairEncoder, Prepared, crop_only_views, image_backbone, saved_run
 from sslab.nets.image import check_backbone_name
 from sslab.nets.text import TEXT_SIZES, build_text_model, load_hf_config, load_hf_encoder, pool
 from sslab.views import image as image_views
@@ -35,9 +37,6 @@ TEXT_TOWER_DIR = "text_tower"  # a pretrained text tower's config, so the run re
 SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]"}
 VAL_FRACTION = 0.1  # with early_stop: the training images held out for the loss that picks the weights
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clips the learnt inverse temperature at 100
-
-
-RECALL_AT = (1, 5, 10)
 
 
 @torch.no_grad()
@@ -56,67 +55,6 @@ def embed_batch(net: "CLIPNet", b: dict) -> tuple[torch.Tensor, torch.Tensor, to
         owner.append(torch.nonzero(keep).flatten())
         slots.append(torch.full((int(keep.sum()),), slot, dtype=torch.long, device=keep.device))
     return imgs, torch.cat(txts), torch.cat(owner), torch.cat(slots)
-
-
-def recall_at_k(img: torch.Tensor, txt: torch.Tensor, owner: torch.Tensor, ks=RECALL_AT) -> dict:
-    """Image-to-text R@K (an image's query succeeds when any of its captions is among the K nearest captions) and
-    text-to-image R@K (a caption's image among the K nearest images), by cosine similarity."""
-    sim = img @ txt.T  # (N, M)
-    out = {}
-    # rank of the best-ranked own caption of each image
-    own = owner.unsqueeze(0) == torch.arange(len(img), device=owner.device).unsqueeze(1)  # (N, M)
-    best_own = sim.masked_fill(~own, float("-inf")).max(1).values
-    # other items scored at least as high as the right one (ties count against: a collapsed model scores 0)
-    i2t_rank = ((sim >= best_own.unsqueeze(1)) & ~own).sum(1)
-    t2i_rank = ((sim.T >= sim.T.gather(1, owner.unsqueeze(1))) & ~own.T).sum(1)
-    for k in ks:
-        out[f"i2t_r{k}"] = float((i2t_rank < k).float().mean())
-        out[f"t2i_r{k}"] = float((t2i_rank < k).float().mean())
-    out["images"], out["captions"] = int(len(img)), int(len(txt))
-    out["chance"] = {f"r{k}": min(1.0, k / len(img)) for k in ks}  # a random ranking, either direction (~k/N)
-    return out
-
-
-class PairTokens:
-    """Images with their captions tokenized: batch(idx) -> {"images": (B, S, S, 3) uint8, "captions": (B, K, L)
-    token ids, "caption_mask": (B, K, L), "n_captions": (B,)}, K the most captions of an image (shorter lists
-    padded by repeating the first caption). One item is one image."""
-
-    kind, unit = "pairs", "pairs"
-
-    def __init__(self, pairs, tok, context: int, meta: dict):
-        self.images = torch.from_numpy(np.ascontiguousarray(pairs.images))
-        enc = tok(list(pairs.captions), truncation=True, max_length=context)["input_ids"]
-        order = np.argsort(pairs.image_of, kind="stable")  # caption rows grouped by image, in file order
-        per_image = np.split(order, np.cumsum(np.bincount(pairs.image_of, minlength=len(pairs.images)))[:-1])
-        k = max(1, max(len(p) for p in per_image))
-        width = max((len(e) for e in enc), default=1)
-        self.ids = torch.full((len(per_image), k, width), meta["pad_id"], dtype=torch.long)
-        self.mask = torch.zeros((len(per_image), k, width), dtype=torch.long)
-        self.n = torch.tensor([max(1, len(p)) for p in per_image], dtype=torch.long)
-        self.caption_index = torch.full((len(per_image), k), -1, dtype=torch.long)  # row in pairs.captions
-        for i, rows in enumerate(per_image):
-            for slot in range(k):
-                if not len(rows):
-                    break
-                row = rows[slot] if slot < len(rows) else rows[0]
-                self.ids[i, slot, : len(enc[row])] = torch.as_tensor(enc[row])
-                self.mask[i, slot, : len(enc[row])] = 1
-                self.caption_index[i, slot] = int(row)
-        self._meta = meta
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def batch(self, idx) -> dict:
-        i = torch.as_tensor(idx, dtype=torch.long)
-        return {"images": self.images[i], "captions": self.ids[i], "caption_mask": self.mask[i], "n_captions": self.n[i]}
-
-    def units(self, batch) -> int:
-        return int(batch["images"].shape[0])
-
-    def meta(self, limit: int | None = None) -> dict:
-        return dict(self._meta)
 
 
 class CLIPNet(nn.Module):
@@ -142,7 +80,7 @@ class CLIPNet(nn.Module):
 
 
 @register("clip")
-class CLIP(Method):
+class CLIP(Method, PairEncoder):
     kind = "pairs"
     default_context = 32  # Flickr8k captions: 12 words on average, the longest ~40 word pieces
     default_vocab = 4096
@@ -204,29 +142,22 @@ class CLIP(Method):
 
     @classmethod
     def prepare(cls, splits, cfg: Any, out) -> Prepared:
-        from sslab.data.text import train_tokenizer
-        from sslab.methods.text import load_tokenizer, tokenizer_meta
+        from sslab.data.tokenizers import train_tokenizer
+        from sslab.methods.text import prepare_tokenizer, tokenizer_meta
 
         out = Path(out)
         context = cfg.context or cls.default_context
         tok_dir = out / TOKENIZER_DIR
         text_from = cfg.method_args.get("text_from")
-        if (tok_dir / "tokenizer.json").is_file():  # resume: the run's own tokenizer
-            tok = load_tokenizer(tok_dir)
-        elif text_from:  # a pretrained text tower keeps its own tokenizer; its config is kept in the run
-            config = load_hf_config(Path(text_from).expanduser())
-            longest = getattr(config, "max_position_embeddings", None)
-            if longest is not None and context > longest - 2:
-                raise SslabError(f"context {context} is longer than the text tower takes ({longest} positions)")
-            tok = load_tokenizer(Path(text_from).expanduser())
-            if tok.pad_token_id is None:
-                raise SslabError(f"the tokenizer in {text_from} has no padding token")
-            tok.save_pretrained(str(tok_dir))
+        pretrained = Path(text_from).expanduser() if text_from else None
+        config = load_hf_config(pretrained) if pretrained is not None and not (tok_dir / "tokenizer.json").is_file() \
+            else None
+        tok = prepare_tokenizer(tok_dir, context, pretrained, config, what="the text tower", need_pad=True,
+                                train=lambda: train_tokenizer(splits.train.captions, "wordpiece",
+                                                              cfg.vocab_size or cls.default_vocab, SPECIALS,
+                                                              lowercase=True))
+        if config is not None:  # a pretrained text tower keeps its own tokenizer; its config is kept in the run
             config.save_pretrained(str(out / TEXT_TOWER_DIR))
-        else:
-            tok = train_tokenizer(splits.train.captions, "wordpiece", cfg.vocab_size or cls.default_vocab, SPECIALS,
-                                  lowercase=True)
-            tok.save_pretrained(str(tok_dir))
         meta = {**splits.train.meta(limit=10000), **tokenizer_meta(tok, context, "wordpiece"), "kind": "pairs",
                 "run_dir": str(out), "method_args": dict(cfg.method_args)}
         train = splits.train
@@ -245,8 +176,8 @@ class CLIP(Method):
 
     def setup(self, meta: dict, cfg: Any) -> None:
         self.meta = {k: v for k, v in meta.items() if k != "config"}
-        cfg_aug = image_views.AugmentConfig(meta["image_size"], scale=self.crop_scale, jitter_p=0.0, gray_p=0.0)
-        self._aug = image_views.Augment(cfg_aug)  # CLIP's only image augmentation: a random crop (and a flip)
+        # CLIP's only image augmentation: a random crop (and a flip)
+        self._aug = crop_only_views("clip", meta, self.crop_scale, cfg)
 
     # ------------------------------------------------------------------ training
     def train(self, mode: bool = True):
@@ -255,6 +186,14 @@ class CLIP(Method):
         for tower in getattr(self, "locked", []):
             tower.eval()
         return self
+
+    @torch.no_grad()
+    def encode_captions(self, tok, texts: list[str]) -> torch.Tensor:
+        """Shared-space embeddings (len(texts), E) of captions, tokenized as the run's captions were (its context),
+        on the device the network is on."""
+        enc = tok(list(texts), padding=True, truncation=True, max_length=self.meta["context"], return_tensors="pt")
+        device = self.net.logit_scale.device
+        return self.net.encode_texts(enc["input_ids"].to(device), enc["attention_mask"].to(device))
 
     def after_step(self, progress: float) -> None:
         with torch.no_grad():  # the clamp also holds between steps (checkpoints, energies)

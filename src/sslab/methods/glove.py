@@ -7,33 +7,11 @@ import numpy as np
 import torch
 
 from sslab import dist
+from sslab.data.streams import Cooccurrences
 from sslab.errors import SslabError
 from sslab.methods import Prepared, register
 from sslab.methods.wordvec import WordVectorMethod
 from sslab.views.text import cooccurrences
-
-
-class Cooccurrences:
-    """The nonzero entries (row, col, count) of a co-occurrence matrix as a data kind's split."""
-
-    kind, unit = "text", "co-occurrences"
-
-    def __init__(self, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, meta: dict):
-        self.rows, self.cols = torch.from_numpy(rows), torch.from_numpy(cols)
-        self.values, self._meta = torch.from_numpy(values), meta
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def batch(self, idx):
-        i = torch.as_tensor(idx, dtype=torch.long)
-        return {"row": self.rows[i], "col": self.cols[i], "count": self.values[i]}
-
-    def units(self, batch) -> int:
-        return len(batch["count"])
-
-    def meta(self, limit=None) -> dict:
-        return dict(self._meta)
 
 
 @register("glove")

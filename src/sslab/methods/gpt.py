@@ -8,15 +8,17 @@ import torch
 
 from sslab.errors import SslabError
 from sslab.methods import register
+from sslab.methods.base import Generator
 from sslab.methods.text import TextMethod, lm_loss
 from sslab.views.text import causal_shift
 
 
 @register("gpt")
-class GPT(TextMethod):
+class GPT(TextMethod, Generator):
     # mean of the token states for transfer: on SST-2 the mean-pooled linear probe beat the last token's
     # (56.0 +- 4.2 vs 54.9 +- 3.0 at 1% labels, 60.7 vs 59.0 at 10%; recipes/gpt.yaml)
     arch, tokenizer_kind, pooling = "gpt2", "bpe", "mean"
+    continues = ("gpt2",)
     auto_class = "AutoModelForCausalLM"
     specials = {"eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>", "pad_token": "<|pad|>",
                 "unk_token": "<|unk|>"}
@@ -31,12 +33,11 @@ class GPT(TextMethod):
         return context  # block + 1 tokens give `context` inputs and as many targets
 
     @classmethod
-    def after_pretraining(cls, out, info):
+    def after_pretraining(cls, load, info):
         """A few sample generations for the report."""
-        from sslab.engine import load_method
         from sslab.methods.text import run_tokenizer
 
-        model, info = load_method(out)
+        model = load()
         tok = run_tokenizer(info)
         samples = []
         for seed, prompt in enumerate(["\n", "The "]):

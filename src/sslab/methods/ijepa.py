@@ -17,12 +17,12 @@ from torch import nn
 from sslab.heads import ema_update, momentum_copy
 from sslab.health import embedding_health
 from sslab.methods import register
-from sslab.methods.base import ImageEncoder, ViTMethod
+from sslab.methods.base import Energy, ImageEncoder, ViTMethod
 from sslab.views import image as image_views
 
 
 @register("ijepa")
-class IJEPA(ViTMethod):
+class IJEPA(ViTMethod, Energy):
     no_decay = (*ViTMethod.no_decay, "predictor_pos")
     run_evaluations = ("energy",)  # on the same held-out pairs as the joint-embedding methods (evaluate.image)
     energy_note = ("smooth-L1 error of the second image's target representations predicted from the first's "

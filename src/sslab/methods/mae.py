@@ -13,12 +13,12 @@ from torch import nn
 from sslab.errors import SslabError
 from sslab.health import embedding_health
 from sslab.methods import register
-from sslab.methods.base import ImageEncoder, ViTMethod
+from sslab.methods.base import ImageEncoder, Reconstructor, ViTMethod, crop_only_views
 from sslab.views import image as image_views
 
 
 @register("mae")
-class MAE(ViTMethod):
+class MAE(ViTMethod, Reconstructor):
     no_decay = (*ViTMethod.no_decay, "decoder_pos")
     run_evaluations = ("reconstruction",)  # held-out loss and the original / masked / reconstruction grid
 
@@ -46,8 +46,7 @@ class MAE(ViTMethod):
         nn.init.trunc_normal_(self.decoder_pos, std=0.02)
 
     def setup(self, meta: dict, cfg: Any) -> None:
-        config = image_views.AugmentConfig(meta["image_size"], scale=self.crop_scale, jitter_p=0.0, gray_p=0.0)
-        self._aug = image_views.Augment(config)
+        self._aug = crop_only_views("mae", meta, self.crop_scale, cfg)
 
     # ------------------------------------------------------------------ views and loss
     def views(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> dict:

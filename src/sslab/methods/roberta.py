@@ -9,6 +9,7 @@ from sslab.views.text import mask_tokens
 @register("roberta")
 class RoBERTa(TextMethod):
     arch, tokenizer_kind, pooling = "roberta", "bpe", "mean"
+    continues = ("roberta",)
     specials = {"bos_token": "<s>", "pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>",
                 "mask_token": "<mask>", "cls_token": "<s>", "sep_token": "</s>"}
 

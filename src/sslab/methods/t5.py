@@ -19,6 +19,7 @@ SENTINELS = 100
 @register("t5")
 class T5(TextMethod):
     arch, tokenizer_kind = "t5", "unigram"
+    continues = ("t5",)
     auto_class = "AutoModelForSeq2SeqLM"
     specials = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
     extra_specials = tuple(f"<extra_id_{i}>" for i in range(SENTINELS))

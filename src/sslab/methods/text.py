@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from sslab import dist
+from sslab.data.streams import TokenData
 from sslab.errors import SslabError
 from sslab.methods.base import Method, Prepared, saved_run
 from sslab.nets.text import TEXT_SIZES, TextEncoder, build_text_model, load_hf_pretraining, text_base, text_size
@@ -22,27 +23,6 @@ PROBE_TEXT_ITEMS = 64  # held-out blocks in the probe batch (the engine's fixed 
 # sentences, wordpiece: vocab_size 10 -> 99.98 % [UNK], 40 -> 75 %, 60 -> 43 %, 100 -> 4.5 %, 300 -> 0 %.
 MAX_UNKNOWN = 0.25
 UNKNOWN_SAMPLE = 1000  # texts encoded to measure it
-
-
-class TokenData:
-    """Token blocks (`sslab.data.text.TokenBlocks`) plus the description of the tokenizer the networks need."""
-
-    kind, unit = "text", "tokens"
-
-    def __init__(self, blocks, meta: dict):
-        self.blocks, self._meta = blocks, meta
-
-    def __len__(self) -> int:
-        return len(self.blocks)
-
-    def batch(self, idx):
-        return self.blocks.batch(torch.as_tensor(idx, dtype=torch.long))
-
-    def units(self, batch) -> int:
-        return self.blocks.units(batch)
-
-    def meta(self, limit: int | None = None) -> dict:
-        return dict(self._meta)
 
 
 def load_tokenizer(folder: str | Path):
@@ -71,6 +51,26 @@ def run_tokenizer(info: dict):
     return load_tokenizer(Path(info.get("run_dir", ".")) / info.get("tokenizer", TOKENIZER_DIR))
 
 
+def prepare_tokenizer(tok_dir: Path, context: int, pretrained: Path | None, config=None, train=None,
+                      what: str = "the model", need_pad: bool = False):
+    """A run's tokenizer, saved in `tok_dir`: its own when the run resumes (tok_dir holds one); else the pretrained
+    model's in `pretrained` (continued pretraining, a pretrained text tower), whose HF `config` must take `context`
+    tokens (and which must have a padding token with `need_pad`); else the one `train()` returns."""
+    if (tok_dir / "tokenizer.json").is_file():  # resume: the run's own tokenizer
+        return load_tokenizer(tok_dir)
+    if pretrained is not None:
+        longest = getattr(config, "max_position_embeddings", None)  # None: relative positions (T5)
+        if longest is not None and context > longest - 2:
+            raise SslabError(f"context {context} is longer than {what} takes ({longest} positions)")
+        tok = load_tokenizer(pretrained)
+        if need_pad and tok.pad_token_id is None:
+            raise SslabError(f"the tokenizer in {pretrained} has no padding token")
+    else:
+        tok = train()
+    tok.save_pretrained(str(tok_dir))
+    return tok
+
+
 def tokenizer_meta(tok, context: int, tokenizer_kind: str) -> dict:
     ids = {name: getattr(tok, f"{name}_token_id") for name in ("pad", "unk", "cls", "sep", "mask", "bos", "eos")}
     return {"kind": "text", "tokenizer": TOKENIZER_DIR, "tokenizer_kind": tokenizer_kind, "vocab_size": len(tok),
@@ -83,7 +83,8 @@ class TextMethod(Method):
     `pooling` (the default transfer representation) and implement `views` and `forward`."""
 
     kind = "text"
-    arch: str = "bert"
+    arch: str = "bert"  # the HF architecture its network is (sslab.nets.text.TEXT_ARCHS)
+    continues: tuple[str, ...] = ()  # HF model types whose pretrained models this method continues pretraining
     tokenizer_kind: str = "wordpiece"
     specials: dict[str, str] = {}
     extra_specials: tuple[str, ...] = ()  # more special tokens (T5's sentinels)
@@ -136,7 +137,8 @@ class TextMethod(Method):
 
     @classmethod
     def prepare(cls, splits, cfg: Any, out) -> Prepared:
-        from sslab.data.text import TokenBlocks, train_tokenizer, write_token_stream
+        from sslab.data.streams import TokenBlocks, write_token_stream
+        from sslab.data.tokenizers import train_tokenizer
 
         out = Path(out)
         context = cfg.context or cls.default_context
@@ -147,22 +149,18 @@ class TextMethod(Method):
         tok_dir = out / TOKENIZER_DIR
         kind = cfg.method_args.get("tokenizer", cls.tokenizer_kind)  # e.g. GPT on characters
         folder = pretrained_folder(cfg.backbone) if cls.auto_class else None
-        if (tok_dir / "tokenizer.json").is_file():  # resume: the run's own tokenizer
-            tok = load_tokenizer(tok_dir)
-        elif folder is not None:  # continued pretraining keeps the pretrained model's own tokenizer
-            config = load_hf_pretraining(folder, cls.arch, cls.auto_class, config_only=True)
-            longest = getattr(config, "max_position_embeddings", None)  # None: relative positions (T5)
-            if longest is not None and context > longest - 2:
-                raise SslabError(f"context {context} is longer than {folder.name} takes ({longest} positions)")
-            tok = load_tokenizer(folder)
-            tok.save_pretrained(str(tok_dir))
-        else:
-            tok = train_tokenizer(train_texts, kind, cfg.vocab_size or cls.default_vocab, cls.specials,
-                                  lowercase=cls.lowercase, extra_specials=cls.extra_specials,
-                                  **cls.tokenizer_options(cfg))
+        vocab = cfg.vocab_size or cls.default_vocab
+
+        def train():
+            tok = train_tokenizer(train_texts, kind, vocab, cls.specials, lowercase=cls.lowercase,
+                                  extra_specials=cls.extra_specials, **cls.tokenizer_options(cfg))
             if kind != "word":  # word vectors leave rare words out by design (min_count)
-                _check_unknown(tok, train_texts, cfg.vocab_size or cls.default_vocab)
-            tok.save_pretrained(str(tok_dir))
+                _check_unknown(tok, train_texts, vocab)
+            return tok
+
+        config = load_hf_pretraining(folder, cls.arch, cls.auto_class, config_only=True) \
+            if folder is not None and not (tok_dir / "tokenizer.json").is_file() else None
+        tok = prepare_tokenizer(tok_dir, context, folder, config, train, what=folder.name if folder else "")
         sep = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
         block = cls.block_len(context)
         stream = write_token_stream(tok, train_texts, out / "data" / "train.bin", sep, train_docs)
@@ -186,7 +184,8 @@ class TextMethod(Method):
         return {}
 
     @classmethod
-    def after_pretraining(cls, out, info: dict) -> dict:
+    def after_pretraining(cls, load, info: dict) -> dict:
+        """Extra results for the report once pretraining is done; `load()` gives the pretrained method."""
         return {}
 
     def setup(self, meta: dict, cfg: Any) -> None:

@@ -9,7 +9,7 @@ from sslab import dist
 from sslab.errors import SslabError
 from sslab.methods import register
 from sslab.methods.wordvec import WordVectorMethod
-from sslab.views.text import _randint, cbow_windows, keep_probabilities, skipgram_masks, subsample_words
+from sslab.views.text import randint, cbow_windows, keep_probabilities, skipgram_masks, subsample_words
 
 NEG_TABLE = 1 << 21  # word2vec.c's unigram table (1e8 there); 2M slots give each of 200k words its share to 1%
 # Negatives are shared: each step draws, for every block of the batch, `pool` words that all the block's examples
@@ -53,7 +53,7 @@ class Word2Vec(WordVectorMethod):
             centres, ctx, mask = cbow_windows(ids, doc, filled, self.window, generator)
             out = {"ids": centres, "context_ids": ctx, "context_mask": mask}
         rows = ids.shape[0] if self.mode == "skipgram" else 1  # skip-gram: a pool per block
-        draw = _randint(0, NEG_TABLE, (rows, self.pool), generator, ids.device)
+        draw = randint(0, NEG_TABLE, (rows, self.pool), generator, ids.device)
         return {**out, "negatives": self.neg_table[draw]}
 
     def forward(self, ids, negatives, pairs=None, context_ids=None, context_mask=None):

@@ -41,7 +41,6 @@ TEXT_SIZES: dict[str, dict] = {
     "small": {"n_layers": 4, "n_heads": 8, "hidden": 512, "intermediate": 2048},
 }
 DEFAULT_TEXT_SIZE = "mini"
-TEXT_ARCHS = ("bert", "roberta", "gpt2", "t5")
 _SIZE_KEYS = ("n_layers", "n_heads", "hidden", "intermediate")
 
 
@@ -66,12 +65,59 @@ def text_size(size: str | dict) -> dict:
     return dict(size)
 
 
-def build_text_model(arch: Literal["bert", "roberta", "gpt2", "t5"], size: str | dict, vocab_size: int, max_len: int,
-                     pad_id: int, bos_id: int | None = None, eos_id: int | None = None, dropout: float = 0.0,
-                     **overrides):
-    """A randomly initialised HF model: bert -> BertForPreTraining (masked-LM + next-sentence heads),
-    roberta -> RobertaForMaskedLM, gpt2 -> GPT2LMHeadModel, t5 -> T5ForConditionalGeneration (as many decoder as
-    encoder layers; relative position buckets, so `max_len` bounds nothing; the decoder starts from pad_id).
+def _t5(tf, s: dict, vocab_size: int, max_len: int, pad_id: int, bos_id, eos_id, dropout: float):
+    """T5ForConditionalGeneration: as many decoder as encoder layers; relative position buckets, so `max_len`
+    bounds nothing; the decoder starts from pad_id."""
+    return tf.T5Config, tf.T5ForConditionalGeneration, {
+        "vocab_size": vocab_size, "d_model": s["hidden"], "d_kv": s["hidden"] // s["n_heads"],
+        "d_ff": s["intermediate"], "num_layers": s["n_layers"], "num_decoder_layers": s["n_layers"],
+        "num_heads": s["n_heads"], "dropout_rate": dropout, "pad_token_id": pad_id, "eos_token_id": eos_id,
+        "decoder_start_token_id": pad_id}
+
+
+def _gpt2(tf, s: dict, vocab_size: int, max_len: int, pad_id: int, bos_id, eos_id, dropout: float):
+    """GPT2LMHeadModel."""
+    return tf.GPT2Config, tf.GPT2LMHeadModel, {
+        "vocab_size": vocab_size, "n_positions": max_len, "n_embd": s["hidden"], "n_layer": s["n_layers"],
+        "n_head": s["n_heads"], "n_inner": s["intermediate"], "resid_pdrop": dropout, "embd_pdrop": dropout,
+        "attn_pdrop": dropout, "pad_token_id": pad_id, "bos_token_id": bos_id, "eos_token_id": eos_id,
+        # GPT-2's tanh-approximated GELU as PyTorch's one fused op rather than transformers' "gelu_new" (the same
+        # function written as five elementwise ops, forward and backward): the character-level GPT's step
+        # (4 x 128, batch 8 x 64, 2 threads) took 74 ms against 83 ms (medians of 4 x 40 steps)
+        "activation_function": "gelu_pytorch_tanh"}
+
+
+def _bert_like(config_cls: str, model_cls: str, roberta: bool):
+    def fields(tf, s: dict, vocab_size: int, max_len: int, pad_id: int, bos_id, eos_id, dropout: float):
+        return getattr(tf, config_cls), getattr(tf, model_cls), {
+            "vocab_size": vocab_size, "hidden_size": s["hidden"], "num_hidden_layers": s["n_layers"],
+            "num_attention_heads": s["n_heads"], "intermediate_size": s["intermediate"],
+            "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout,
+            # RoBERTa numbers positions from pad_id + 1 (as fairseq did)
+            "max_position_embeddings": max_len + pad_id + 1 if roberta else max_len,
+            "type_vocab_size": 1 if roberta else 2, "pad_token_id": pad_id, "bos_token_id": bos_id,
+            "eos_token_id": eos_id}
+    fields.__doc__ = f"{model_cls}."
+    return fields
+
+
+# HF architectures by name: fn(transformers, size dict, vocab_size, max_len, pad_id, bos_id, eos_id, dropout) ->
+# (config class, model class, config fields). A text method names its architecture (`arch`); a new one is an entry
+# here (register_text_arch) or the method's own `build_net`, never a branch in the code that builds it.
+TEXT_ARCHS = {"bert": _bert_like("BertConfig", "BertForPreTraining", roberta=False),
+              "roberta": _bert_like("RobertaConfig", "RobertaForMaskedLM", roberta=True),
+              "gpt2": _gpt2, "t5": _t5}
+
+
+def register_text_arch(name: str, fields) -> None:
+    TEXT_ARCHS[name] = fields
+
+
+def build_text_model(arch: str, size: str | dict, vocab_size: int, max_len: int, pad_id: int,
+                     bos_id: int | None = None, eos_id: int | None = None, dropout: float = 0.0, **overrides):
+    """A randomly initialised HF model of an architecture in TEXT_ARCHS: bert -> BertForPreTraining (masked-LM +
+    next-sentence heads), roberta -> RobertaForMaskedLM, gpt2 -> GPT2LMHeadModel, t5 ->
+    T5ForConditionalGeneration.
 
     `max_len` is the longest input sequence. `overrides` are extra config fields (e.g. layer_norm_eps,
     initializer_range, attn_implementation); an unknown field is an error. RoBERTa numbers positions from
@@ -92,31 +138,7 @@ def build_text_model(arch: Literal["bert", "roberta", "gpt2", "t5"], size: str |
         raise SslabError(f"dropout must be in [0, 1), got {dropout!r}")
     # sdpa is transformers' default; measured no slower than eager here (see the comment on TEXT_SIZES).
     overrides.setdefault("attn_implementation", "sdpa")
-
-    if arch == "t5":
-        cls, model_cls = tf.T5Config, tf.T5ForConditionalGeneration
-        fields = {"vocab_size": vocab_size, "d_model": s["hidden"], "d_kv": s["hidden"] // s["n_heads"],
-                  "d_ff": s["intermediate"], "num_layers": s["n_layers"], "num_decoder_layers": s["n_layers"],
-                  "num_heads": s["n_heads"], "dropout_rate": dropout, "pad_token_id": pad_id,
-                  "eos_token_id": eos_id, "decoder_start_token_id": pad_id}
-    elif arch == "gpt2":
-        cls, model_cls = tf.GPT2Config, tf.GPT2LMHeadModel
-        fields = {"vocab_size": vocab_size, "n_positions": max_len, "n_embd": s["hidden"], "n_layer": s["n_layers"],
-                  "n_head": s["n_heads"], "n_inner": s["intermediate"], "resid_pdrop": dropout, "embd_pdrop": dropout,
-                  "attn_pdrop": dropout, "pad_token_id": pad_id, "bos_token_id": bos_id, "eos_token_id": eos_id,
-                  # GPT-2's tanh-approximated GELU as PyTorch's one fused op rather than transformers' "gelu_new"
-                  # (the same function written as five elementwise ops, forward and backward): the character-level
-                  # GPT's step (4 x 128, batch 8 x 64, 2 threads) took 74 ms against 83 ms (medians of 4 x 40 steps)
-                  "activation_function": "gelu_pytorch_tanh"}
-    else:
-        cls, model_cls = ((tf.BertConfig, tf.BertForPreTraining) if arch == "bert"
-                          else (tf.RobertaConfig, tf.RobertaForMaskedLM))
-        fields = {"vocab_size": vocab_size, "hidden_size": s["hidden"], "num_hidden_layers": s["n_layers"],
-                  "num_attention_heads": s["n_heads"], "intermediate_size": s["intermediate"],
-                  "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout,
-                  "max_position_embeddings": max_len if arch == "bert" else max_len + pad_id + 1,
-                  "type_vocab_size": 2 if arch == "bert" else 1,
-                  "pad_token_id": pad_id, "bos_token_id": bos_id, "eos_token_id": eos_id}
+    cls, model_cls, fields = TEXT_ARCHS[arch](tf, s, vocab_size, max_len, pad_id, bos_id, eos_id, dropout)
     known = set(cls().to_dict()) | {"attn_implementation"}
     unknown = sorted(k for k in overrides if k not in known)
     if unknown:

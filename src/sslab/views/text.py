@@ -62,7 +62,7 @@ def _rand(shape: tuple[int, ...], generator: torch.Generator | None, device: tor
     return torch.rand(shape, generator=generator, device=dd, dtype=torch.float32).to(device)
 
 
-def _randint(low: int, high: int, shape: tuple[int, ...], generator: torch.Generator | None,
+def randint(low: int, high: int, shape: tuple[int, ...], generator: torch.Generator | None,
              device: torch.device) -> Tensor:
     """Uniform integers in ``[low, high)`` (int64) on ``device``, drawn on the generator's device."""
     dd = _draw_device(generator, device)
@@ -234,7 +234,7 @@ def mask_tokens(
     key = _rand((B, T), generator, dev)  # word visiting order
     u = _rand((B,), generator, dev)  # stochastic rounding of the target count
     action = _rand((B, T), generator, dev)  # mask / random / keep
-    rand_rank = _randint(0, n_allowed, (B, T), generator, dev) if random_frac > 0 else None
+    rand_rank = randint(0, n_allowed, (B, T), generator, dev) if random_frac > 0 else None
 
     # Visit words in random order; only the first k can be taken (word j in the order has >= j tokens before
     # it and needs before + 1/2 < target < rate * T + 1/2), so a top-k replaces a full sort (0.5 vs 1.3 ms).
@@ -346,8 +346,8 @@ def next_sentence_pairs(
     u_next = _rand((B,), generator, dev)
     K = _NSP_CANDIDATES
     if B > 1:
-        cand_row = (torch.arange(B, device=dev).unsqueeze(1) + _randint(1, B, (B, K), generator, dev)) % B
-        cand_pos = _randint(0, T, (B, K), generator, dev)
+        cand_row = (torch.arange(B, device=dev).unsqueeze(1) + randint(1, B, (B, K), generator, dev)) % B
+        cand_pos = randint(0, T, (B, K), generator, dev)
 
     # 1. split point
     run_start, run_end = _runs(doc)
@@ -556,7 +556,7 @@ def _window_offsets(filled: Tensor, doc: Tensor, window: int, generator: torch.G
     and each centre's reduced window b ~ U{1..window} (word2vec's dynamic window: near words weigh more)."""
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise SslabError(f"window must be a positive int, got {window!r}")
-    b = _randint(1, window + 1, tuple(filled.shape), generator, filled.device)
+    b = randint(1, window + 1, tuple(filled.shape), generator, filled.device)
     for d in range(1, min(window, filled.shape[1] - 1) + 1):
         yield d, filled[:, :-d] & filled[:, d:] & (doc[:, :-d] == doc[:, d:]), b
 

@@ -1,23 +1,23 @@
-"""The main job: pretrain -> every evaluation at every label fraction -> results.json + report.html."""
+"""The main job, stage by stage: load the data, plan, pretrain, evaluate every planned run at every label fraction,
+summarise and draw findings, write results.json (`sslab.api` adds the report)."""
 from __future__ import annotations
 
 import datetime
 import json
-import math
 import time
 from pathlib import Path
 
-from sslab import __version__
 from sslab.atomic import atomic_write
 from sslab.config import EvalConfig, StudyConfig
 from sslab.data import load_data
-from sslab.engine import load_encoder, method_from_info, pretrain, read_run_info, run_info
+from sslab.engine import load_encoder, load_method, method_from_info, pretrain, read_run_info, run_info
 from sslab.errors import SslabError
-from sslab.evaluate import PROTOCOLS, SeedList, check_labelled, evaluate_encoder, kind_adapter, run_evaluations
-from sslab.methods import method_kind, prepare_pretraining
-from sslab.plan import PRETRAIN_SHARE, Plan
+from sslab.evaluate import PROTOCOLS, SeedList, check_labelled, check_names, evaluate_encoder, kind_adapter, run_evaluations
+from sslab.methods import continuing_method, method_kind, prepare_pretraining
 from sslab.progress import Progress
-from sslab.report import print_summary, spread_text, summarize, write_report
+from sslab.studies.plan import PRETRAIN_SHARE, Plan
+from sslab.studies.summary import assemble
+from sslab.version import __version__
 
 
 def say(line: str) -> None:
@@ -25,151 +25,18 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def _unconverged(*groups) -> str:
-    """'' when every run of the summarised `groups` converged or had a fixed budget; else which did not, and that no
-    conclusion is drawn from them."""
-    bad = [g for g in groups if g.get("unconverged")]
-    if not bad:
-        return ""
-    return ("; ".join(f"{g['init']} {g['protocol']} stopped at its cap before validation accuracy stopped rising in "
-                      f"{g['unconverged']} of {g['n']} runs" for g in bad) + ": no conclusion is drawn")
-
-
-def _difference(a: dict, b: dict) -> str:
-    """a's mean minus b's and whether it exceeds the seed spread, or why no conclusion is drawn."""
-    d = a["mean"] - b["mean"]
-    return _unconverged(a, b) or f"{d:+.1%}{_spread(a, b, d)}"
-
-
-def findings(summary: list[dict], n_train: int | None = None, augmentation: str | None = None) -> list[str]:
-    """Plain-language answers to the study's questions, from the summarised numbers (`n_train`: the labelled
-    training items at 100%; `augmentation`: what scratch+aug does). A comparison with a run that had not converged
-    says so instead of answering."""
-    get = {(s["init"], s["protocol"], s["fraction"]): s for s in summary}
-    fmt = lambda s: spread_text(s, pct=lambda v: f"{v:.1%}")  # noqa: E731
-    out = []
-    for frac in (0.1, 0.01):
-        s = get.get(("scratch", "finetune", frac))
-        if s and s.get("train_mean") is not None:
-            gap = s["train_mean"] - s["mean"]
-            verdict = "it overfits" if gap > 0.05 else "the train/test gap is small"
-            out.append(f"At {frac:.0%} labels the scratch model reaches {s['train_mean']:.1%} train accuracy and "
-                       f"{fmt(s)} test accuracy: {verdict} (gap {gap:.1%}).")
-    for frac in sorted({k[2] for k in get}):
-        a, b = get.get(("scratch+aug", "finetune", frac)), get.get(("scratch", "finetune", frac))
-        if a and b:
-            d = a["mean"] - b["mean"]
-            what = f" ({augmentation})" if augmentation else ""
-            if unjudged := _unconverged(a, b):
-                out.append(f"Augmentation{what} at {frac:.0%} labels: {fmt(b)} -> {fmt(a)}; {unjudged}.")
-                continue
-            verdict = "improves" if d > 0 else "lowers"
-            out.append(f"Augmentation{what} {verdict} scratch test accuracy at {frac:.0%} labels: {fmt(b)} -> "
-                       f"{fmt(a)} ({d:+.1%}{_spread(a, b, d)}).")
-    for frac in sorted({k[2] for k in get}):  # the question "how much does SSL add over training from scratch?"
-        ssl = [v for k, v in get.items() if k[0] == "ssl" and k[2] == frac]
-        b = get.get(("scratch", "finetune", frac))
-        if ssl and b:  # the best row that can be judged (every run converged), else the best of all
-            s = max([v for v in ssl if not v.get("unconverged")] or ssl, key=lambda v: v["mean"])
-            d = s["mean"] - b["mean"]
-            unjudged = _unconverged(s, b)
-            verdict = f"; {unjudged}" if unjudged else f" {'adds' if d > 0 else 'loses'} {abs(d):.1%}{_spread(s, b, d)}"
-            out.append(f"Against the same network trained from scratch at {frac:.0%} labels ({fmt(b)}), SSL pretraining "
-                       f"(best protocol: {s['protocol']}, {fmt(s)}){verdict}.")
-    for frac in sorted({k[2] for k in get}):  # where a pretrained foundation model stands
-        found = [v for k, v in get.items() if k[0] == "foundation" and k[2] == frac]
-        if found:
-            f = max(found, key=lambda v: v["mean"])
-            best = lambda init: max((v for k, v in get.items() if k[0] == init and k[2] == frac),  # noqa: E731
-                                    key=lambda v: v["mean"], default=None)
-            parts = [f"{name} {fmt(v)} ({f['mean'] - v['mean']:+.1%}{_spread(f, v, f['mean'] - v['mean'])})"
-                     for name, v in (("adapted (continued pretraining)", best("adapted")),
-                                     ("own SSL", best("ssl")),
-                                     ("scratch", get.get(("scratch", "finetune", frac)))) if v]
-            out.append(f"The foundation model at {frac:.0%} labels (best protocol: {f['protocol']}, {fmt(f)}) against "
-                       + ("; ".join(parts) or "nothing else measured") + ".")
-    for frac in sorted({k[2] for k in get}):
-        ssl = sorted((v for k, v in get.items() if k[0] == "ssl" and k[2] == frac), key=lambda v: -v["mean"])
-        base = [v for k, v in get.items() if k[0] != "ssl" and k[2] == frac]
-        if ssl and base:
-            b = max(base, key=lambda v: v["mean"])
-            head = (f"SSL pretraining at {frac:.0%} labels, against the best baseline ({b['init']} {b['protocol']} "
-                    f"{fmt(b)})")
-            if unjudged := _unconverged(b):
-                out.append(f"{head}: {unjudged}.")
-                continue
-            out.append(f"{head}: " + "; ".join(f"{s['protocol']} {fmt(s)} ({_difference(s, b)})" for s in ssl) + ".")
-    for s in summary:  # how much the pretraining run itself moves the figures
-        if s.get("pretrain_runs") and s["fraction"] == min(k[2] for k in get):
-            out.append(f"Over {s['pretrain_runs']} pretraining runs, {s['init']} {s['protocol']} at {s['fraction']:.0%} "
-                       f"labels has means that spread by {s['pretrain_std']:.1%} (std of the runs' means; "
-                       f"{fmt(s)} over all).")
-    return out + label_efficiency(summary, n_train)
-
-
-def label_efficiency(summary: list[dict], n_train: int | None = None) -> list[str]:
-    """Two findings on how far each starting point goes with few labels: the share of the gap between scratch at the
-    smallest and at the largest label fraction that each initialisation's best row recovers at the smallest; and
-    how many labels the best SSL row needs to match scratch at the largest fraction (linear in log-fraction between
-    the two measured fractions around it; `n_train` labelled items at 100%)."""
-    get = {(s["init"], s["protocol"], s["fraction"]): s for s in summary}
-    fracs = sorted({k[2] for k in get})
-    if len(fracs) < 2:
-        return []
-    lo, hi = fracs[0], fracs[-1]
-    a, b = get.get(("scratch", "finetune", lo)), get.get(("scratch", "finetune", hi))
-    if not a or not b or b["mean"] <= a["mean"]:
-        return []
-    pct = lambda v: f"{v:.1%}"  # noqa: E731
-    best = lambda init, f: max((v for k, v in get.items() if k[0] == init and k[2] == f),  # noqa: E731
-                               key=lambda v: v["mean"], default=None)
-    parts = []
-    for init in dict.fromkeys(k[0] for k in get if k[0] != "scratch"):
-        v = best(init, lo)
-        if v:
-            parts.append(f"{init} ({v['protocol']}, {pct(v['mean'])}) {(v['mean'] - a['mean']) / (b['mean'] - a['mean']):.0%}")
-    out = [f"Label efficiency: of the gap between scratch at {lo:.0%} labels ({pct(a['mean'])}) and at {hi:.0%} "
-           f"({pct(b['mean'])}), the best row of each starting point at {lo:.0%} recovers " + "; ".join(parts) + "."]
-    curve = [(f, best("ssl", f)) for f in fracs if best("ssl", f)]
-    if curve:
-        count = lambda f: f" ({f * n_train:,.0f} labels)" if n_train else ""  # noqa: E731
-        reached = next((i for i, (f, v) in enumerate(curve) if v["mean"] >= b["mean"]), None)
-        if reached is None:
-            f, v = curve[-1]
-            out.append(f"The best SSL row does not reach scratch at {hi:.0%} labels ({pct(b['mean'])}) at any measured "
-                       f"fraction (at {f:.0%}: {v['protocol']} {pct(v['mean'])}).")
-        elif reached == 0:
-            f, v = curve[0]
-            out.append(f"The best SSL row matches scratch at {hi:.0%} labels ({pct(b['mean'])}) already at {f:.0%}"
-                       f"{count(f)}: {v['protocol']} {pct(v['mean'])}.")
-        else:
-            (f0, v0), (f1, v1) = curve[reached - 1], curve[reached]
-            t = (b["mean"] - v0["mean"]) / (v1["mean"] - v0["mean"])
-            f = math.exp(math.log(f0) + t * (math.log(f1) - math.log(f0)))
-            out.append(f"The best SSL row matches scratch at {hi:.0%} labels ({pct(b['mean'])}) at about {f:.1%} of the "
-                       f"labels{count(f)}, interpolated between {f0:.0%} ({pct(v0['mean'])}) and {f1:.0%} "
-                       f"({pct(v1['mean'])}).")
-    return out
-
-
-def _spread(a: dict, b: dict, d: float) -> str:
-    """Whether a difference `d` between two summarised groups exceeds their combined seed spread."""
-    if min(a["n"], b["n"]) < 2:
-        return ", one seed: spread not measured"
-    return ", beyond the seed spread" if abs(d) > a["std"] + b["std"] else ", within the seed spread"
-
-
-def assemble(results: dict) -> dict:
-    results["summary"] = summarize(results)
-    data = results.get("data") or {}
-    labels = data["n_train"] - data.get("n_val", 0) if data.get("n_train") else None  # labelled items at 100%
-    results["findings"] = findings(results["summary"], labels, results.get("augmentation"))
-    return results
-
-
 def save_results(out: Path, results: dict) -> Path:
-    atomic_write(out / "results.json", json.dumps(results, indent=1).encode())
-    return write_report(out, results)
+    """results.json, written atomically (the report layer renders it)."""
+    path = out / "results.json"
+    atomic_write(path, json.dumps(results, indent=1).encode())
+    return path
+
+
+def _stamp(config: dict, command: str | None = None) -> dict:
+    """What every results.json records of how it was made: sslab's version, when, the settings (and the command)."""
+    out = {"sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
+           "config": config}
+    return {**out, "command": command} if command is not None else out
 
 
 def _data_info(splits) -> dict:
@@ -236,8 +103,6 @@ def _evaluate(label: str, show_progress: bool, encoder, info: dict, splits, cfg:
         progress.close()
 
 
-# the sslab method that continues a pretrained text model of each HF architecture
-CONTINUE_TEXT = {"bert": "bert", "roberta": "roberta", "gpt2": "gpt", "t5": "t5"}
 ADAPT_TEXT_LR = 1e-4  # the peak rate of domain-adaptive pretraining in Gururangan et al. 2020 (RoBERTa-base)
 
 
@@ -257,7 +122,7 @@ def adapt_config(cfg: StudyConfig, kind: str):
     from sslab.nets.text import load_hf_config
 
     config = load_hf_config(folder)
-    method = CONTINUE_TEXT.get(getattr(config, "model_type", None))
+    method = continuing_method(getattr(config, "model_type", None))
     if method is None:
         return f"sslab has no pretraining method for {getattr(config, 'model_type', 'these')} models"
     base = cfg.pretrain if method == cfg.pretrain.method else load_config(PretrainConfig, method).model_copy(
@@ -352,10 +217,11 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
           budget_fixed: bool = False) -> dict:
     """The main job, stage by stage: load the data; plan (time a few fine-tune steps of each network, choose the
     runs that fit `cfg.time_limit`, print the plan); pretrain on the training split (labels unused); evaluate every
-    planned run; summarise and draw findings; write results.json and report.html. `budget_fixed`: the pretraining
+    planned run; summarise and draw findings; write results.json. `budget_fixed`: the pretraining
     budget was set by the user (--budget) and the plan keeps it; otherwise it gets at most 30% of the limit."""
     t0 = time.time()
     out = Path(out)
+    check_names(cfg.eval, "eval.")
     kind = method_kind(cfg.pretrain.method)
     # 1. data, once
     splits = load_data(cfg.data, root, kind=kind, text_column=cfg.text_column, label_column=cfg.label_column)
@@ -408,7 +274,7 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
         adapt = adapt.model_copy(update={"budget": pcfg.budget})  # the same time as own pretraining
     more = pretrain_more(cfg, pcfg, adapt, source, out, root, log, show_progress)
     encoder, info = load_encoder(out)
-    extra = prepared.after(out, info)
+    extra = prepared.after(lambda: load_method(out)[0], info)
     extra["run_evaluations"] = run_evaluations(out, info, root)
     for ev_ in extra["run_evaluations"].values():
         for line in ev_["lines"]:
@@ -454,21 +320,19 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
         progress.close()
     if cfg.pretrain_data:
         extra["pretrain_data"] = _data_info(source)
-    # 5. summary and findings, 6. report
+    # 5. summary and findings, then results.json
     total = time.time() - t0
     results = assemble({
-        "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": command, "config": cfg.model_copy(update={"pretrain": pcfg}).model_dump(),
+        **_stamp(cfg.model_copy(update={"pretrain": pcfg}).model_dump(), command),
         **_evaluated(splits, ev), "pretrain": pre, "health": ev["health"], "runs": ev["runs"], **extra,
         "plan": plan.to_dict(),
         "baseline_notes": _baseline_notes(splits.train.kind),
         "timing": {"total_seconds": total, "pretrain_seconds": pre["seconds"], "planned_seconds": plan.eta(),
                    "limit_seconds": cfg.time_limit},
     })
-    path = save_results(out, results)
+    save_results(out, results)
     log(f"study took {total / 60:.1f} min (planned {plan.eta() / 60:.1f}"
         + (f", limit {cfg.time_limit / 60:.1f})" if cfg.time_limit else ")"))
-    log(f"report: {path}")
     return results
 
 
@@ -495,7 +359,7 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
     clip recipe names) that cannot be had (offline, its download failed) is skipped, said in the log and in
     results["probe_skipped"]: it is an extra, never a reason to fail the study; a probe set of one's own (a folder,
     an .npz file) that cannot be read is an error before any training."""
-    from sslab.data.image import _ALIASES as IMAGE_NAMES
+    from sslab.data.image import IMAGE_SETS as IMAGE_NAMES
     from sslab.evaluate.pairs import retrieval_evaluation, zero_shot
 
     tr, te = splits.train, splits.test
@@ -547,8 +411,7 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
             log(f"{ev_['title']}: {line}")
     examples = _save_examples(out, evals.get("retrieval", {}).pop("examples", []))
     results = assemble({
-        "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": command, "config": cfg.model_dump(),
+        **_stamp(cfg.model_dump(), command),
         "data": {"name": tr.name, "kind": "pairs", "unit": "images", "n_train": len(tr), "n_test": len(te),
                  "classes": [], "captions": [len(tr.captions), len(te.captions)], "skipped": tr.skipped},
         "probe": _data_info(probe) if probe is not None else None, "probe_skipped": probe_skipped,
@@ -557,8 +420,7 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
         "baseline_notes": _baseline_notes("image") if probe is not None else "",
         "timing": {"total_seconds": time.time() - t0, "pretrain_seconds": pre["seconds"]},
     })
-    path = save_results(out, results)
-    log(f"report: {path}")
+    save_results(out, results)
     return results
 
 
@@ -568,6 +430,7 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, 
     subsets of each fraction, every trained run on them (what a study's plan skipped); the run's earlier rows of
     other subsets, protocols and initialisations are kept."""
     run_dir = Path(run_dir)
+    check_names(cfg)
     encoder, info = load_encoder(run_dir)
     if info.get("kind") == "pairs":  # an image-text run: its image tower on a labelled image set
         if not data:
@@ -598,8 +461,7 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, 
         inits |= {r["init"] for r in ev["runs"]}
     prev = {k: v for k, v in prev.items() if k not in ("foundation", "adapted") or k in inits}  # no stale rows
     results = assemble({
-        **prev, "sslab_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "config": {"pretrain": info["config"], "eval": cfg.model_dump()}, **_evaluated(splits, ev),
+        **prev, **_stamp({"pretrain": info["config"], "eval": cfg.model_dump()}), **_evaluated(splits, ev),
         "pretrain": prev.get("pretrain") or {"method": info["method"], "backbone": info["backbone"], "history": history},
         "health": ev["health"], "runs": ev["runs"], "timing": {"eval_seconds": time.time() - t0},
         "run_evaluations": run_evaluations(run_dir, info, root),
@@ -609,4 +471,4 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, 
     return results
 
 
-__all__ = ["study", "evaluate_run", "findings", "print_summary", "read_run_info"]
+__all__ = ["study", "evaluate_run", "save_results"]

@@ -22,7 +22,7 @@ from sslab.config import EvalConfig, StudyConfig
 from sslab.data import label_subset
 from sslab.evaluate import PROTOCOLS, Schedule
 from sslab.evaluate.protocols import plateau_steps
-from sslab.report import plan_lines, seeds_text
+from sslab.studies.summary import plan_lines, seeds_text
 
 # Validation checks a fine-tune run under the plateau rule (eval.finetune_until=plateau) makes before it stops:
 # the rule's check interval is known, the count is measured. resnet-s2 on Fashion-MNIST, the default study at

@@ -1,0 +1,26 @@
+"""The main job as the Python API gives it (and `sslab study` / `sslab evaluate` run it): the study layer measures
+and writes results.json, then the report layer renders report.html and its figures beside it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sslab.config import EvalConfig, StudyConfig
+from sslab.report import write_report
+from sslab.studies import job
+
+
+def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=job.say, show_progress=True,
+          budget_fixed: bool = False) -> dict:
+    """Plan, pretrain, evaluate every planned run, draw findings (see `sslab.studies.job.study`), then write
+    report.html; returns results.json's content."""
+    results = job.study(cfg, out, root, command, log, show_progress, budget_fixed)
+    log(f"report: {write_report(out, results)}")
+    return results
+
+
+def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, root=None, log=job.say,
+                 seeds: list[int] | None = None) -> dict:
+    """Evaluate a saved pretraining run (see `sslab.studies.job.evaluate_run`), then write its report.html."""
+    results = job.evaluate_run(run_dir, cfg, data, root, log, seeds)
+    write_report(run_dir, results)
+    return results
