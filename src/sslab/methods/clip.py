@@ -32,7 +32,6 @@ from sslab.nets.image import check_backbone_name
 from sslab.nets.text import TEXT_SIZES, build_text_model, load_hf_config, load_hf_encoder, pool
 from sslab.views import image as image_views
 
-TOKENIZER_DIR = "tokenizer"
 TEXT_TOWER_DIR = "text_tower"  # a pretrained text tower's config, so the run rebuilds without its source folder
 SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]"}
 VAL_FRACTION = 0.1  # with early_stop: the training images held out for the loss that picks the weights
@@ -143,7 +142,7 @@ class CLIP(Method, PairEncoder):
     @classmethod
     def prepare(cls, splits, cfg: Any, out) -> Prepared:
         from sslab.data.tokenizers import train_tokenizer
-        from sslab.methods.text import prepare_tokenizer, tokenizer_meta
+        from sslab.methods.text import TOKENIZER_DIR, prepare_tokenizer, tokenizer_meta
 
         out = Path(out)
         context = cfg.context or cls.default_context

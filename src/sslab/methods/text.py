@@ -225,7 +225,10 @@ class TextMethod(Method):
         return {f"val_{k}": float(v) for k, v in out.items()}
 
 
-def foundation_encoder(folder, context: int = 128, pooling: str = "mean"):
+FOUNDATION_CONTEXT = 128  # tokens a pretrained text encoder reads per text unless the study says otherwise
+
+
+def foundation_encoder(folder, context: int = FOUNDATION_CONTEXT, pooling: str = "mean"):
     """A pretrained HF text encoder from a local folder as the transfer harness sees a run: (encoder, info, fresh),
     `info` describing its own tokenizer (the folder's tokenizer.json), `fresh(seed)` the same architecture from
     random initialisation."""

@@ -14,6 +14,7 @@ from sslab.engine import load_encoder, load_method, method_from_info, pretrain, 
 from sslab.errors import SslabError
 from sslab.evaluate import PROTOCOLS, SeedList, check_labelled, check_names, evaluate_encoder, kind_adapter, run_evaluations
 from sslab.methods import continuing_method, method_kind, prepare_pretraining
+from sslab.methods.text import FOUNDATION_CONTEXT
 from sslab.progress import Progress
 from sslab.studies.plan import PRETRAIN_SHARE, Plan
 from sslab.studies.summary import assemble
@@ -87,7 +88,7 @@ def load_foundation(spec: str, kind: str, context: int | None = None, meta: dict
         raise SslabError(f"--from {spec}: for {kind} data --from takes an earlier sslab run (a folder with run.json)")
     from sslab.methods.text import foundation_encoder
 
-    encoder, info, _ = foundation_encoder(path, context or 128)
+    encoder, info, _ = foundation_encoder(path, context or FOUNDATION_CONTEXT)
     return encoder, info
 
 
@@ -129,7 +130,7 @@ def adapt_config(cfg: StudyConfig, kind: str):
         update={k: getattr(cfg.pretrain, k) for k in ("budget", "epochs", "seed", "devices", "num_nodes",
                                                        "accelerator", "precision", "strategy")})
     longest = getattr(config, "max_position_embeddings", None)
-    context = base.context or 128
+    context = base.context or FOUNDATION_CONTEXT
     if longest is not None and context > longest - 2:
         return f"context {context} is longer than {folder.name} takes ({longest} positions)"
     return base.model_copy(update={"backbone": str(folder), "lr": cfg.adapt_lr or ADAPT_TEXT_LR, "vocab_size": None})
