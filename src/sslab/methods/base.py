@@ -331,6 +331,22 @@ class JointEmbedding(Method, Energy):
         return 1 - F.cosine_similarity(self.projector(self.backbone(x)), self.projector(self.backbone(y)), dim=1)
 
 
+def token_predictor(in_dim: int, dim: int, depth: int, heads: int, patches: int, out_dim: int) -> tuple:
+    """The narrow transformer MAE decodes with and I-JEPA predicts with: (embed: in_dim -> dim, the mask token, the
+    learnt positions of `patches` tokens, `depth` timm blocks, a final norm, out: dim -> out_dim), the token and
+    positions initialised as both papers' code does (normal and truncated normal, std 0.02)."""
+    from timm.models.vision_transformer import Block
+
+    embed = nn.Linear(in_dim, dim)
+    mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+    pos = nn.Parameter(torch.zeros(1, patches, dim))
+    blocks = nn.Sequential(*[Block(dim, heads, mlp_ratio=4.0, qkv_bias=True) for _ in range(depth)])
+    norm, out = nn.LayerNorm(dim), nn.Linear(dim, out_dim)
+    nn.init.normal_(mask_token, std=0.02)
+    nn.init.trunc_normal_(pos, std=0.02)
+    return embed, mask_token, pos, blocks, norm, out
+
+
 class ViTMethod(Method):
     """Image methods built from a Vision Transformer's parts (MAE, I-JEPA): they need a ViT backbone, and their
     AdamW groups spare biases, norms, position embeddings and learnt tokens (`no_decay`) from weight decay."""

@@ -17,7 +17,7 @@ from torch import nn
 from sslab.heads import ema_update, momentum_copy
 from sslab.health import embedding_health
 from sslab.methods import register
-from sslab.methods.base import Energy, ImageEncoder, ViTMethod
+from sslab.methods.base import Energy, ImageEncoder, ViTMethod, token_predictor
 from sslab.views import image as image_views
 
 
@@ -31,22 +31,13 @@ class IJEPA(ViTMethod, Energy):
     def __init__(self, backbone: nn.Module, predictor_dim: int = 96, predictor_depth: int = 3,
                  predictor_heads: int = 3, targets: int = 4, momentum: float = 0.996):
         super().__init__()
-        from timm.models.vision_transformer import Block
-
         vit = self.vit(backbone)
         self.backbone, self.targets, self.base_momentum = backbone, int(targets), float(momentum)
         self.target_backbone = momentum_copy(backbone)
         self.grid = tuple(int(g) for g in vit.patch_embed.grid_size)
         dim, patches = vit.embed_dim, int(vit.patch_embed.num_patches)
-        self.predictor_embed = nn.Linear(dim, predictor_dim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_dim))
-        self.predictor_pos = nn.Parameter(torch.zeros(1, patches, predictor_dim))
-        self.predictor = nn.Sequential(*[Block(predictor_dim, predictor_heads, mlp_ratio=4.0, qkv_bias=True)
-                                         for _ in range(predictor_depth)])
-        self.predictor_norm = nn.LayerNorm(predictor_dim)
-        self.predictor_proj = nn.Linear(predictor_dim, dim)
-        nn.init.normal_(self.mask_token, std=0.02)
-        nn.init.trunc_normal_(self.predictor_pos, std=0.02)
+        (self.predictor_embed, self.mask_token, self.predictor_pos, self.predictor, self.predictor_norm,
+         self.predictor_proj) = token_predictor(dim, predictor_dim, predictor_depth, predictor_heads, patches, dim)
 
     def setup(self, meta: dict, cfg: Any) -> None:
         pass  # no augmentation: the masks are the views

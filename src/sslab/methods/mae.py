@@ -13,7 +13,7 @@ from torch import nn
 from sslab.errors import SslabError
 from sslab.health import embedding_health
 from sslab.methods import register
-from sslab.methods.base import ImageEncoder, Reconstructor, ViTMethod, crop_only_views
+from sslab.methods.base import ImageEncoder, Reconstructor, ViTMethod, crop_only_views, token_predictor
 from sslab.views import image as image_views
 
 
@@ -25,8 +25,6 @@ class MAE(ViTMethod, Reconstructor):
     def __init__(self, backbone: nn.Module, mask_ratio: float = 0.75, decoder_dim: int = 128, decoder_depth: int = 2,
                  decoder_heads: int = 4, norm_pix: bool = True, crop_scale: tuple = (0.2, 1.0)):
         super().__init__()
-        from timm.models.vision_transformer import Block
-
         vit = self.vit(backbone)
         if not 0.0 < float(mask_ratio) < 1.0:
             raise SslabError(f"mae mask_ratio must be between 0 and 1, got {mask_ratio}")
@@ -35,15 +33,9 @@ class MAE(ViTMethod, Reconstructor):
         self.patch = int(vit.patch_embed.patch_size[0])
         self.chans = int(vit.patch_embed.proj.in_channels)
         patches = int(vit.patch_embed.num_patches)
-        self.decoder_embed = nn.Linear(vit.embed_dim, decoder_dim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
-        self.decoder_pos = nn.Parameter(torch.zeros(1, patches, decoder_dim))
-        self.decoder = nn.Sequential(*[Block(decoder_dim, decoder_heads, mlp_ratio=4.0, qkv_bias=True)
-                                       for _ in range(decoder_depth)])
-        self.decoder_norm = nn.LayerNorm(decoder_dim)
-        self.decoder_pred = nn.Linear(decoder_dim, self.patch * self.patch * self.chans)
-        nn.init.normal_(self.mask_token, std=0.02)
-        nn.init.trunc_normal_(self.decoder_pos, std=0.02)
+        (self.decoder_embed, self.mask_token, self.decoder_pos, self.decoder, self.decoder_norm,
+         self.decoder_pred) = token_predictor(vit.embed_dim, decoder_dim, decoder_depth, decoder_heads, patches,
+                                              self.patch * self.patch * self.chans)
 
     def setup(self, meta: dict, cfg: Any) -> None:
         self._aug = crop_only_views("mae", meta, self.crop_scale, cfg)
