@@ -192,7 +192,7 @@ BAD_ARGS = {  # case -> (command line, words of the error line)
     "unknown-timm-model": (["pretrain", "--backbone", "timm:no_such_net"], ["unknown timm model 'no_such_net'"]),
     "unknown-override-key": (["study", "pretrain.frobnicate=1"], ["pretrain.frobnicate"]),
     "override-without-equals": (["study", "pretrain.lr"], ["key=value"]),
-    "override-into-a-value": (["study", "pretrain.lr.x=1"], ["'lr' is not a section"]),
+    "override-into-a-value": (["study", "pretrain.lr.x=1"], ["pretrain.lr"]),
     "batch-size-not-a-number-override": (["pretrain", "batch_size=abc"], ["batch_size", "integer"]),
     "batch-size-not-a-number-option": (["pretrain", "--batch-size", "abc"], ["--batch-size", "integer"]),
     "batch-size-zero": (["pretrain", "--batch-size", "0"], ["batch_size", "greater than 1"]),
