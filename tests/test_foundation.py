@@ -176,3 +176,20 @@ def test_continued_pretraining_refuses_a_model_of_another_architecture(reviews, 
         out = tmp_path / "run"
         assert_error(run_cli(capsys, "pretrain", "--data", reviews, "--method", "bert", "--backbone", backbone,
                              "--budget", "2s", "--out", out), says, root=tmp_path, out=out)
+
+
+@needs_minilm
+@needs_sst2
+def test_setfit_runs_on_the_foundation_text_encoder(reviews):
+    """The setfit protocol on MiniLM and SST-2 sentences (the plumbing of text pairs: padded batches of two
+    encodings a step); its figures at 1% of SST-2 are in docs/results.md."""
+    from sslab.evaluate.protocols import setfit
+    from sslab.evaluate.text import labelled
+
+    enc, info, _ = foundation_encoder(MINILM, 64)
+    splits = load_data(str(reviews), kind="text")
+    tr, te = labelled(splits.train, info), labelled(splits.test, info)
+    idx = np.concatenate([np.flatnonzero(splits.train.y == c)[:8] for c in (0, 1)])
+    res = setfit(enc, tr, idx, te, EvalConfig(setfit_iterations=1), seed=0, n_classes=2)
+    assert res["steps"] == 2 and res["pairs"] == 32 and res["train_acc"] == 1.0  # the head fits its 16 items
+    assert 0.0 < res["test_acc"] < 1.0

@@ -168,6 +168,8 @@ def study(
     batch_size: Optional[int] = typer.Option(None),
     labels: Optional[str] = typer.Option(None, help="label fractions, e.g. 0.01,0.1,1.0"),
     seeds: Optional[int] = typer.Option(None, help="evaluation seeds per label fraction"),
+    protocol: Optional[str] = typer.Option(None, help="evaluation protocols, e.g. linear,finetune,setfit (default: "
+                                           "the recipe's; sslab.evaluate's registry lists them)"),
     out: Optional[Path] = typer.Option(None, help="run folder (default runs/<data>-<method>)"),
     overwrite: bool = typer.Option(False, help="reuse an existing --out folder"),
     corpus: Optional[List[str]] = CorpusOpt,
@@ -204,6 +206,8 @@ def study(
         ov.append(f"eval.fractions=[{labels}]")
     if seeds is not None:
         ov.append(f"eval.seeds={seeds}")
+    if protocol is not None:
+        ov.append(f"eval.protocols=[{'' if protocol == 'none' else protocol}]")
     if from_ is not None:
         ov.append(f"foundation={json.dumps(str(from_))}")
     if pretrain_data is not None:
@@ -297,9 +301,9 @@ def evaluate(
     run: Path = typer.Argument(..., help="a pretraining run folder"),
     labels: Optional[str] = typer.Option(None, help="label fractions, e.g. 0.01,0.1 (default: the config's, "
                                          "0.01,0.1,1.0 without --config)"),
-    protocol: Optional[str] = typer.Option(None, help="protocols: knn, linear, finetune, selftrain, text2text, or "
-                                           "'none' (default: the config's, knn,linear,finetune,selftrain without "
-                                           "--config)"),
+    protocol: Optional[str] = typer.Option(None, help="protocols: knn, linear, finetune, selftrain, setfit, "
+                                           "text2text, or 'none' (default: the config's, knn,linear,finetune,"
+                                           "selftrain without --config)"),
     baselines: Optional[str] = typer.Option(None, help="baselines to run beside, or 'none' (default: the config's, "
                                             "scratch,scratch+aug,raw without --config); raw: logistic regression on "
                                             "raw pixels (images) or TF-IDF (text)"),

@@ -165,6 +165,11 @@ class EvalConfig(_Strict):
                                "scratch baselines): each block learns at this times the rate of the block above it "
                                "(MAE's layer-wise decay); 1 = off")
     selftrain_images: int = Field(60_000, gt=0, description="images the self-training student sees")
+    setfit_iterations: int = Field(20, gt=0, description="setfit: pairs per labelled item and per epoch, halves "
+                                   "positive (same class) and negative (SetFit's num_iterations; 20 is its default)")
+    setfit_batch: int = Field(16, gt=1, description="setfit: pairs per step (SetFit's default)")
+    setfit_lr: float = Field(2e-5, gt=0, description="setfit: AdamW's peak rate for the encoder (SetFit's default)")
+    setfit_epochs: int = Field(1, gt=0, description="setfit: passes over the pairs (SetFit's default: one)")
     selftrain_temperature: float = Field(1.0, gt=0, description="temperature of the teacher's soft labels")
     finetune_aug: bool = Field(False, description="augment while fine-tuning the SSL encoder (measured: hurts at 1%)")
     batch_size: int = Field(128, gt=1)

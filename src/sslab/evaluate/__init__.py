@@ -16,7 +16,8 @@ from sslab.config import EvalConfig
 from sslab.dist import default_device
 from sslab.data import label_subset, validation_split
 from sslab.errors import SslabError
-from sslab.evaluate.protocols import extract_features, finetune, knn_accuracy, linear_probe, self_train
+from sslab.evaluate.protocols import (extract_features, finetune, knn_accuracy, linear_probe, self_train, setfit,
+                                      setfit_steps)
 from sslab.health import embedding_health
 
 
@@ -28,7 +29,9 @@ class Protocol:
     `seeded`: the result depends on the seed beyond the label subset (kNN does not: with all labels it runs once).
     `applies(encoder)`: whether the protocol can run on this encoder (text-to-text needs an encoder-decoder).
     `teacher`: the protocol whose trained model (its result's "model") this one is given as `teacher=`, for the same
-    labels and seed. `unlabelled`: it uses the training items without labels too, so it is skipped at 100%."""
+    labels and seed. `unlabelled`: it uses the training items without labels too, so it is skipped at 100%.
+    `cost(n_labels, cfg) -> (steps, items per step, validation checks)`: what a trained run costs, for a study's plan
+    (None: the plateau rule's estimate, `fit_classifier`)."""
     name: str
     fn: Callable
     frozen: bool
@@ -37,15 +40,17 @@ class Protocol:
     applies: Callable = lambda encoder: True
     teacher: str | None = None
     unlabelled: bool = False
+    cost: Callable | None = None
 
 
 PROTOCOLS: dict[str, Protocol] = {}
 
 
 def register_protocol(name: str, fn: Callable, frozen: bool, metric: str = "accuracy", seeded: bool = True,
-                      applies: Callable | None = None, teacher: str | None = None, unlabelled: bool = False) -> None:
+                      applies: Callable | None = None, teacher: str | None = None, unlabelled: bool = False,
+                      cost: Callable | None = None) -> None:
     PROTOCOLS[name] = Protocol(name, fn, frozen, metric, seeded, applies or (lambda encoder: True), teacher,
-                               unlabelled)
+                               unlabelled, cost)
 
 
 # The baselines a config may name: the same network trained from random weights (with the supervised augmentation for
@@ -72,6 +77,9 @@ register_protocol("knn", _knn, frozen=True, seeded=False)
 register_protocol("linear", linear_probe, frozen=True)
 register_protocol("finetune", finetune, frozen=False)
 register_protocol("selftrain", self_train, frozen=False, teacher="finetune", unlabelled=True)
+# SetFit: a fixed budget of pair steps, two encodings of cfg.setfit_batch items each, no validation checks
+register_protocol("setfit", setfit, frozen=False,
+                  cost=lambda n, cfg: (setfit_steps(n, cfg), 2 * cfg.setfit_batch, 0))
 
 
 def _text_to_text(*args, **kw):

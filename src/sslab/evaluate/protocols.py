@@ -145,6 +145,78 @@ def self_train(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig
             "agreement": float((logits.argmax(1) == torch.as_tensor(train.y)).float().mean())}
 
 
+def setfit_pairs(y: np.ndarray, iterations: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """SetFit's pair generation with its `num_iterations` semantics (Tunstall et al. 2022): in each iteration every
+    labelled item is paired with one random item of its own class (target 1) and one of another class (target 0).
+    Returns (first, second, target) over positions in `y`, 2 * iterations * len(y) pairs in a random order."""
+    same = {c: np.flatnonzero(y == c) for c in np.unique(y)}
+    other = {c: np.flatnonzero(y != c) for c in np.unique(y)}
+    first = np.tile(np.repeat(np.arange(len(y)), 2), iterations)
+    second = np.array([rng.choice(same[y[i]]) if k % 2 == 0 else rng.choice(other[y[i]])
+                       for k, i in enumerate(first)], dtype=np.int64)
+    target = np.tile(np.array([1.0, 0.0], dtype=np.float32), iterations * len(y))
+    order = rng.permutation(len(first))
+    return first[order], second[order], target[order]
+
+
+def setfit_steps(n_labels: int, cfg: EvalConfig) -> int:
+    """Optimiser steps of one `setfit` run on `n_labels` items (each step encodes 2 x cfg.setfit_batch items)."""
+    return math.ceil(2 * cfg.setfit_iterations * n_labels * cfg.setfit_epochs / cfg.setfit_batch)
+
+
+def setfit(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, n_classes: int,
+           augment=None, device="cpu", val=None) -> dict:
+    """SetFit (Tunstall et al. 2022): a copy of the encoder tuned contrastively on pairs of labelled items
+    (`setfit_pairs`; the cosine similarity of their embeddings regressed onto 1 for one class, 0 for two, as
+    sentence-transformers' CosineSimilarityLoss), AdamW at `cfg.setfit_lr` with 10% linear warm-up and linear decay
+    (SetFit's defaults: batch 16, one epoch, lr 2e-5); then logistic regression on the tuned embeddings of the
+    labelled items. Any encoder of any data kind. A fixed budget: no validation items are used, and it is not
+    judged for convergence."""
+    from sklearn.linear_model import LogisticRegression
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = copy.deepcopy(encoder).to(device).train()
+    y = train.y[idx]
+    first, second, target = setfit_pairs(y, cfg.setfit_iterations, rng)
+    bs, steps = cfg.setfit_batch, setfit_steps(len(idx), cfg)
+    warm = max(1, steps // 10)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.setfit_lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
+    for s in range(steps):
+        b = np.arange(s * bs, (s + 1) * bs) % len(first)  # epochs beyond the first reuse the pairs in order
+        u = model(to_device(train.batch(idx[first[b]]), device))
+        v = model(to_device(train.batch(idx[second[b]]), device))
+        loss = F.mse_loss(F.cosine_similarity(u, v), torch.as_tensor(target[b], device=u.device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    model.eval()
+    ftr = extract_features(model, _Subset(train, idx), device)
+    fte = extract_features(model, test, device)
+    head = LogisticRegression(max_iter=1000, random_state=seed).fit(ftr.numpy(), y)
+    return {"train_acc": float(head.score(ftr.numpy(), y)), "test_acc": float(head.score(fte.numpy(), test.y)),
+            "curve": None, "steps": steps, "pairs": int(len(first))}
+
+
+class _Subset:
+    """The items `idx` of a data kind's labelled split, as a split (batch, lengths, len)."""
+
+    def __init__(self, data, idx: np.ndarray):
+        self.data, self.idx = data, torch.as_tensor(np.asarray(idx), dtype=torch.long)
+        lengths = getattr(data, "lengths", None)
+        if lengths is not None:
+            self.lengths = torch.as_tensor(lengths)[self.idx]
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def batch(self, i):
+        return self.data.batch(self.idx[torch.as_tensor(i, dtype=torch.long)])
+
+
 TRAIN_ACC_ITEMS = 10_000  # final train accuracy on a fixed sample of at most this many labelled items (a ViT on the
 # CPU spends 2 minutes reading all 60,000 Fashion-MNIST images once more)
 

@@ -70,6 +70,8 @@ class Plan(Schedule):
         """(optimiser steps, batch size, validation checks) a trained run at `fraction` is expected to take, by
         `fit_classifier`'s rules."""
         ev, n = self.ev, self.n_labels[fraction]
+        if PROTOCOLS[protocol].cost is not None:  # a protocol with its own budget (setfit)
+            return PROTOCOLS[protocol].cost(n, ev)
         if PROTOCOLS[protocol].unlabelled:  # the self-training student: its own image budget, every item
             n = max(n, self.n_train)
             ev = ev.model_copy(update={"finetune_images": ev.selftrain_images, "finetune_epochs": 1_000_000})
