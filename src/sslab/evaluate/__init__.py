@@ -162,10 +162,6 @@ def kind_adapter(kind: str):
         raise SslabError(f"no evaluation harness for {kind} data") from None
 
 
-def eval_device() -> str:
-    return default_device()
-
-
 def check_labelled(splits) -> None:
     if splits.train.y is None or splits.test is None:
         raise SslabError(f"{splits.train.name}: evaluation needs labelled data (class sub-folders), found unlabelled images"
@@ -250,7 +246,7 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
     check_labelled(splits)
     schedule = schedule or Schedule(cfg)
     kind = kind_adapter(info.get("kind", "image"))
-    device = eval_device()
+    device = default_device()
     tr, te = kind.labelled(splits.train, info), kind.labelled(splits.test, info)
     n_classes = len(splits.train.classes)
     runs: list[dict] = []

@@ -188,11 +188,11 @@ def _baseline_notes(kind: str) -> str:
 
 def _calibrate(encoder, info: dict, splits, cfg: EvalConfig) -> dict:
     """Seconds per item of a fine-tune step and of a forward pass of `encoder` on the task's labelled items."""
-    from sslab.evaluate import eval_device
+    from sslab.dist import default_device
     from sslab.evaluate.protocols import step_costs
 
     data = kind_adapter(info.get("kind", "image")).labelled(splits.train, info)
-    return step_costs(encoder, data, len(splits.train.classes), cfg, eval_device())
+    return step_costs(encoder, data, len(splits.train.classes), cfg, default_device())
 
 
 def make_plan(cfg: StudyConfig, splits, encoders: dict, out: Path, t0: float, pretrain_seconds: float | None,
