@@ -499,6 +499,22 @@ def zeroshot(
                f"{r['chance']:.1%}, {r['classes']} classes, {len(r['prompts'])} prompt(s))")
 
 
+@app.command("export")
+def export_command(
+    run: Path = typer.Argument(..., help="a pretraining run folder"),
+    format: str = typer.Option(..., "--format", help="onnx | torchscript | timm | hf"),
+    out: Optional[Path] = typer.Option(None, help="the folder to write (default <run>/export/<format>)"),
+    head: Optional[Path] = typer.Option(None, "--head", help="a linear classifier on the encoder's features (a "
+                                        ".safetensors file with weight and bias): the export outputs class scores"),
+):
+    """Export a run's encoder for onnxruntime, TorchScript, timm or Hugging Face, with an export.json describing
+    its inputs."""
+    from sslab.export import export_run
+
+    folder = export_run(run, format, out, head=head)
+    typer.echo(f"{format} export of {run}: {folder}")
+
+
 @app.command()
 def methods():
     """List the registered methods and backbones."""
