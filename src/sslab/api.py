@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sslab.config import EvalConfig, StudyConfig
+from sslab.data import default_image_size
 from sslab.report import write_report
 from sslab.studies import job
 
@@ -13,7 +14,8 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=j
           budget_fixed: bool = False) -> dict:
     """Plan, pretrain, evaluate every planned run, draw findings (see `sslab.studies.job.study`), then write
     report.html; returns results.json's content."""
-    results = job.study(cfg, out, root, command, log, show_progress, budget_fixed)
+    with default_image_size(cfg.pretrain.image_size):  # the side every image load of the study decodes at
+        results = job.study(cfg, out, root, command, log, show_progress, budget_fixed)
     log(f"report: {write_report(out, results)}")
     return results
 
@@ -21,6 +23,19 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=j
 def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, root=None, log=job.say,
                  seeds: list[int] | None = None) -> dict:
     """Evaluate a saved pretraining run (see `sslab.studies.job.evaluate_run`), then write its report.html."""
-    results = job.evaluate_run(run_dir, cfg, data, root, log, seeds)
+    with default_image_size(_image_size(run_dir)):  # images decoded at the side the run was pretrained at
+        results = job.evaluate_run(run_dir, cfg, data, root, log, seeds)
     write_report(run_dir, results)
     return results
+
+
+def _image_size(run_dir: str | Path) -> int | None:
+    """The image side a run's settings named (pretrain.image_size), if any: an unreadable run.json is left for the
+    evaluation to report."""
+    import json
+
+    try:
+        size = json.loads((Path(run_dir) / "run.json").read_text())["config"].get("image_size")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return size if isinstance(size, int) else None

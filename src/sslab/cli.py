@@ -28,6 +28,8 @@ TextColumnOpt = typer.Option(None, "--text-column", help="text data: the column 
 LabelColumnOpt = typer.Option(None, "--label-column", help="text data: the column holding the class labels (a header "
                               "name or a number from 1; default: a known name, else the column of few distinct "
                               "short values)")
+ImageSizeOpt = typer.Option(None, "--image-size", min=8, help="the side images are decoded at (image folders, "
+                            "WebDataset shards, image-text pairs; default: a folder's median shorter side, at most 64)")
 RootOpt = typer.Option(None, "--data-root", help="where data sets are looked for / downloaded (env SSLAB_DATA_ROOT)")
 ConfigOpt = typer.Option(None, "--config", help="YAML recipe file (or a recipe name)")
 OverridesArg = typer.Argument(None, help="key=value overrides, e.g. pretrain.lr=1e-3 eval.seeds=5")
@@ -156,6 +158,7 @@ def _command() -> str:
 @app.command()
 def study(
     data: Optional[str] = DataOpt,
+    image_size: Optional[int] = ImageSizeOpt,
     method: Optional[str] = typer.Option(None, help="pretext method (sslab methods lists them)"),
     backbone: Optional[str] = typer.Option(None, help="backbone name (resnet-xs, resnet-s, resnet18, timm:<name>)"),
     time: Optional[str] = typer.Option(None, "--time", help="the whole study's time limit, e.g. 5m, 15m (the "
@@ -193,6 +196,8 @@ def study(
 
     method = method or _default_method(data, config)
     ov = _pretrain_overrides(method, backbone, budget, epochs, seed, batch_size, None, None, None, "pretrain.")
+    if image_size is not None:
+        ov.append(f"pretrain.image_size={image_size}")
     if epochs is not None:
         ov.append("pretrain.budget=null")
     if data is not None:
@@ -234,6 +239,7 @@ def study(
 @app.command()
 def pretrain(
     data: Optional[str] = DataOpt,
+    image_size: Optional[int] = ImageSizeOpt,
     method: Optional[str] = typer.Option(None),
     backbone: Optional[str] = typer.Option(None),
     budget: Optional[str] = typer.Option(None, help="wall-clock budget, e.g. 5m"),
@@ -263,6 +269,8 @@ def pretrain(
     ov = _pretrain_overrides(method, backbone, budget, epochs, seed, batch_size, devices, num_nodes, accelerator)
     if epochs is not None:
         ov.append("budget=null")
+    if image_size is not None:
+        ov.append(f"image_size={image_size}")
     if resume and out is not None and (out / "run.json").exists():
         try:
             run_json = json.loads((out / "run.json").read_text())
@@ -283,7 +291,7 @@ def pretrain(
     out_dir = _out_dir(out, f"{Path(data).name}-{cfg.method}", resume=resume, overwrite=overwrite)
     _writable(out_dir)
     splits = load_data(data, data_root, kind=method_kind(cfg.method), text_column=text_column,
-                       label_column=label_column)
+                       label_column=label_column, image_size=cfg.image_size)
     with _remove_if_failed(out_dir):
         prepared = prepare_pretraining(splits, cfg, out_dir, data_root, corpus)
         res = run_pretrain(prepared.train, cfg, out_dir, resume=resume, data_spec=data, val_data=prepared.val)

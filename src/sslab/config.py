@@ -100,6 +100,10 @@ class PretrainConfig(_Strict):
     max_skipped: int = Field(10, gt=0, description="with on_nonfinite=skip, stop after this many bad batches in a row")
     collapse_stop: bool = Field(True, description="stop (keeping the last good checkpoint) when the embedding "
                                 "health probe reads 'collapsed' 3 times in a row")
+    image_size: int | None = Field(None, gt=7, description="the side images are decoded at (CLI --image-size; the "
+                                   "shorter side resized, then centre-cropped): image folders, WebDataset shards, "
+                                   "image-text pairs; None: a folder's automatic side (its median shorter side, at "
+                                   "most 64), a named set's own, 64 for image-text pairs")
 
     @field_validator("budget", mode="before")
     @classmethod

@@ -4,14 +4,15 @@ kind has `kind`, `unit`, `len()`, `batch(idx)` (a raw batch) and, where labelled
 from __future__ import annotations
 
 from sslab.data.base import DataSplits, cache_dir, data_root, label_subset, validation_split
-from sslab.data.image import KNOWN, ImageData, load_image_files, load_images
+from sslab.data.image import KNOWN, ImageData, default_image_size, load_image_files, load_images
 from sslab.errors import SslabError
 
 
 def load_data(spec: str, root=None, kind: str | None = None, text_column: str | None = None,
-              label_column: str | None = None) -> DataSplits:
+              label_column: str | None = None, image_size: int | None = None) -> DataSplits:
     """Load `spec` as the data kind a method trains on (`kind`), or as whatever it looks like (None);
-    `text_column` / `label_column` name the columns of a text file (sslab.data.text.load_text)."""
+    `text_column` / `label_column` name the columns of a text file (sslab.data.text.load_text); `image_size` is the
+    side images are decoded at (None: each loader's default)."""
     from sslab.data.pairs import is_pairs_spec, load_pairs
     from sslab.data.text import is_text_spec, load_text
 
@@ -19,7 +20,7 @@ def load_data(spec: str, root=None, kind: str | None = None, text_column: str | 
     if kind == "pairs" or (kind is None and is_pairs_spec(str(spec))):
         if named:
             raise SslabError(f"--text-column / --label-column are for text data; {spec} is image-text pairs")
-        return load_pairs(str(spec), root)
+        return load_pairs(str(spec), root, image_size)
     text = is_text_spec(str(spec))
     if kind == "text" or (kind is None and text):
         if not text and str(spec).strip().lower() in KNOWN:
@@ -29,7 +30,7 @@ def load_data(spec: str, root=None, kind: str | None = None, text_column: str | 
     if named:
         raise SslabError(f"--text-column / --label-column are for text data; {spec} is loaded as images")
     try:
-        return load_images(spec, root)
+        return load_images(spec, root, image_size)
     except SslabError as e:
         if text:  # a folder of text files given to an image method
             raise SslabError(f"{e}; it is text, which a text method can use (sslab methods)") from None
@@ -37,4 +38,4 @@ def load_data(spec: str, root=None, kind: str | None = None, text_column: str | 
 
 
 __all__ = ["DataSplits", "ImageData", "KNOWN", "cache_dir", "data_root", "label_subset", "validation_split", "load_images",
-           "load_image_files", "load_data"]
+           "load_image_files", "load_data", "default_image_size"]

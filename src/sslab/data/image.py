@@ -13,15 +13,20 @@ unlabeled folder).  Sources (see :func:`load_images`):
   or unlabeled images at top level), or an ``.npz`` file with ``x``/``y`` arrays.
 
 Decoded folders and CIFAR-10 are cached as ``.npz`` files under :func:`cache_dir`, keyed by a
-sha256 over the source identity (paths, sizes, mtimes) and the requested image size.
+sha256 over the source identity (paths, sizes, mtimes) and the requested image size. A folder whose decoded images
+would take more than :func:`in_memory_max` bytes is decoded once into a uint8 ``.npy`` file there instead, and its
+splits' ``x`` are read-only memory maps of it (the operating system pages images in as batches index them).
 Nothing is ever unpickled (``np.load(..., allow_pickle=False)``) and archives are read in
 memory, rejecting members with absolute paths or ``..``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import gzip
 import io
+import json
 import os
 import tarfile
 import zipfile
@@ -39,6 +44,7 @@ from sslab.atomic import atomic_write
 from sslab.data.base import (DataSplits, check_member, download_file, file_identity, one_line,  # noqa: F401
                               split_indices, cache_key, cache_dir, class_tree, data_root, label_subset)
 from sslab.errors import SslabError
+from sslab.progress import Progress
 
 __all__ = [
     "ImageData",
@@ -172,6 +178,8 @@ def load_images(
         if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
             raise SslabError(f"image_size must be a positive integer, got {image_size!r}")
         image_size = int(image_size)
+    if image_size is None:
+        image_size = _SIZE.get()
     text = str(spec)
     known = IMAGE_SETS.get(text.strip().lower())
     if known == "digits":
@@ -319,6 +327,143 @@ def _load_cache(key: str) -> DataSplits | None:
         return None
 
 
+# Where a folder's decoded images go: up to this many bytes, today's path (decoded into RAM, saved as one .npz and
+# read back whole on the next run); above it, a uint8 .npy on disk that the splits memory-map. Measured with
+# benchmarks/bench_stream.py (docs/data-at-scale.md): training reads batches from a warm memory map as fast as from
+# RAM, so the line is drawn by memory, not speed: 1 GiB, or an eighth of the machine's RAM if that is less, keeps
+# every folder that fitted before (Fashion-MNIST-sized sets are ~50 MB) on its old path. SSLAB_IN_MEMORY_MAX (bytes)
+# sets it: 0 sends every folder to the disk cache.
+IN_MEMORY_MAX = 1 << 30
+PROGRESS_ITEMS = 5000  # folders of at least this many images show progress while they are scanned and decoded
+
+
+def in_memory_max() -> int:
+    env = os.environ.get("SSLAB_IN_MEMORY_MAX")
+    if env is not None and env.strip():
+        try:
+            return max(0, int(float(env)))
+        except ValueError:
+            raise SslabError(f"SSLAB_IN_MEMORY_MAX must be a number of bytes, got {env!r}") from None
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 8 * IN_MEMORY_MAX
+    return min(IN_MEMORY_MAX, ram // 8)
+
+
+def _memmap_paths(key: str) -> tuple[Path, Path]:
+    base = cache_dir() / f"images-{key}"
+    return base.with_suffix(".npy"), base.with_suffix(".json")
+
+
+def _load_memmap(key: str, name: str) -> DataSplits | None:
+    """The splits of a folder decoded into the disk cache before, their `x` memory-mapped; None when there is no
+    complete entry (the .json is written last: an .npy without it is an interrupted build)."""
+    npy, meta_path = _memmap_paths(key)
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        x = np.load(npy, mmap_mode="r", allow_pickle=False)
+        if x.dtype != np.uint8 or x.ndim != 4 or list(x.shape) != meta["shape"]:
+            raise ValueError(f"shape {x.shape} {x.dtype}, expected {meta['shape']}")
+        n_train, classes = int(meta["n_train"]), list(meta["classes"])
+        y = np.asarray(meta["y"], dtype=np.int64) if meta["y"] is not None else None
+    except (OSError, ValueError, KeyError, TypeError):
+        for f in (npy, meta_path):  # damaged: decoded again
+            with contextlib.suppress(OSError):
+                f.unlink()
+        return None
+    if y is None:
+        return DataSplits(ImageData(x, None, [], name), None)
+    return DataSplits(ImageData(x[:n_train], y[:n_train], classes, name),
+                      ImageData(x[n_train:], y[n_train:], list(classes), name))
+
+
+def _folder_memmap(key: str, root: Path, items: list, labeled: bool, has_split: bool, classes: list[str], name: str,
+                   size: int, gray: bool) -> DataSplits:
+    """Decode a folder's images once into ``<cache>/images-<key>.npy`` (uint8, N x size x size x C: the training
+    split first, then the test split, so that each split is a slice of one memory map and never a copy), written
+    under a temporary name and renamed when complete, with its labels and split in ``images-<key>.json`` beside it.
+    Entries of the same folder and side decoded from older contents are removed once this one is complete."""
+    if labeled:
+        y_all = np.asarray([lab for _, _, lab in items], dtype=np.int64)
+        if has_split:
+            is_tr = np.asarray([s == "train" for s, _, _ in items])
+            tr, te = np.flatnonzero(is_tr), np.flatnonzero(~is_tr)
+        else:
+            tr, te = split_indices(y_all)
+        order = np.concatenate([tr, te])
+    else:
+        order, tr = np.arange(len(items)), np.arange(len(items))
+    paths = [items[i][1] for i in order]
+    shape = (len(paths), size, size, 1 if gray else 3)
+    npy, meta_path = _memmap_paths(key)
+    cache = npy.parent
+    tmp = None
+    try:
+        fd, tmp = _temp_in(cache, npy.name)
+        os.close(fd)
+        x = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        if hasattr(os, "posix_fallocate"):  # claim the disk now: a full disk is an error here, not a SIGBUS later
+            with open(tmp, "r+b") as f:
+                os.posix_fallocate(f.fileno(), 0, os.path.getsize(tmp))
+    except OSError as err:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise SslabError(f"cannot write the decoded-image cache in {cache} ({shape[0]:,} images at {size} px need "
+                         f"{np.prod(shape) / 2**30:.1f} GiB): {one_line(err.strerror or err)}; set SSLAB_CACHE to a "
+                         "writable folder") from None
+    progress = Progress(f"decode {name} -> disk cache", len(paths) >= PROGRESS_ITEMS)
+    try:
+        _decode_many(paths, [str(p) for p in paths], size, gray, out=x, progress=progress)
+        x.flush()
+        del x
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, npy)
+        tmp = None
+        meta = {"shape": list(shape), "n_train": int(len(tr)), "classes": list(classes), "root": str(root.resolve()),
+                "size": size, "y": y_all[order].tolist() if labeled else None}
+        atomic_write(meta_path, json.dumps(meta).encode())
+    except OSError as err:
+        raise SslabError(f"cannot write the decoded-image cache in {cache}: {one_line(err.strerror or err)}; set "
+                         "SSLAB_CACHE to a writable folder") from None
+    finally:
+        progress.close()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    _drop_stale(key, root, size)
+    loaded = _load_memmap(key, name)
+    if loaded is None:
+        raise SslabError(f"the decoded-image cache {npy} cannot be read back")
+    return loaded
+
+
+def _temp_in(folder: Path, name: str) -> tuple[int, str]:
+    import tempfile
+
+    return tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+
+
+def _drop_stale(key: str, root: Path, size: int) -> None:
+    """Remove the disk-cache entries of `root` at `size` other than `key` (decoded from files since changed)."""
+    for meta_path in cache_dir().glob("images-*.json"):
+        if meta_path.stem == f"images-{key}":
+            continue
+        try:
+            meta = json.loads(meta_path.read_text())
+            stale = meta.get("root") == str(root.resolve()) and meta.get("size") == size
+        except (OSError, ValueError, AttributeError):
+            continue
+        if stale:
+            for f in (meta_path, meta_path.with_suffix(".npy")):
+                with contextlib.suppress(OSError):
+                    f.unlink()
+
+
 # ===========================================================================================
 # Image decoding
 # ===========================================================================================
@@ -379,11 +524,13 @@ def decode_one(src: Path | bytes, label: str, size: int | None, gray: bool) -> n
 
 
 def _decode_many(
-    sources: Sequence[Path | bytes], labels: Sequence[str], size: int, gray: bool
+    sources: Sequence[Path | bytes], labels: Sequence[str], size: int, gray: bool, out: np.ndarray | None = None,
+    progress: Progress | None = None,
 ) -> np.ndarray:
-    """Decode images into one preallocated (N, size, size, C) uint8 array using a small thread pool."""
+    """Decode images into one preallocated (N, size, size, C) uint8 array (`out`, e.g. a memory map, or a new one)
+    using a small thread pool; `progress` is told the share done after every chunk."""
     n = len(sources)
-    out = np.empty((n, size, size, 1 if gray else 3), dtype=np.uint8)
+    out = np.empty((n, size, size, 1 if gray else 3), dtype=np.uint8) if out is None else out
 
     def work(lo: int, hi: int) -> None:
         for i in range(lo, hi):
@@ -392,13 +539,23 @@ def _decode_many(
     chunk = 1024
     ranges = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
     workers = max(1, min(4, os.cpu_count() or 1, len(ranges)))
+    done = 0
+
+    def report(hi: int, lo: int) -> None:
+        nonlocal done
+        done += hi - lo
+        if progress is not None:
+            progress.update(done / max(n, 1), f"{done:,} of {n:,} images")
+
     if workers == 1:
         for lo, hi in ranges:
             work(lo, hi)
+            report(hi, lo)
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for fut in [pool.submit(work, lo, hi) for lo, hi in ranges]:
+            for (lo, hi), fut in [((lo, hi), pool.submit(work, lo, hi)) for lo, hi in ranges]:
                 fut.result()
+                report(hi, lo)
     return out
 
 
@@ -443,9 +600,41 @@ def _maybe_resize(splits: DataSplits, size: int | None) -> DataSplits:
     return splits
 
 
+_SIZE: contextvars.ContextVar[int | None] = contextvars.ContextVar("sslab_image_size", default=None)
+
+
+@contextlib.contextmanager
+def default_image_size(size: int | None):
+    """Within the block, images loaded without an explicit side (``load_images``, ``load_pairs``) are decoded at
+    ``size`` (None: each loader's own default). What ``sslab.api`` sets from ``pretrain.image_size`` around a study,
+    whose loads pass no side of their own."""
+    token = _SIZE.set(size)
+    try:
+        yield
+    finally:
+        _SIZE.reset(token)
+
+
+def default_size() -> int | None:
+    """The side set by :func:`default_image_size` around this call, if any."""
+    return _SIZE.get()
+
+
 def _auto_size(min_sides: Sequence[int]) -> int:
     median = float(np.median(np.asarray(min_sides, dtype=np.float64)))
     return max(8, int(min(64.0, median)) // 4 * 4)
+
+
+def header(src: Path | bytes, label: str) -> tuple[str, int]:
+    """An image's mode and shorter side, from its header alone (one-line SslabError for an unreadable one)."""
+    with _open_image(src, label) as im:
+        return im.mode, min(im.size)
+
+
+def choose_format(modes: Sequence[str], min_sides: Sequence[int], image_size: int | None) -> tuple[bool, int]:
+    """How a set of images is decoded, as the folder loader decides: grey when every image is in a grey mode, else
+    RGB; `image_size` pixels a side, else the automatic side (the median shorter side, at most 64)."""
+    return all(m in _GRAY_MODES for m in modes), image_size or _auto_size(min_sides)
 
 
 # ===========================================================================================
@@ -520,24 +709,29 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
             raise SslabError(f"cannot read image {p}: {one_line(err)}") from None
         identity["files"].append([p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
     key = cache_key(identity)
-    cached = _load_cache(key)
+    name = root.resolve().name or str(root)
+    cached = _load_cache(key) or _load_memmap(key, name)
     if cached is not None:
         return cached
 
     # Pass 1: headers only (mode and size) to pick channels and the automatic size.
     modes, min_sides = [], []
-    for _, p, _ in items:
+    scan = Progress("scan images", len(items) >= PROGRESS_ITEMS)
+    for i, (_, p, _) in enumerate(items):
         im = _open_image(p, str(p))
         with im:
             modes.append(im.mode)
             min_sides.append(min(im.size))
-    gray = all(m in _GRAY_MODES for m in modes)
-    size = image_size if image_size is not None else _auto_size(min_sides)
+        if i % 1000 == 999 or i == len(items) - 1:
+            scan.update((i + 1) / len(items), f"{i + 1:,} of {len(items):,} headers")
+    scan.close()
+    gray, size = choose_format(modes, min_sides, image_size)
+    if len(items) * size * size * (1 if gray else 3) > in_memory_max():
+        return _folder_memmap(key, root, items, labeled, has_split, classes, name, size, gray)
 
     # Pass 2: decode, convert, resize.
     paths = [p for _, p, _ in items]
     x = _decode_many(paths, [str(p) for p in paths], size, gray)
-    name = root.resolve().name or str(root)
     if not labeled:
         splits = DataSplits(ImageData(x, None, [], name), None)
     else:

@@ -96,8 +96,12 @@ def is_pairs_spec(spec: str) -> bool:
     return p.is_dir() and (_captions_file(p) is not None or bool(_coco_captions(p)))
 
 
-def load_pairs(spec: str, root=None, image_size: int = DEFAULT_PAIR_SIZE, download: bool = True) -> DataSplits:
-    """Image-text pairs split by image (train: four fifths of the images, test: the rest)."""
+def load_pairs(spec: str, root=None, image_size: int | None = None, download: bool = True) -> DataSplits:
+    """Image-text pairs split by image (train: four fifths of the images, test: the rest), decoded at `image_size`
+    (None: the side `sslab.data.default_image_size` sets, else DEFAULT_PAIR_SIZE)."""
+    from sslab.data.image import default_size
+
+    image_size = image_size or default_size() or DEFAULT_PAIR_SIZE
     name = PAIRS_KNOWN.get(str(spec).strip().lower())
     if name is not None:
         folder = data_root(root) / name
