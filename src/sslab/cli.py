@@ -140,9 +140,10 @@ def _default_method(data: Optional[str], config: Optional[Path]) -> Optional[str
     if data is None or config is not None:
         return None
     from sslab.data.pairs import is_pairs_spec
+    from sslab.data.shards import has_captions, is_shard_spec
     from sslab.data.text import is_text_spec
 
-    if is_pairs_spec(data):  # images with a captions file
+    if is_pairs_spec(data) or (is_shard_spec(data) and has_captions(data)):  # images with captions
         return "clip"
 
     folder = Path(data).expanduser()

@@ -104,6 +104,14 @@ class PretrainConfig(_Strict):
                                    "shorter side resized, then centre-cropped): image folders, WebDataset shards, "
                                    "image-text pairs; None: a folder's automatic side (its median shorter side, at "
                                    "most 64), a named set's own, 64 for image-text pairs")
+    data_workers: int = Field(2, ge=0, description="WebDataset shards: CPU processes that read and decode them "
+                              "(0: the training process itself)")
+    shuffle_buffer: int = Field(2000, ge=1, description="WebDataset shards: samples each reading process shuffles "
+                                "among (1: the shards' own order, shards shuffled)")
+    shard_resample: bool | None = Field(None, description="WebDataset shards: every process draws shards with "
+                                        "replacement, an endless stream cut into epochs of the counted samples (or "
+                                        "max_items), instead of reading its own shards once per epoch; None: only "
+                                        "when there are fewer shards than processes")
 
     @field_validator("budget", mode="before")
     @classmethod

@@ -1,10 +1,11 @@
 """Data sets by kind: `image` (uint8 arrays), `text` (examples, token streams) and `pairs` (images with captions), behind the few shared pieces
 in `base` (data root, cache, fixed test splits, label fractions, verified downloads). Every split object of every
-kind has `kind`, `unit`, `len()`, `batch(idx)` (a raw batch) and, where labelled, `y` and `classes`."""
+kind has `kind`, `unit`, `len()`, `batch(idx)` (a raw batch) and, where labelled, `y` and `classes`. WebDataset shards
+(`shards`) are streamed: their split object hands the engine whole batches (`stream_batches`)."""
 from __future__ import annotations
 
 from sslab.data.base import DataSplits, cache_dir, data_root, label_subset, validation_split
-from sslab.data.image import KNOWN, ImageData, default_image_size, load_image_files, load_images
+from sslab.data.image import KNOWN, ImageData, default_image_size, default_size, load_image_files, load_images
 from sslab.errors import SslabError
 
 
@@ -14,9 +15,14 @@ def load_data(spec: str, root=None, kind: str | None = None, text_column: str | 
     `text_column` / `label_column` name the columns of a text file (sslab.data.text.load_text); `image_size` is the
     side images are decoded at (None: each loader's default)."""
     from sslab.data.pairs import is_pairs_spec, load_pairs
+    from sslab.data.shards import is_shard_spec, load_shards
     from sslab.data.text import is_text_spec, load_text
 
     named = text_column is not None or label_column is not None
+    if is_shard_spec(str(spec)):
+        if named:
+            raise SslabError(f"--text-column / --label-column are for text data; {spec} are WebDataset shards")
+        return load_shards(str(spec), kind, image_size or default_size())
     if kind == "pairs" or (kind is None and is_pairs_spec(str(spec))):
         if named:
             raise SslabError(f"--text-column / --label-column are for text data; {spec} is image-text pairs")

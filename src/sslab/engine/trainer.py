@@ -70,7 +70,10 @@ class Trainer:
         self.micro = math.ceil(self.batch / cfg.accumulate)
         self.info = run_info(cfg, data.meta(limit=n), data_spec)
         self._build_model()
-        self.steps_per_epoch = max(1, n // (self.batch * fabric.world_size))
+        # streamed data (WebDataset shards, sslab.data.shards) hands over whole raw batches instead of being indexed
+        self.stream = getattr(data, "stream_batches", None)
+        self.steps_per_epoch = (data.steps_per_epoch(n, self.batch, fabric.world_size, cfg) if self.stream
+                                else max(1, n // (self.batch * fabric.world_size)))
         self.base_lr = scaled_lr(cfg, self.batch * fabric.world_size)
         self.total_steps = math.ceil(cfg.epochs * self.steps_per_epoch) if cfg.epochs else None
         self.budget = cfg.budget if not cfg.epochs else None
@@ -125,7 +128,7 @@ class Trainer:
 
     def _probe_batch(self, val_data):
         src = val_data if val_data is not None and len(val_data) > 0 else self.data
-        n = self.n if src is self.data else len(src)
+        n = getattr(src, "probe_items", None) or (self.n if src is self.data else len(src))  # a stream: its head
         return to_device(src.batch(torch.randperm(n, generator=torch.Generator().manual_seed(0))[:PROBE_ITEMS]),
                          self.device)
 
@@ -138,7 +141,11 @@ class Trainer:
 
     def batches(self):
         """This process's share of each epoch's permutation, from the current step on (a resumed run continues
-        mid-epoch exactly where its checkpoint was)."""
+        mid-epoch exactly where its checkpoint was). Streamed data: its raw batches, from the same position."""
+        if self.stream is not None:
+            yield from self.stream(self.step, self.steps_per_epoch, self.batch, self.fabric.global_rank,
+                                   self.fabric.world_size, self.cfg)
+            return
         epoch = self.step // self.steps_per_epoch
         while True:
             perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.cfg.seed * 7919 + epoch))
@@ -183,14 +190,16 @@ class Trainer:
             self._close_logs()
         return self.finish()
 
-    def forward_backward(self, idx: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor | None]:
+    def forward_backward(self, idx) -> tuple[torch.Tensor, dict, torch.Tensor | None]:
         """One batch's gradients in `accumulate` micro-batches: the mean loss (on the device, no host sync), the
-        last micro-batch's values to log, and the total gradient norm when clipping."""
+        last micro-batch's values to log, and the total gradient norm when clipping. `idx`: the batch's indices,
+        or with streamed data the raw batch itself."""
         self.opt.zero_grad(set_to_none=True)
-        parts = [idx[i : i + self.micro] for i in range(0, len(idx), self.micro)]
+        size = len(next(iter(idx.values()))) if isinstance(idx, dict) else len(idx)
+        parts = [_rows(idx, i, i + self.micro) for i in range(0, size, self.micro)]
         loss, logs = 0.0, {}
         for k, part in enumerate(parts):
-            raw = to_device(self.data.batch(part), self.device)
+            raw = to_device(part if self.stream else self.data.batch(part), self.device)
             self.units += self.data.units(raw)
             with self.fabric.no_backward_sync(self.train_model, enabled=k < len(parts) - 1):
                 part_loss, logs = _split(_call(self.train_model, self.model.views(raw, self.g_aug)))
@@ -337,6 +346,11 @@ class Trainer:
         self.metrics_file.close()
         if self.tb is not None:
             self.tb.close()
+
+
+def _rows(batch, lo: int, hi: int):
+    """Rows lo:hi of a batch of indices or of a raw batch (a tensor or a dict of them)."""
+    return {k: v[lo:hi] for k, v in batch.items()} if isinstance(batch, dict) else batch[lo:hi]
 
 
 def _call(model, inputs):

@@ -151,8 +151,10 @@ class CLIP(Method, PairEncoder):
         pretrained = Path(text_from).expanduser() if text_from else None
         config = load_hf_config(pretrained) if pretrained is not None and not (tok_dir / "tokenizer.json").is_file() \
             else None
+        streamed = getattr(splits.train, "streamed", False)  # WebDataset shards: captions read from the shards
         tok = prepare_tokenizer(tok_dir, context, pretrained, config, what="the text tower", need_pad=True,
-                                train=lambda: train_tokenizer(splits.train.captions, "wordpiece",
+                                train=lambda: train_tokenizer(splits.train.read_captions() if streamed
+                                                              else splits.train.captions, "wordpiece",
                                                               cfg.vocab_size or cls.default_vocab, SPECIALS,
                                                               lowercase=True))
         if config is not None:  # a pretrained text tower keeps its own tokenizer; its config is kept in the run
@@ -160,6 +162,11 @@ class CLIP(Method, PairEncoder):
         meta = {**splits.train.meta(limit=10000), **tokenizer_meta(tok, context, "wordpiece"), "kind": "pairs",
                 "run_dir": str(out), "method_args": dict(cfg.method_args)}
         train = splits.train
+        if streamed:  # captions tokenized as the shards are read; the probe's batch is the stream's fixed head
+            if cfg.early_stop:
+                raise SslabError("early_stop picks weights on held-out pairs, which streamed shards do not hold "
+                                 "out: add early_stop=null (the clip recipe sets it for Flickr8k-1k's 720 images)")
+            return Prepared(train.tokens(tok, context, meta), None)
         if cfg.early_stop:  # the held-out loss that picks the weights comes from training images, never the test's
             n_val = max(1, int(round(VAL_FRACTION * len(train))))
             if len(train) - n_val < 2:
