@@ -562,6 +562,76 @@ def test_mixed_sizes_and_modes_pretrain(capsys, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# WebDataset shards and the decoded-image cache
+# ---------------------------------------------------------------------------------------------------------------
+SHARD_RUN = ["--method", "simclr", "--backbone", "resnet-xs", "--batch-size", "4", "--epochs", "0.05"]
+
+
+def _shards(root: Path, case: str) -> tuple[str, list[str]]:
+    """Shards for `case` under `root`: (the --data pattern, extra arguments)."""
+    from shard_data import png, write_shards, write_tar
+
+    pattern = write_shards(root / "s", [6, 6])
+    first = root / "s" / "train-000000.tar"
+    if case == "sample-without-image":
+        write_tar(first, [{"__key__": f"{i:04d}", "png": png(i)} for i in range(5)] + [{"__key__": "0005",
+                                                                                         "cls": b"3"}])
+    elif case == "pair-without-caption":
+        write_tar(first, [{"__key__": f"{i:04d}", "png": png(i), "txt": b"a caption"} for i in range(5)]
+                  + [{"__key__": "0005", "png": png(5)}])
+        write_tar(root / "s" / "train-000001.tar", [{"__key__": f"1{i:03d}", "png": png(i), "txt": b"words"}
+                                                     for i in range(6)])
+        return pattern, ["--method", "clip", "early_stop=null"]
+    elif case == "truncated-tar":
+        raw = (root / "s" / "train-000001.tar").read_bytes()
+        (root / "s" / "train-000001.tar").write_bytes(raw[: len(raw) // 3])
+    elif case == "pattern-matches-nothing":
+        return str(root / "nowhere" / "train-{000000..000009}.tar"), []
+    elif case == "pattern-partly-missing":
+        return str(root / "s" / "train-{000000..000003}.tar"), []
+    return pattern, []
+
+
+SHARD_CASES = {
+    "sample-without-image": ["train-000000.tar", "sample '0005' lacks an image"],
+    "pair-without-caption": ["train-000000.tar", "sample '0005' lacks a caption"],
+    "truncated-tar": ["cannot read shard", "train-000001.tar", "truncated"],
+    "pattern-matches-nothing": ["no shard matches", "nowhere"],
+    "pattern-partly-missing": ["2 of the 4 shards", "do not exist", "train-000002.tar"],
+}
+
+
+@pytest.mark.parametrize("case", list(SHARD_CASES))
+def test_bad_shards(capsys, tmp_path, case):
+    pytest.importorskip("webdataset")
+    pattern, extra = _shards(tmp_path, case)
+    out = tmp_path / "o"
+    assert_error(run_cli(capsys, "pretrain", "--data", pattern, *SHARD_RUN, *extra, "--out", out),
+                 *SHARD_CASES[case], root=tmp_path, out=out)
+
+
+def test_read_only_cache_for_a_folder_larger_than_memory(capsys, tmp_path, monkeypatch):
+    """A folder over SSLAB_IN_MEMORY_MAX is decoded into the cache; a read-only cache folder (simulated: as root a
+    chmod blocks nothing) is one line naming it, and nothing is left behind."""
+    import tempfile
+
+    cache = tmp_path / "cache"
+    real = tempfile.mkstemp
+
+    def mkstemp(*a, dir=None, **k):
+        if dir is not None and Path(dir) == cache:
+            raise OSError(errno.EROFS, "Read-only file system", str(dir))
+        return real(*a, dir=dir, **k)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setenv("SSLAB_IN_MEMORY_MAX", "0")
+    out = tmp_path / "o"
+    assert_error(run_cli(capsys, "pretrain", "--data", labelled(tmp_path / "data"), *SHARD_RUN, "--out", out),
+                 "cannot write the decoded-image cache", str(cache), "read-only file system", "SSLAB_CACHE",
+                 root=tmp_path, out=out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # the installed executable, in its own process
 # ---------------------------------------------------------------------------------------------------------------
 def test_real_process_bad_image(tmp_path):
