@@ -51,13 +51,13 @@ def test_each_sample_once_per_epoch_and_resume_in_place(tmp_path, workers):
     assert _epochs(data, cfg, spe, 4, start=spe + 3, steps=spe - 3) == full[spe + 3:]
 
 
-def test_round_robin_takes():
-    """How many of the first k samples each reader gave: whole rounds, then reader order; exhausted readers drop
-    out (the DataLoader's order over readers that never stop, END marking the spent ones)."""
-    assert takes(0, [5, 5]) == [0, 0]
-    assert takes(7, [5, 5]) == [4, 3]
-    assert takes(8, [2, 10]) == [2, 6]
-    assert takes(5, [float("inf")] * 2) == [3, 2]
+def test_where_a_resumed_epoch_stands():
+    """The epoch's order is chunk 0 of every reader, then chunk 1, ...; readers without a chunk are passed over.
+    After k samples: how many each reader gave, and the chunk (index, reader) the next sample is in."""
+    assert takes(0, [5, 5], chunk=2) == ([0, 0], (0, 0))
+    assert takes(7, [5, 5], chunk=2) == ([4, 3], (1, 1))
+    assert takes(8, [2, 10], chunk=2) == ([2, 6], (3, 1))
+    assert takes(5, [float("inf")] * 2, chunk=2) == ([3, 2], (1, 0))
 
 
 def test_two_processes_read_disjoint_samples(tmp_path):

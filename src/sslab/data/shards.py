@@ -60,6 +60,7 @@ MAX_CAPTIONS = 5  # captions kept per image (lines of its .txt)
 TOKENIZER_CAPTIONS = 200_000  # captions read from the shards to train a tokenizer on (CLIP's own tokenizer)
 DEFAULT_PAIR_SIZE = 64
 _KEY = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")  # webdataset's base_plus_ext: key = the name up to its first dot
+CHUNK = 32  # samples a reader process sends at once (one sample a message cost more than decoding it: measured)
 END, BAD, ERROR = "__end__", "__bad__", "__error__"
 
 
@@ -275,9 +276,10 @@ def _seed(*parts: int) -> int:
 class _Readers(torch.utils.data.IterableDataset):
     """One process's samples of one epoch, read by each DataLoader worker from its own shards (webdataset's
     split_by_node, then split_by_worker) or drawn with replacement (ResampledShards), shuffled in a seeded buffer,
-    the first `skip[worker]` passed over undecoded (a resumed epoch), then decoded. Each worker ends with END
-    forever, so that the DataLoader's round-robin order over workers never changes; errors travel as values
-    (ERROR, message) to be raised as one line in the training process."""
+    the first `skip[worker]` passed over undecoded (a resumed epoch), then decoded and sent in chunks: (worker,
+    chunk index, samples), chunk j holding the worker's samples j * CHUNK .. (j + 1) * CHUNK - 1 of the epoch, so
+    that the training process can put them in one fixed order whatever order they arrive in. The worker ends with
+    (worker, END); errors travel as values (ERROR, message) to be raised as one line in the training process."""
 
     def __init__(self, plan: dict, transform):
         super().__init__()
@@ -286,14 +288,21 @@ class _Readers(torch.utils.data.IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        position, chunk = self.plan["skip"][worker], []
         try:
-            yield from self._samples(worker, workers)
+            for item in self._samples(worker, workers):
+                chunk.append(item)
+                position += 1
+                if position % CHUNK == 0:
+                    yield worker, (position - 1) // CHUNK, chunk
+                    chunk = []
+            if chunk:
+                yield worker, (position - 1) // CHUNK, chunk
         except SslabError as err:
             yield (ERROR, str(err))
         except Exception as err:  # noqa: BLE001 - a reader's failure ends the run with one line
             yield (ERROR, f"cannot read the shards: {one_line(err)}")
-        while True:
-            yield END
+        yield worker, END
 
     def _samples(self, worker: int, workers: int):
         wds, p = _wds(), self.plan
@@ -339,26 +348,24 @@ def _worker_env(rank: int, world: int):
     return init
 
 
-def takes(k: int, caps: list[float]) -> list[int]:
-    """How many of the first `k` samples of a round-robin over readers come from each, reader w holding caps[w]
-    samples (inf: endless): whole rounds while every reader still has samples, then a partial one in reader
-    order."""
-    taken = [0] * len(caps)
-    while k > 0:
-        active = [w for w, c in enumerate(caps) if taken[w] < c]
-        if not active:
+def takes(k: int, caps: list[float], chunk: int = CHUNK) -> tuple[list[int], tuple[int, int]]:
+    """Where an epoch stands after its first `k` samples, reader w holding caps[w] samples (inf: endless) and the
+    epoch's order being chunk 0 of every reader, then chunk 1 of every reader, ... (a reader without that chunk
+    passed over): how many samples each reader has given, and (chunk index, reader) of the next sample's chunk."""
+    taken, j = [0] * len(caps), 0
+    while True:
+        sizes = [max(0, min(chunk, c - j * chunk)) for c in caps]
+        if not any(sizes):
             raise SslabError(f"the shards hold {sum(taken)} samples, fewer than a resumed epoch has taken")
-        room = min(caps[w] - taken[w] for w in active)
-        if k >= room * len(active) and room != float("inf"):
-            for w in active:
-                taken[w] += int(room)
-            k -= int(room) * len(active)
-        else:
-            q, r = divmod(k, len(active))
-            for i, w in enumerate(active):
-                taken[w] += q + (i < r)
-            k = 0
-    return taken
+        for w, size in enumerate(sizes):
+            if size == 0:
+                continue
+            if k < size:
+                taken[w] += k
+                return taken, (j, w)
+            taken[w] += size
+            k -= size
+        j += 1
 
 
 class ShardStream:
@@ -452,30 +459,37 @@ class ShardStream:
         worker_urls = self._worker_urls(epoch, rank, world, workers, cfg.seed) if not resample else [[]] * slots
         count = dict(zip(self.urls, self.counts or []))
         caps = [float("inf")] * slots if resample else [sum(count[u] for u in us) for us in worker_urls]
+        skip, (j, w) = takes(start * batch, caps)
         plan = {"urls": self.urls, "epoch": epoch, "rank": rank, "world": world, "seed": cfg.seed,
-                "resample": resample, "worker_urls": worker_urls, "buffer": cfg.shuffle_buffer,
-                "skip": takes(start * batch, caps)}
+                "resample": resample, "worker_urls": worker_urls, "buffer": cfg.shuffle_buffer, "skip": skip}
         loader = torch.utils.data.DataLoader(_Readers(plan, self._decode), batch_size=None, num_workers=workers,
                                              collate_fn=_same,
                                              worker_init_fn=_worker_env(rank, world) if workers else None,
-                                             prefetch_factor=64 if workers else None)
-        it = iter(loader)
+                                             prefetch_factor=4 if workers else None)
+        it, pending, ended, items = iter(loader), {}, set(), []
         try:
             for step in range(start, steps):
-                items, ends = [], 0
-                while len(items) < batch:
-                    item = next(it)
-                    if isinstance(item, str) and item == END:
-                        ends += 1
-                        if ends >= slots:  # every reader has ended before the epoch's steps were taken
-                            raise SslabError(f"{self.spec}: the shards ran out at step {epoch * steps + step} "
-                                             "(changed while training?)")
+                while len(items) < batch:  # the epoch's order: chunk j of readers 0, 1, ..., then chunk j + 1
+                    if j * CHUNK >= caps[w]:  # reader w has no chunk j
+                        j, w = (j + 1, 0) if w + 1 == slots else (j, w + 1)
+                        if all(j * CHUNK >= c for c in caps):
+                            raise SslabError(f"{self.spec}: the shards ran out at step {epoch * steps + step}")
                         continue
-                    ends = 0
-                    if isinstance(item, tuple) and item[0] == ERROR:
-                        raise SslabError(item[1])
-                    items.append(item)
-                yield self._collate(items)
+                    while (j, w) not in pending:
+                        if w in ended:
+                            raise SslabError(f"{self.spec}: the shards ran out at step {epoch * steps + step} "
+                                             "(a shard changed while training?)")
+                        got = next(it, (ERROR, f"{self.spec}: the readers ended early"))
+                        if got[0] == ERROR:
+                            raise SslabError(got[1])
+                        if got[1] == END:
+                            ended.add(got[0])
+                        else:
+                            pending[got[1], got[0]] = got[2]  # (chunk index, reader)
+                    items += pending.pop((j, w))
+                    j, w = (j + 1, 0) if w + 1 == slots else (j, w + 1)
+                yield self._collate(items[:batch])
+                items = items[batch:]
         finally:
             del it
 
