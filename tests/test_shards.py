@@ -98,6 +98,24 @@ def test_two_processes_read_disjoint_samples(tmp_path):
         assert r["resumed"] == r["full"][r["resume_at"]:]
 
 
+def test_sslab_pretrain_on_two_processes_over_uneven_shards(tmp_path):
+    """`sslab pretrain --devices 2` (Fabric, gloo, DDP) on shards of 20, 12, 16 and 9 samples: process 0 reads 36,
+    process 1 21, and both take the steps the smaller share fills (21 // 4 = 5 an epoch), so neither waits for the
+    other at the end of an epoch."""
+    pattern = write_shards(tmp_path / "s", [20, 12, 16, 9], size=12)
+    out = tmp_path / "run"
+    exe = Path(sys.executable).with_name("sslab")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "sslab"]
+    r = subprocess.run([*cmd, "pretrain", "--data", pattern, "--method", "simclr", "--backbone", "resnet-xs",
+                        "--batch-size", "4", "--epochs", "2", "--devices", "2", "--out", str(out), "log_every=1"],
+                       capture_output=True, text=True, timeout=240,
+                       env={**os.environ, "OMP_NUM_THREADS": "1", "SSLAB_CACHE": str(tmp_path / "cache")})
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == list(range(1, 11)) and rows[-1]["epoch"] == 2.0
+    assert json.loads((out / "run.json").read_text())["config"]["devices"] == 2
+
+
 def test_pretrain_on_shards_resumes_exactly(tmp_path, monkeypatch):
     """The engine on streamed shards, interrupted in its second epoch and resumed from the checkpoint: the logged
     losses are those of the uninterrupted run (the resumed epoch's position restored, not restarted)."""
