@@ -51,6 +51,21 @@ def test_each_sample_once_per_epoch_and_resume_in_place(tmp_path, workers):
     assert _epochs(data, cfg, spe, 4, start=spe + 3, steps=spe - 3) == full[spe + 3:]
 
 
+def test_an_unreadable_image_is_counted_and_skipped(tmp_path):
+    """A sample whose image does not decode is skipped and counted; a copy of another image of its batch takes its
+    slot, so the epoch keeps its steps."""
+    from shard_data import png, write_tar
+
+    write_tar(tmp_path / "s" / "train-000000.tar", [{"__key__": f"{i:04d}", "png": png(i) if i != 5 else b"junk"}
+                                                     for i in range(12)])
+    data = load_data(str(tmp_path / "s" / "train-000000.tar"), kind="image").train
+    cfg = PretrainConfig(data_workers=1, shuffle_buffer=4, seed=0)
+    spe = data.steps_per_epoch(len(data), 4, 1, cfg)
+    epoch = sum(_epochs(data, cfg, spe, 4, steps=spe), [])
+    assert spe == 3 and len(epoch) == 12 and data.skipped == 1
+    assert 5 not in epoch and set(epoch) == set(range(12)) - {5}  # one image twice in its batch instead
+
+
 def test_where_a_resumed_epoch_stands():
     """The epoch's order is chunk 0 of every reader, then chunk 1, ...; readers without a chunk are passed over.
     After k samples: how many each reader gave, and the chunk (index, reader) the next sample is in."""
