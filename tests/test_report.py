@@ -167,7 +167,8 @@ def test_summarize_known_values():
     assert s["n"] == 1 and s["std"] == 0.0 and s["train_mean"] is None and s["mean"] == pytest.approx(0.5)
     for row in rows:
         assert set(row) == {"init", "protocol", "fraction", "mean", "std", "n", "train_mean", "unconverged", "judged",
-                            "metric"}
+                            "metric", "labels"}
+        assert row["labels"] is None  # no run here says how many labels it had
         assert row["unconverged"] == row["judged"] == 0  # no run here says whether it converged
     # ordering: ssl before scratch before unknown inits; fractions ascending within a key
     order = [(r["init"], r["fraction"]) for r in rows]

@@ -170,10 +170,13 @@ def study(
     epochs: Optional[float] = typer.Option(None, help="pretraining epochs (instead of a budget)"),
     seed: Optional[int] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None),
-    labels: Optional[str] = typer.Option(None, help="label fractions, e.g. 0.01,0.1,1.0"),
+    labels: Optional[str] = typer.Option(None, help="label fractions and counts per class, e.g. 0.01,0.1,1.0 or "
+                                         "8/class,0.01 (8 = 8 labels of every class)"),
     seeds: Optional[int] = typer.Option(None, help="evaluation seeds per label fraction"),
     protocol: Optional[str] = typer.Option(None, help="evaluation protocols, e.g. linear,finetune,setfit (default: "
                                            "the recipe's; sslab.evaluate's registry lists them)"),
+    baselines: Optional[str] = typer.Option(None, help="baselines, e.g. scratch,scratch+aug,scratch+fixmatch,raw, or "
+                                            "'none' (default: the recipe's)"),
     out: Optional[Path] = typer.Option(None, help="run folder (default runs/<data>-<method>)"),
     overwrite: bool = typer.Option(False, help="reuse an existing --out folder"),
     corpus: Optional[List[str]] = CorpusOpt,
@@ -183,7 +186,8 @@ def study(
                                                 "(labels unused: an unlabelled image folder, another named set, a "
                                                 "text corpus), then transfer to --data"),
     from_: Optional[str] = typer.Option(None, "--from", help="a pretrained starting point to compare: a local Hugging "
-                                        "Face text model folder (config.json + safetensors), "
+                                        "Face text model folder (config.json + safetensors) or Hub id (text studies "
+                                        "find the local sentence encoder by default; 'none' leaves it out), "
                                         "torchvision:<architecture>=<weights file> or timm:<model>=<weights file> "
                                         "for images, or an earlier sslab run"),
     config: Optional[Path] = ConfigOpt,
@@ -209,11 +213,16 @@ def study(
         if value is not None:
             ov.append(f"{key}={json.dumps(str(value))}")
     if labels is not None:
-        ov.append(f"eval.fractions=[{labels}]")
+        from sslab.config import parse_labels
+
+        ov.append(f"eval.fractions={parse_labels(labels)}")
     if seeds is not None:
         ov.append(f"eval.seeds={seeds}")
     if protocol is not None:
         ov.append(f"eval.protocols=[{'' if protocol == 'none' else protocol}]")
+        ov.append("eval.foundation_protocols=null")  # the named protocols for every encoder
+    if baselines is not None:
+        ov.append(f"eval.baselines=[{'' if baselines == 'none' else baselines}]")
     if from_ is not None:
         ov.append(f"foundation={json.dumps(str(from_))}")
     if pretrain_data is not None:
@@ -308,13 +317,15 @@ def pretrain(
 @app.command()
 def evaluate(
     run: Path = typer.Argument(..., help="a pretraining run folder"),
-    labels: Optional[str] = typer.Option(None, help="label fractions, e.g. 0.01,0.1 (default: the config's, "
+    labels: Optional[str] = typer.Option(None, help="label fractions and counts per class, e.g. 0.01,0.1 or 8/class "
+                                         "(default: the config's, "
                                          "0.01,0.1,1.0 without --config)"),
     protocol: Optional[str] = typer.Option(None, help="protocols: knn, linear, finetune, selftrain, setfit, "
-                                           "text2text, or 'none' (default: the config's, knn,linear,finetune,"
-                                           "selftrain without --config)"),
+                                           "fixmatch, text2text, or 'none' (default: the config's, knn,linear,finetune,"
+                                           "fixmatch without --config)"),
     baselines: Optional[str] = typer.Option(None, help="baselines to run beside, or 'none' (default: the config's, "
-                                            "scratch,scratch+aug,raw without --config); raw: logistic regression on "
+                                            "scratch,scratch+aug,raw without --config; also scratch+fixmatch); raw: "
+                                            "logistic regression on "
                                             "raw pixels (images) or TF-IDF (text)"),
     seeds: Optional[int] = typer.Option(None),
     seed_list: Optional[str] = typer.Option(None, "--seed-list", help="these label-subset seeds only, e.g. 3,4 (what "
@@ -334,7 +345,9 @@ def evaluate(
         raise SslabError(f"run folder not found: {run}")
     ov = []  # an option overrides the config only when given
     if labels is not None:
-        ov.append(f"fractions=[{labels}]")
+        from sslab.config import parse_labels
+
+        ov.append(f"fractions={parse_labels(labels, 'fractions')}")
     if baselines is not None:
         ov.append(f"baselines=[{'' if baselines == 'none' else baselines}]")
     if protocol is not None:

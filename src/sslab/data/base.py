@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from sslab.config import per_class
 from sslab.errors import SslabError
 
 TEST_FRACTION = 0.2
@@ -71,16 +72,18 @@ def split_indices(y: np.ndarray, test_fraction: float = TEST_FRACTION, seed: int
 
 
 def label_subset(y: np.ndarray, fraction: float, seed: int, *, num_classes: int | None = None) -> np.ndarray:
-    """Sorted indices of a stratified, seeded ``fraction`` of ``y`` with >= 1 example per class.
+    """Sorted indices of a stratified, seeded ``fraction`` of ``y`` with >= 1 example per class; a whole number
+    ``fraction`` >= 2 is a count per class instead (``8``: 8 labelled items of every class, all of a smaller class;
+    see `per_class`).
 
     Classes are ``0 .. num_classes-1`` (default ``max(y)+1``); a class with no example in ``y``
     raises.  ``fraction == 1.0`` returns all indices.
     """
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer, np.floating)):
-        raise SslabError(f"label fraction must be a number in (0, 1], got {fraction!r}")
+        raise SslabError(f"label fraction must be a number in (0, 1] or a count per class, got {fraction!r}")
     fraction = float(fraction)
-    if not np.isfinite(fraction) or not 0.0 < fraction <= 1.0:
-        raise SslabError(f"label fraction must be in (0, 1], got {fraction}")
+    if not np.isfinite(fraction) or not (0.0 < fraction <= 1.0 or per_class(fraction)):
+        raise SslabError(f"label fraction must be in (0, 1] or a whole count per class >= 2, got {fraction:g}")
     if y is None:
         raise SslabError("label_subset needs labels, got None (unlabeled data)")
     y = np.asarray(y)
@@ -106,7 +109,7 @@ def label_subset(y: np.ndarray, fraction: float, seed: int, *, num_classes: int 
     chosen = []
     for c in range(n_classes):
         idx = np.flatnonzero(y == c)
-        k = min(idx.size, max(1, int(np.floor(fraction * idx.size + 0.5))))
+        k = min(idx.size, int(fraction) if fraction > 1 else max(1, int(np.floor(fraction * idx.size + 0.5))))
         chosen.append(rng.permutation(idx)[:k])
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 

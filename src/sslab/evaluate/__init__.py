@@ -12,12 +12,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from sslab.config import EvalConfig
+from sslab.config import EvalConfig, label_text, per_class
 from sslab.dist import default_device
 from sslab.data import label_subset, validation_split
 from sslab.errors import SslabError
-from sslab.evaluate.protocols import (extract_features, finetune, knn_accuracy, linear_probe, self_train, setfit,
-                                      setfit_steps)
+from sslab.evaluate.protocols import (extract_features, finetune, fixmatch, fixmatch_cost, knn_accuracy,
+                                      linear_probe, self_train, setfit, setfit_steps)
 from sslab.health import embedding_health
 
 
@@ -31,7 +31,8 @@ class Protocol:
     `teacher`: the protocol whose trained model (its result's "model") this one is given as `teacher=`, for the same
     labels and seed. `unlabelled`: it uses the training items without labels too, so it is skipped at 100%.
     `cost(n_labels, cfg) -> (steps, items per step, validation checks)`: what a trained run costs, for a study's plan
-    (None: the plateau rule's estimate, `fit_classifier`)."""
+    (None: the plateau rule's estimate, `fit_classifier`). `views`: it takes the data kind's weak and strong views
+    (`consistency_views`) as `views=`."""
     name: str
     fn: Callable
     frozen: bool
@@ -41,6 +42,7 @@ class Protocol:
     teacher: str | None = None
     unlabelled: bool = False
     cost: Callable | None = None
+    views: bool = False
 
 
 PROTOCOLS: dict[str, Protocol] = {}
@@ -48,24 +50,40 @@ PROTOCOLS: dict[str, Protocol] = {}
 
 def register_protocol(name: str, fn: Callable, frozen: bool, metric: str = "accuracy", seeded: bool = True,
                       applies: Callable | None = None, teacher: str | None = None, unlabelled: bool = False,
-                      cost: Callable | None = None) -> None:
+                      cost: Callable | None = None, views: bool = False) -> None:
     PROTOCOLS[name] = Protocol(name, fn, frozen, metric, seeded, applies or (lambda encoder: True), teacher,
-                               unlabelled, cost)
+                               unlabelled, cost, views)
 
 
 # The baselines a config may name: the same network trained from random weights (with the supervised augmentation for
-# scratch+aug), and the data kind's no-learning baseline (raw pixels / TF-IDF; "raw" names either).
-BASELINES = ("scratch", "scratch+aug", "raw", "pixels", "tfidf")
+# scratch+aug; by consistency training on the unlabelled items for scratch+fixmatch, whose rows are init "scratch",
+# protocol "fixmatch"), and the data kind's no-learning baseline (raw pixels / TF-IDF; "raw" names either).
+BASELINES = ("scratch", "scratch+aug", "scratch+fixmatch", "raw", "pixels", "tfidf")
+
+
+def scratch_runs(baselines, fraction: float) -> list[tuple[str, str, bool]]:
+    """(init, protocol, augmented) of the baselines trained from random weights on one label subset."""
+    out = [(base, "finetune", base.endswith("+aug")) for base in ("scratch", "scratch+aug") if base in baselines]
+    if "scratch+fixmatch" in baselines and fraction != 1.0:
+        out.append(("scratch", "fixmatch", True))
+    return out
 
 
 def check_names(cfg: EvalConfig, where: str = "") -> None:
     """The one-line SslabError for a protocol or baseline that is not registered (`where`: the settings' prefix,
     "eval." in a study's config), raised before anything runs."""
-    for field, known in (("protocols", sorted(PROTOCOLS)), ("baselines", BASELINES)):
-        for name in getattr(cfg, field):
+    for field, known in (("protocols", sorted(PROTOCOLS)), ("foundation_protocols", sorted(PROTOCOLS)),
+                         ("baselines", BASELINES)):
+        for name in getattr(cfg, field) or ():
             if name not in known:
                 raise SslabError(f"invalid setting {where}{field}: unknown name {name!r}; choose from "
                                  f"{', '.join(known)}")
+
+
+def foundation_protocols(cfg: EvalConfig) -> list[str]:
+    """The protocols a study runs on its foundation model (and that model adapted): `cfg.foundation_protocols`, or
+    the study's protocols when that is None."""
+    return cfg.protocols if cfg.foundation_protocols is None else cfg.foundation_protocols
 
 
 def _knn(train_f, train_y, test_f, test_y, cfg, seed, n_classes):
@@ -80,6 +98,9 @@ register_protocol("selftrain", self_train, frozen=False, teacher="finetune", unl
 # SetFit: a fixed budget of pair steps, two encodings of cfg.setfit_batch items each, no validation checks
 register_protocol("setfit", setfit, frozen=False,
                   cost=lambda n, cfg: (setfit_steps(n, cfg), 2 * cfg.setfit_batch, 0))
+# consistency training on the unlabelled items, the data kind's weak and strong views (not at 100% labels)
+register_protocol("fixmatch", fixmatch, frozen=False, unlabelled=True, cost=fixmatch_cost, views=True,
+                  teacher="finetune")
 
 
 def _text_to_text(*args, **kw):
@@ -198,10 +219,10 @@ class Schedule:
         return out
 
     def trains(self, name: str, init: str, protocol: str, fraction: float, seed: int) -> bool:
-        return not (seed >= self.cfg.finetune_seeds_large and fraction >= 0.1)
+        return not (seed >= self.cfg.finetune_seeds_large and fraction >= 0.1 and not per_class(fraction))
 
-    def cap(self, name: str, fraction: float) -> int | None:
-        """The most images a trained run at `fraction` may see (None: `cfg.finetune_images`)."""
+    def cap(self, name: str, fraction: float, protocol: str = "finetune") -> int | None:
+        """The most labelled images a trained `protocol` run at `fraction` may see (None: `cfg.finetune_images`)."""
         return None
 
     def ran(self, name: str, init: str, protocol: str, fraction: float, seed: int, res: dict, seconds: float) -> None:
@@ -283,7 +304,7 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
             train += f"  val {res['val_acc']:.2%}  {res['epochs']:g} epochs"
         if res.get("converged") is False:
             train += "  (not converged: stopped at the cap)"
-        log(f"  {init:12s} {protocol:9s} {fraction:>6.1%} seed {seed}: test {res['test_acc']:.2%}{train}")
+        log(f"  {init:12s} {protocol:9s} {label_text(fraction):>7s} seed {seed}: test {res['test_acc']:.2%}{train}")
 
     for fraction, seed in schedule.subsets(name):
         idx = pool[label_subset(splits.train.y[pool], fraction, seed, num_classes=n_classes)]
@@ -296,7 +317,7 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
                 continue
             ftr, fte = f
             for protocol in frozen:
-                if fraction >= 1.0 and seed > 0 and not PROTOCOLS[protocol].seeded:
+                if fraction == 1.0 and seed > 0 and not PROTOCOLS[protocol].seeded:
                     continue  # the same labels and no randomness: one run, not copies of it
                 record(init, protocol, fraction, seed, len(idx),
                        PROTOCOLS[protocol].fn(ftr[idx], ytr, fte, splits.test.y, cfg, seed, n_classes))
@@ -305,11 +326,9 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
         if encoder is not None:
             inits += [(name, protocol, cfg.finetune_aug or PROTOCOLS[protocol].unlabelled)
                       for protocol in trained if PROTOCOLS[protocol].applies(encoder)
-                      and not (PROTOCOLS[protocol].unlabelled and fraction >= 1.0)]
-        inits += [(base, "finetune", base.endswith("+aug")) for base in ("scratch", "scratch+aug")
-                  if base in cfg.baselines and fresh is not None]
+                      and not (PROTOCOLS[protocol].unlabelled and fraction == 1.0)]
+        inits += scratch_runs(cfg.baselines, fraction) if fresh is not None else []
         inits = [i for i in inits if schedule.trains(name, i[0], i[1], fraction, seed)]
-        cap = schedule.cap(name, fraction)
         models = {}  # (init, protocol) -> the trained model a later protocol takes as its teacher
         for i, (init, protocol, aug) in enumerate(inits):
             scratch = init in ("scratch", "scratch+aug")
@@ -319,7 +338,10 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
             teacher = PROTOCOLS[protocol].teacher
             kw = {"teacher": models.get((init, teacher))} if teacher else {}
             kw["val"] = val if len(val) else None
+            if PROTOCOLS[protocol].views:
+                kw["views"] = kind.consistency_views(info, device)
             run_cfg = scratch_cfg if scratch else cfg
+            cap = schedule.cap(name, fraction, protocol)
             if cap is not None:
                 run_cfg = run_cfg.model_copy(update={"finetune_images": cap})
             t = time.time()
@@ -327,14 +349,14 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
                                          device, **kw)
             schedule.ran(name, init, protocol, fraction, seed, res, time.time() - t)
             model = res.pop("model", None)
-            if any(PROTOCOLS[p].teacher == protocol for p in trained):  # kept only when a later one needs it
+            if any(PROTOCOLS[p].teacher == protocol for _, p, _ in inits[i + 1:]):  # kept when a later run needs it
                 models[(init, protocol)] = model
             record(init, protocol, fraction, seed, len(idx), res)
             if progress is not None and i + 1 < len(inits):  # a ViT's fine-tune run takes minutes on a CPU
-                progress.update(schedule.share_done(), f"{fraction:.0%} labels, seed {seed}: {init} {protocol} done")
+                progress.update(schedule.share_done(), f"{label_text(fraction)} labels, seed {seed}: {init} {protocol} done")
         done = schedule.subset_done(name, fraction, seed)
         if progress is not None:
-            progress.update(done, f"{fraction:.0%} labels, seed {seed}")
+            progress.update(done, f"{label_text(fraction)} labels, seed {seed}")
     return {"runs": runs, "health": health, "val_items": len(val)}
 
 

@@ -33,6 +33,20 @@ def augmenter(info: dict, device):
     return augment
 
 
+def consistency_views(info: dict, device):
+    """(weak, strong) views of raw image batches for consistency training (`fixmatch`): FixMatch's flip and
+    translation by up to 12.5%, and its RandAugment + Cutout (views.image.StrongView)."""
+    strong = image_views.StrongView()
+
+    def weak_fn(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return image_views.weak_view(image_views.to_float(batch, device, True), generator)
+
+    def strong_fn(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return strong(image_views.to_float(batch, device, True), generator)
+
+    return weak_fn, strong_fn
+
+
 def raw_features(train, test) -> tuple[torch.Tensor, torch.Tensor]:
     flat = lambda x: torch.from_numpy(x.reshape(len(x), -1).astype(np.float32) / 255)  # noqa: E731
     return flat(train.x), flat(test.x)

