@@ -16,3 +16,12 @@ def digits(tmp_path_factory):
         mp.setenv("SSLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
         return sslab.load_images("digits")
 
+
+
+@pytest.fixture(autouse=True)
+def _no_local_encoder(request, monkeypatch):
+    """Text studies in tests run without the local sentence encoder that a study finds by default (its rows and its
+    continued pretraining cost minutes a study); tests marked `local_encoder` keep it (test_text_defaults, and the
+    --from tests name it themselves)."""
+    if request.node.get_closest_marker("local_encoder") is None:
+        monkeypatch.setattr("sslab.methods.text.LOCAL_ENCODER_PACKAGES", ())

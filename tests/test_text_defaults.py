@@ -9,6 +9,7 @@ from sslab.methods.text import local_text_encoder
 from sslab.studies.job import foundation_spec, load_foundation
 
 
+@pytest.mark.local_encoder
 def test_auto_finds_the_local_sentence_encoder_for_text_only():
     found = local_text_encoder()
     lines = []
