@@ -373,3 +373,11 @@ def test_report_renders_in_headless_chromium(tmp_path):
         assert shot.read_bytes()[:8] == PNG_MAGIC
     finally:
         driver.quit()
+
+
+def test_a_spread_below_the_printed_precision_is_not_printed_as_zero():
+    from sslab.studies.summary import spread_text
+
+    assert spread_text({"mean": 0.8632, "std": 0.0004, "n": 5}) == "86.3 ± 0.04 (n=5)"
+    assert spread_text({"mean": 0.8632, "std": 0.0004, "n": 5}, pct=lambda v: f"{v:.1%}") == "86.3% ± 0.04% (n=5)"
+    assert spread_text({"mean": 0.8632, "std": 0.0, "n": 5}) == "86.3 (all 5 runs equal)"

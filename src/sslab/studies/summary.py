@@ -44,6 +44,9 @@ def spread_text(d: dict, compact: bool = False, pct=None) -> str:
         return f"{pct(d['mean'])} (one run)"
     if not d["std"]:
         return f"{pct(d['mean'])} (all {d['n']} runs equal)"
+    if pct(d["std"]) in (pct(0.0), pct(-0.0)):  # a spread below the printed precision: print its size, not "0.0"
+        unit = "%" if pct(0.5).endswith("%") else ""
+        pct = lambda v, _p=pct: f"{v * 100:.2g}{unit}" if abs(v) < 0.001 else _p(v)  # noqa: E731
     if d.get("pretrain_runs"):  # n counts pretraining runs x label subsets
         runs = f"{d['pretrain_runs']} pretrainings"
         return (f"{pct(d['mean'])}±{pct(d['std'])} n={d['n']}, {runs}" if compact else
