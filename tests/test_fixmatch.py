@@ -2,12 +2,14 @@
 views, its pseudo-labels, the weight average it keeps, and learning on real images that the same network fine-tuned
 on the labels alone does not show."""
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from sslab import EvalConfig, build_backbone
 from sslab.config import label_text, parse_labels
 from sslab.data import label_subset, validation_split
+from sslab.errors import SslabError
 from sslab.evaluate import PROTOCOLS, check_names, kind_adapter, scratch_runs
 from sslab.evaluate.protocols import PseudoLabels, ema_update, finetune, fixmatch, fixmatch_cost
 from sslab.methods.base import ImageEncoder
@@ -116,5 +118,7 @@ def test_label_counts_per_class():
     assert np.bincount(y[idx]).tolist() == [8, 8, 3, 8]  # all of a class with fewer
     assert not np.array_equal(idx, label_subset(y, 8, seed=2))
     assert parse_labels("8/class, 0.01,1%,100%") == "[8,0.01,0.01,1]"
+    with pytest.raises(SslabError, match="percentage must be in"):
+        parse_labels("200%")  # not 2 per class
     assert EvalConfig(fractions=[0.1, 8, 1.0, 4]).fractions == [4, 8, 0.1, 1.0]
     assert [label_text(f) for f in (8, 0.005, 0.1, 1.0)] == ["8/class", "0.5%", "10%", "100%"]

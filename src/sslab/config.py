@@ -151,6 +151,8 @@ def parse_labels(text: str, key: str = "eval.fractions") -> str:
         except ValueError:
             raise SslabError(f"invalid setting {key}: --labels {part!r} is not a number; give fractions (0.01), "
                              "percentages (1%) or counts per class (8 or 8/class)") from None
+        if part.endswith("%") and not 0 < value <= 1:
+            raise SslabError(f"invalid setting {key}: --labels {part!r}: a percentage must be in (0, 100]")
         if part.endswith("/class") and not per_class(value):
             raise SslabError(f"invalid setting {key}: --labels {part!r}: a count per class must be a whole number "
                              ">= 2")

@@ -263,6 +263,8 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
     foundation = (load_foundation(cfg.foundation, kind, cfg.pretrain.context, meta,
                                   cfg.pretrain.foundation_image_size)
                   if cfg.foundation else None)
+    if foundation is not None:  # a Hub id is now a local folder: continued pretraining reads it from there
+        cfg = cfg.model_copy(update={"foundation": foundation[1]["foundation"]})
     adapt = adapt_config(cfg, kind) if foundation is not None and cfg.adapt else None  # checked before any training
     # 2. the plan: pretraining time, then the runs that fit
     pcfg = cfg.pretrain

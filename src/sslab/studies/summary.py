@@ -220,7 +220,7 @@ def findings(summary: list[dict], n_train: int | None = None, augmentation: str 
             out.append(f"What the SSL start buys under consistency training at {label_text(frac)} labels: fixmatch "
                        f"from scratch {fmt(sc)}, from the SSL encoder {fmt(a)} ({_difference(a, sc)}).")
     for s in summary:  # how much the pretraining run itself moves the figures
-        if s.get("pretrain_runs") and s["fraction"] == min(k[2] for k in get):
+        if s.get("pretrain_runs") and s["fraction"] == min((k[2] for k in get), key=label_order):
             out.append(f"Over {s['pretrain_runs']} pretraining runs, {s['init']} {s['protocol']} at {label_text(s['fraction'])} "
                        f"labels has means that spread by {s['pretrain_std']:.1%} (std of the runs' means; "
                        f"{fmt(s)} over all).")

@@ -642,11 +642,11 @@ class StrongView(torch.nn.Module):
         smooth = torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]], device=dev, dtype=y.dtype) / 13
         soft = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), smooth.expand(C, 1, 3, 3), groups=C)
         y = keep("sharpness", _blend(y, soft, factor("sharpness")), y)
-        bits = 8 - (mag["posterize"] * 4).floor()  # 4..8 bits kept
+        bits = 8 - (mag["posterize"] * 5).floor()  # 4..8 bits kept
         step = _view(2 ** (8 - bits))
         y = keep("posterize", torch.floor(y * 255 / step) * step / 255, y)
         threshold = _view(1 - mag["solarize"])  # 1 (no change) .. 0 (inverted)
-        y = keep("solarize", torch.where(y >= threshold, 1 - y, y), y)
+        y = keep("solarize", torch.where(y > threshold, 1 - y, y), y)
         # Cutout: a square of side up to `cutout` of the image's, centred anywhere, grey
         r = _rand((B, 3), generator, dev)
         side = (r[:, 0] * self.cutout * min(H, W)).view(B, 1, 1)
