@@ -382,6 +382,16 @@ def _load_memmap(key: str, name: str) -> DataSplits | None:
                       ImageData(x[n_train:], y[n_train:], list(classes), name))
 
 
+def _train_test(items: list, has_split: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, training indices, test indices) of a labelled folder's items (split, path, label): its own train/
+    test folders, else the fixed stratified split."""
+    y = np.asarray([lab for _, _, lab in items], dtype=np.int64)
+    if has_split:
+        is_tr = np.asarray([s == "train" for s, _, _ in items])
+        return y, np.flatnonzero(is_tr), np.flatnonzero(~is_tr)
+    return (y, *split_indices(y))
+
+
 def _folder_memmap(key: str, root: Path, items: list, labeled: bool, has_split: bool, classes: list[str], name: str,
                    size: int, gray: bool) -> DataSplits:
     """Decode a folder's images once into ``<cache>/images-<key>.npy`` (uint8, N x size x size x C: the training
@@ -389,12 +399,7 @@ def _folder_memmap(key: str, root: Path, items: list, labeled: bool, has_split: 
     under a temporary name and renamed when complete, with its labels and split in ``images-<key>.json`` beside it.
     Entries of the same folder and side decoded from older contents are removed once this one is complete."""
     if labeled:
-        y_all = np.asarray([lab for _, _, lab in items], dtype=np.int64)
-        if has_split:
-            is_tr = np.asarray([s == "train" for s, _, _ in items])
-            tr, te = np.flatnonzero(is_tr), np.flatnonzero(~is_tr)
-        else:
-            tr, te = split_indices(y_all)
+        y_all, tr, te = _train_test(items, has_split)
         order = np.concatenate([tr, te])
     else:
         order, tr = np.arange(len(items)), np.arange(len(items))
@@ -737,12 +742,7 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
     if not labeled:
         splits = DataSplits(ImageData(x, None, [], name), None)
     else:
-        y = np.asarray([lab for _, _, lab in items], dtype=np.int64)
-        if has_split:
-            is_tr = np.asarray([s == "train" for s, _, _ in items])
-            tr, te = np.flatnonzero(is_tr), np.flatnonzero(~is_tr)
-        else:
-            tr, te = split_indices(y)
+        y, tr, te = _train_test(items, has_split)
         splits = DataSplits(
             ImageData(x[tr], y[tr], list(classes), name),
             ImageData(x[te], y[te], list(classes), name),
