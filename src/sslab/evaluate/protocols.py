@@ -220,9 +220,8 @@ def fixmatch_cost(n_labels: int, cfg: EvalConfig) -> tuple[int, int, int]:
     """(steps, items per step, validation checks) of a `fixmatch` run, for a study's plan: the plateau rule's
     steps at the labelled batch, each training on (1 + ratio) x batch items and predicting ratio x batch more
     (counted at a third of a training item: a forward pass without gradients)."""
-    bs, cap, check = plateau_steps(n_labels, cfg)
-    steps = min(cap, max(cfg.finetune_min_steps, PLATEAU_CHECKS * check))
-    return steps, round(bs * (1 + cfg.fixmatch_ratio * 4 / 3)), max(1, steps // check)
+    steps, bs, checks = plateau_estimate(n_labels, cfg)
+    return steps, round(bs * (1 + cfg.fixmatch_ratio * 4 / 3)), checks
 
 
 def setfit_pairs(y: np.ndarray, iterations: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -317,6 +316,14 @@ def plateau_steps(n_labels: int, cfg: EvalConfig) -> tuple[int, int, int]:
     cap = max(cfg.finetune_min_steps, min(cfg.finetune_epochs * per_epoch, math.ceil(cfg.finetune_images / bs)))
     check = max(per_epoch, min(math.ceil(cfg.check_images / bs), cap // 20))
     return bs, cap, check
+
+
+def plateau_estimate(n_labels: int, cfg: EvalConfig) -> tuple[int, int, int]:
+    """(optimiser steps, batch size, validation checks) a plateau-rule run on `n_labels` items is expected to take:
+    PLATEAU_CHECKS checks, at least `finetune_min_steps`, at most the cap."""
+    bs, cap, check = plateau_steps(n_labels, cfg)
+    steps = min(cap, max(cfg.finetune_min_steps, PLATEAU_CHECKS * check))
+    return steps, bs, max(1, steps // check)
 
 
 def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, augment=None,

@@ -22,7 +22,7 @@ import numpy as np
 from sslab.config import EvalConfig, StudyConfig, label_text, per_class
 from sslab.data import label_subset
 from sslab.evaluate import PROTOCOLS, Schedule, scratch_runs
-from sslab.evaluate.protocols import PLATEAU_CHECKS, plateau_steps
+from sslab.evaluate.protocols import plateau_estimate, plateau_steps
 from sslab.studies.summary import plan_lines, seeds_text
 
 NO_ROOM = "does not fit the time limit"
@@ -74,9 +74,7 @@ class Plan(Schedule):
         bs = min(ev.batch_size, n)
         per_epoch = math.ceil(n / bs)
         if self.plateau:
-            bs, cap, check = plateau_steps(n, ev)
-            steps = min(cap, max(ev.finetune_min_steps, PLATEAU_CHECKS * check))
-            return steps, bs, max(1, steps // check)
+            return plateau_estimate(n, ev)
         epochs = max(1, min(ev.finetune_epochs, ev.finetune_images // n))
         steps = max(epochs, math.ceil(ev.finetune_min_steps / per_epoch)) * per_epoch
         if ev.finetune_images < n:
