@@ -111,3 +111,38 @@ def test_skipped_runs_join_the_study_with_their_command(tmp_path, monkeypatch, c
     after = json.loads((out / "results.json").read_text())
     keys = {(r["init"], r["protocol"], r["fraction"], r["seed"]) for r in after["runs"]}
     assert before < keys  # the earlier rows kept, the skipped subset's added
+
+
+def test_fixmatch_alone_counts_the_teacher_it_trains_and_budget_runs_are_counted_as_such():
+    both = _plan(None, encoders={"ssl": {"costs": COSTS, "baselines": False, "protocols": ["finetune", "fixmatch"]}})
+    alone = _plan(None, encoders={"ssl": {"costs": COSTS, "baselines": False, "protocols": ["fixmatch"]}})
+    key = ("ssl", "self", "fixmatch", 0.01, 0)
+    assert alone.runs[key] == pytest.approx(both.runs[key] + both.runs[("ssl", "self", "finetune", 0.01, 0)])
+    budget = _plan(None, ["eval.finetune_until=budget", "eval.finetune_images=6000", "eval.finetune_min_steps=10"],
+                   encoders={"ssl": {"costs": COSTS, "baselines": False, "protocols": ["finetune", "fixmatch"]}})
+    assert budget.steps(0.01, "fixmatch")[0] == budget.steps(0.01, "finetune")[0] == 100  # 100 epochs of 60
+
+
+def test_a_plan_without_an_encoder_gives_its_time_to_the_others():
+    enc = {"ssl": {"costs": COSTS, "baselines": True, "protocols": ["finetune"]},
+           "adapted": {"costs": COSTS, "baselines": False, "protocols": ["finetune"]}}
+    full = _plan(None, encoders=enc)
+    plan = _plan((full.fixed + 0.6 * full.eval_estimate) / 0.95, encoders=enc, pretrain=60.0)
+    alone = plan.without("adapted", 60.0, 1)
+    assert "adapted" not in alone.subset_list and alone.has_trained("ssl") and not alone.has_trained("adapted")
+    assert len(alone.runs) > sum(1 for k in plan.runs if k[0] == "ssl")
+
+
+def test_running_a_skipped_subset_takes_it_off_the_saved_plan():
+    from sslab.studies.plan import settle_skipped
+
+    plan = _plan((_plan(None).fixed + 30) / 0.95)
+    groups = plan.to_dict()["skipped"]
+    g = next(g for g in groups if g["runs"] and len(g["seeds"]) > 1)
+    s0 = g["seeds"][0]
+    runs = [{"init": "ssl" if i == "self" else i, "protocol": p, "fraction": g["fraction"], "seed": s0}
+            for i, p in g["runs"]]
+    after = settle_skipped(groups, runs)
+    g2 = next(x for x in after if (x["fraction"], x["runs"], x["why"]) == (g["fraction"], g["runs"], g["why"]))
+    assert g2["seeds"] == g["seeds"][1:] and len(g2["commands"]) == len(g["commands"]) - 1
+    assert f"--seed-list {s0} " not in " ".join(g2["commands"]) and len(after) == len(groups)

@@ -19,7 +19,7 @@ def test_pairs_follow_setfits_num_iterations():
     assert np.array_equal(np.bincount(first, minlength=len(y)), np.full(len(y), 6))
     same = y[first] == y[second]
     assert np.array_equal(same, target == 1.0) and target.mean() == 0.5
-    assert setfit_steps(70, EvalConfig()) == 175  # SST-2 at 1%: 2 x 20 x 70 pairs, batch 16
+    assert setfit_steps(70, EvalConfig()) == 175  # SST-2 at 1%: 2 x 20 x 70 pairs, batch 16 (under the cap)
 
 
 def test_setfit_is_a_registered_planned_protocol():
@@ -41,3 +41,33 @@ def test_setfit_tunes_embeddings_that_separate_classes(digits):
         extract_features(encoder, digits.test).numpy(), digits.test.y)
     assert res["steps"] == setfit_steps(len(idx), cfg) and res["curve"] is None
     assert res["test_acc"] > frozen + 0.05, (frozen, res["test_acc"])
+
+
+def test_setfit_steps_are_capped_as_setfits_max_steps():
+    """100% of SST-2 (7,792 labels) would be 19,480 steps; the cap keeps it at max_steps, 0 lifts the cap."""
+    assert setfit_steps(7792, EvalConfig()) == EvalConfig().setfit_max_steps == 250
+    assert setfit_steps(7792, EvalConfig(setfit_max_steps=0)) == 19480
+    assert setfit_steps(16, EvalConfig()) == 40  # 8 per class of two classes: under the cap
+
+
+def test_pseudo_labels_are_the_heads_most_confident_items_of_each_class_in_equal_numbers():
+    from sslab.evaluate.protocols import pseudo_labelled
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-2, 1, (20, 2)), rng.normal(2, 1, (20, 2))])
+    head = LogisticRegression().fit(x, np.repeat([3, 7], 20))
+    u = np.concatenate([rng.normal(-2, 1, (300, 2)), rng.normal(2, 1, (30, 2))])  # mostly class 3
+    xu, yu = pseudo_labelled(head, u, per_class=50)
+    assert np.array_equal(np.bincount(yu, minlength=8)[[3, 7]], [30, 30])  # as many of each class: the fewer's
+    p = head.predict_proba(u).max(1)
+    chosen = p[[int(np.flatnonzero((u == row).all(1))[0]) for row in xu[yu == 3]]]
+    assert chosen.min() >= np.sort(p[head.predict(u) == 3])[-30]  # the most confident of class 3
+
+
+def test_setfit_head_learns_from_pseudo_labelled_items_too(digits):
+    torch.manual_seed(0)
+    encoder = ImageEncoder(build_backbone("resnet-xs", 1)).eval()
+    idx = label_subset(digits.train.y, 0.1, seed=0)
+    cfg = EvalConfig(setfit_iterations=2, setfit_lr=1e-3, setfit_pseudo=20, setfit_pool=500)
+    res = setfit(encoder, digits.train, idx, digits.test, cfg, seed=0, n_classes=10)
+    assert 0 < res["pseudo_labelled"] <= 200 and 0 <= res["supervised_test_acc"] <= 1

@@ -230,3 +230,16 @@ def test_pretraining_seeds(tmp_path, monkeypatch):
     assert linear["n"] == 4 and linear["pretrain_runs"] == 2 and linear["pretrain_std"] >= 0
     assert any(f.startswith("Over 2 pretraining runs, ssl linear at 10% labels has means that spread by")
                for f in res["findings"])
+
+
+def test_the_best_baseline_is_never_a_pretrained_start():
+    """In a text study the foundation's setfit row is the best of all, but SSL is judged against the baselines
+    (scratch, scratch+aug, TF-IDF); the foundation has a finding of its own."""
+    from sslab.studies import findings
+
+    summary = [_row("scratch", "finetune", 0.01, 0.53), _row("tfidf", "logreg", 0.01, 0.58),
+               _row("ssl", "finetune", 0.01, 0.56), _row("foundation", "setfit", 0.01, 0.77),
+               _row("adapted", "linear", 0.01, 0.70)]
+    text = " ".join(findings(summary, 7792))
+    assert "against the best baseline (tfidf logreg 58.0%" in text
+    assert "The foundation model at 1% labels (best protocol: setfit, 77.0%" in text

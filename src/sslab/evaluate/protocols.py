@@ -217,10 +217,10 @@ class PseudoLabels:
 
 
 def fixmatch_cost(n_labels: int, cfg: EvalConfig) -> tuple[int, int, int]:
-    """(steps, items per step, validation checks) of a `fixmatch` run, for a study's plan: the plateau rule's
+    """(steps, items per step, validation checks) of a `fixmatch` run, for a study's plan: `run_estimate`'s
     steps at the labelled batch, each training on (1 + ratio) x batch items and predicting ratio x batch more
     (counted at a third of a training item: a forward pass without gradients)."""
-    steps, bs, checks = plateau_estimate(n_labels, cfg)
+    steps, bs, checks = run_estimate(n_labels, cfg)
     return steps, round(bs * (1 + cfg.fixmatch_ratio * 4 / 3)), checks
 
 
@@ -240,7 +240,8 @@ def setfit_pairs(y: np.ndarray, iterations: int, rng: np.random.Generator) -> tu
 
 def setfit_steps(n_labels: int, cfg: EvalConfig) -> int:
     """Optimiser steps of one `setfit` run on `n_labels` items (each step encodes 2 x cfg.setfit_batch items)."""
-    return math.ceil(2 * cfg.setfit_iterations * n_labels * cfg.setfit_epochs / cfg.setfit_batch)
+    steps = math.ceil(2 * cfg.setfit_iterations * n_labels * cfg.setfit_epochs / cfg.setfit_batch)
+    return min(steps, cfg.setfit_max_steps) if cfg.setfit_max_steps else steps
 
 
 def setfit(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, n_classes: int,
@@ -273,11 +274,33 @@ def setfit(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, se
         opt.step()
         sched.step()
     model.eval()
-    ftr = extract_features(model, _Subset(train, idx), device)
-    fte = extract_features(model, test, device)
-    head = LogisticRegression(max_iter=1000, random_state=seed).fit(ftr.numpy(), y)
-    return {"train_acc": float(head.score(ftr.numpy(), y)), "test_acc": float(head.score(fte.numpy(), test.y)),
-            "curve": None, "steps": steps, "pairs": int(len(first))}
+    ftr = extract_features(model, _Subset(train, idx), device).numpy()
+    fte = extract_features(model, test, device).numpy()
+    head = LogisticRegression(max_iter=1000, random_state=seed).fit(ftr, y)
+    out = {"train_acc": float(head.score(ftr, y)), "curve": None, "steps": steps, "pairs": int(len(first))}
+    if cfg.setfit_pseudo:
+        pool = np.setdiff1d(np.arange(len(train)), np.concatenate([idx, [] if val is None else val]).astype(int))
+        pool = rng.permutation(pool)[: cfg.setfit_pool]
+        fu = extract_features(model, _Subset(train, pool), device).numpy()
+        xu, yu = pseudo_labelled(head, fu, cfg.setfit_pseudo)
+        out["supervised_test_acc"] = float(head.score(fte, test.y))
+        head = LogisticRegression(max_iter=1000, random_state=seed).fit(np.concatenate([ftr, xu]),
+                                                                        np.concatenate([y, yu]))
+        out["pseudo_labelled"] = int(len(yu))
+    return {**out, "test_acc": float(head.score(fte, test.y))}
+
+
+def pseudo_labelled(head, features: np.ndarray, per_class: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `per_class` unlabelled items of each class that `head` (a fitted scikit-learn classifier) predicts as
+    that class most confidently, with those classes as labels: as many of each class, so that the head's bias
+    towards one class is not fed back to it."""
+    probs = head.predict_proba(features)
+    pred = probs.argmax(1)
+    mine = [np.flatnonzero(pred == k) for k in range(len(head.classes_))]
+    n = min(per_class, *(len(m) for m in mine))
+    keep = [m[np.argsort(-probs[m, k])[:n]] for k, m in enumerate(mine)]
+    keep = np.concatenate(keep)
+    return features[keep], head.classes_[pred[keep]]
 
 
 class _Subset:
@@ -324,6 +347,26 @@ def plateau_estimate(n_labels: int, cfg: EvalConfig) -> tuple[int, int, int]:
     bs, cap, check = plateau_steps(n_labels, cfg)
     steps = min(cap, max(cfg.finetune_min_steps, PLATEAU_CHECKS * check))
     return steps, bs, max(1, steps // check)
+
+
+def budget_estimate(n_labels: int, cfg: EvalConfig) -> tuple[int, int, int]:
+    """(optimiser steps, batch size, curve points) of a fixed-budget run (`finetune_until="budget"`, or no
+    validation items) on `n_labels` items: its epochs from `finetune_images`, at least `finetune_min_steps`."""
+    bs = min(cfg.batch_size, n_labels)
+    per_epoch = math.ceil(n_labels / bs)
+    epochs = max(1, min(cfg.finetune_epochs, cfg.finetune_images // n_labels))
+    steps = max(epochs, math.ceil(cfg.finetune_min_steps / per_epoch)) * per_epoch
+    if cfg.finetune_images < n_labels:
+        steps = max(cfg.finetune_min_steps, math.ceil(cfg.finetune_images / bs))
+    return steps, bs, cfg.curve_points
+
+
+def run_estimate(n_labels: int, cfg: EvalConfig) -> tuple[int, int, int]:
+    """(optimiser steps, batch size, validation checks or curve points) a `fit_classifier` run is expected to take,
+    by the rule it trains under."""
+    if cfg.finetune_until == "plateau" and cfg.val_items > 0:
+        return plateau_estimate(n_labels, cfg)
+    return budget_estimate(n_labels, cfg)
 
 
 def fit_classifier(model: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, augment=None,

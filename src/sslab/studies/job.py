@@ -18,7 +18,7 @@ from sslab.evaluate import (PROTOCOLS, SeedList, check_labelled, check_names, ev
 from sslab.methods import continuing_method, method_kind, prepare_pretraining
 from sslab.methods.text import FOUNDATION_CONTEXT
 from sslab.progress import Progress
-from sslab.studies.plan import PRETRAIN_SHARE, Plan
+from sslab.studies.plan import PRETRAIN_SHARE, Plan, settle_skipped
 from sslab.studies.summary import assemble
 from sslab.version import __version__
 
@@ -237,6 +237,15 @@ def make_plan(cfg: StudyConfig, splits, encoders: dict, out: Path, t0: float, pr
                 cfg.time_limit, t0, pretrain_seconds, pretrainings, run_dir=str(out))
 
 
+def _shared_budget(cfg: StudyConfig, pretrainings: int, budget_fixed: bool):
+    """The pretraining settings with the budget each of `pretrainings` runs gets: PRETRAIN_SHARE of the time limit
+    shared by them (at most the recipe's budget), unless the user set it (`budget_fixed`)."""
+    pcfg = cfg.pretrain
+    if cfg.time_limit is not None and pcfg.budget is not None and not budget_fixed:
+        pcfg = pcfg.model_copy(update={"budget": min(pcfg.budget, PRETRAIN_SHARE * cfg.time_limit / pretrainings)})
+    return pcfg
+
+
 def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=say, show_progress=True,
           budget_fixed: bool = False) -> dict:
     """The main job, stage by stage: load the data; plan (time a few fine-tune steps of each network, choose the
@@ -267,10 +276,8 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
         cfg = cfg.model_copy(update={"foundation": foundation[1]["foundation"]})
     adapt = adapt_config(cfg, kind) if foundation is not None and cfg.adapt else None  # checked before any training
     # 2. the plan: pretraining time, then the runs that fit
-    pcfg = cfg.pretrain
     pretrainings = cfg.pretrain_seeds + (adapt is not None and not isinstance(adapt, str))
-    if cfg.time_limit is not None and pcfg.budget is not None and not budget_fixed:  # shared by every pretraining
-        pcfg = pcfg.model_copy(update={"budget": min(pcfg.budget, PRETRAIN_SHARE * cfg.time_limit / pretrainings)})
+    pcfg = _shared_budget(cfg, pretrainings, budget_fixed)
     prepared = prepare_pretraining(source, pcfg, out, root=root, corpus=cfg.corpus)
     n_items = len(prepared.train) if pcfg.max_items is None else min(len(prepared.train), pcfg.max_items)
     info0 = run_info(pcfg, prepared.train.meta(limit=n_items), cfg.pretrain_data or cfg.data)
@@ -291,6 +298,10 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
         if adapt is not None and not isinstance(adapt, str):
             encoders["adapted"] = {"same_as": "foundation", "baselines": False}
     plan = make_plan(cfg, splits, encoders, out, t0, pcfg.budget, pretrainings)
+    if "adapted" in encoders and not plan.has_trained("adapted"):  # its pretraining would buy no trained row:
+        adapt = "none of its trained runs fits the time limit"  # the time goes to the other rows' runs
+        pretrainings -= 1
+        plan = plan.without("adapted", pcfg.budget, pretrainings)
     for line in plan.lines():
         log(line)
     # 3. pretraining: every run before any evaluation
@@ -488,6 +499,8 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, 
         new = {key(r) for r in ev["runs"]}
         ev["runs"] = [r for r in prev.get("runs", []) if key(r) not in new] + ev["runs"]
         inits |= {r["init"] for r in ev["runs"]}
+        if isinstance(prev.get("plan"), dict):  # what the study skipped and this command ran is no longer skipped
+            prev["plan"] = {**prev["plan"], "skipped": settle_skipped(prev["plan"].get("skipped") or [], ev["runs"])}
     prev = {k: v for k, v in prev.items() if k not in ("foundation", "adapted") or k in inits}  # no stale rows
     results = assemble({
         **prev, **_stamp({"pretrain": info["config"], "eval": cfg.model_dump()}), **_evaluated(splits, ev),

@@ -22,7 +22,7 @@ import numpy as np
 from sslab.config import EvalConfig, StudyConfig, label_text, per_class
 from sslab.data import label_subset
 from sslab.evaluate import PROTOCOLS, Schedule, scratch_runs
-from sslab.evaluate.protocols import plateau_estimate, plateau_steps
+from sslab.evaluate.protocols import plateau_steps, run_estimate
 from sslab.studies.summary import plan_lines, seeds_text
 
 NO_ROOM = "does not fit the time limit"
@@ -47,6 +47,7 @@ class Plan(Schedule):
                  n_train: int, n_test: int, limit: float | None, started: float, pretrain_seconds: float | None,
                  pretrainings: int = 1, run_dir: str = "runs/<study>"):
         super().__init__(cfg.eval)
+        self._args = (cfg, pool_y, n_classes, n_train, n_test, limit, started, run_dir)
         ev: EvalConfig = cfg.eval
         self.ev, self.limit, self.started, self.run_dir = ev, limit, started, run_dir
         self.pretrain_seconds, self.pretrainings = pretrain_seconds, pretrainings
@@ -71,15 +72,7 @@ class Plan(Schedule):
         if PROTOCOLS[protocol].teacher is not None:  # the self-training student: its own image budget, every item
             n = max(n, self.n_train)
             ev = ev.model_copy(update={"finetune_images": ev.selftrain_images, "finetune_epochs": 1_000_000})
-        bs = min(ev.batch_size, n)
-        per_epoch = math.ceil(n / bs)
-        if self.plateau:
-            return plateau_estimate(n, ev)
-        epochs = max(1, min(ev.finetune_epochs, ev.finetune_images // n))
-        steps = max(epochs, math.ceil(ev.finetune_min_steps / per_epoch)) * per_epoch
-        if ev.finetune_images < n:
-            steps = max(ev.finetune_min_steps, math.ceil(ev.finetune_images / bs))
-        return steps, bs, ev.curve_points
+        return run_estimate(n, ev)
 
     def cap(self, name: str, fraction: float, protocol: str = "finetune") -> int | None:
         """The most labelled images a `protocol` run at `fraction` may train: CAP_FACTOR times its estimate, and no
@@ -106,7 +99,18 @@ class Plan(Schedule):
         forward = checks * per_check + self.n_test + min(n, 10_000)
         if PROTOCOLS[protocol].teacher is not None and PROTOCOLS[protocol].cost is None:
             forward += self.n_train  # the self-training teacher scores every training item
+        if protocol == "setfit" and ev.setfit_pseudo:  # the head's pseudo-labels: unlabelled items embedded
+            forward += min(ev.setfit_pool, self.n_train)
         return steps * (c["step"] + bs * c["train"]) + forward * c["eval"]
+
+    def _run_cost(self, name: str, init: str, protocol: str, fraction: float, seed: int) -> float:
+        """`run_seconds` of one (init, protocol) run, with its teacher's when no core run of the subset trains
+        that (fixmatch alone trains its own fine-tuned model first)."""
+        secs = self.run_seconds(name, protocol, fraction, seed)
+        teacher = PROTOCOLS[protocol].teacher
+        if teacher is not None and (init, teacher) not in self._trained(name, fraction, False):
+            secs += self.run_seconds(name, teacher, fraction, seed)
+        return secs
 
     def _trained(self, name: str, fraction: float, extra: bool) -> list[tuple[str, str]]:
         """(init, protocol) of the trained runs on one label subset: the core ones, or (`extra`) those that start
@@ -152,7 +156,7 @@ class Plan(Schedule):
             items = self._trained(name, f, extra)
             if extra and not items:
                 continue
-            cost = sum(self.run_seconds(name, p, f, s) for _, p in items)
+            cost = sum(self._run_cost(name, init, p, f, s) for init, p in items)
             if not extra:
                 cost += self._frozen_seconds(name)
             if extra and (f, s) not in self.subset_list[name]:
@@ -161,7 +165,7 @@ class Plan(Schedule):
             if used + cost <= room:
                 used += cost
                 for init, p in items:
-                    self.runs[(name, init, p, f, s)] = self.run_seconds(name, p, f, s)
+                    self.runs[(name, init, p, f, s)] = self._run_cost(name, init, p, f, s)
                 if not extra:
                     self.subset_list[name].append((f, s))
             else:
@@ -188,6 +192,17 @@ class Plan(Schedule):
         self.eval_estimate = used
         self.total_est = max(1e-9, used)
 
+    def without(self, name: str, pretrain_seconds: float | None, pretrainings: int) -> "Plan":
+        """The plan made again without encoder `name` and its pretraining (its networks as timed already)."""
+        cfg, pool_y, n_classes, n_train, n_test, limit, started, run_dir = self._args
+        encoders = {k: v for k, v in self.encoders.items() if k != name}
+        return Plan(cfg, encoders, pool_y, n_classes, n_train, n_test, limit, started, pretrain_seconds,
+                    pretrainings, run_dir)
+
+    def has_trained(self, name: str) -> bool:
+        """Whether the plan trains any run on encoder `name`'s features."""
+        return any(k[0] == name for k in self.runs)
+
     def _top_up(self, name: str) -> None:
         """When encoder `name` has run its planned subsets and the runs so far were faster than estimated, the
         skipped subsets of `name` that now fit before the deadline (after the work still planned for the other
@@ -207,7 +222,7 @@ class Plan(Schedule):
             self.total_est += item["seconds"]
             f, s = item["fraction"], item["seed"]
             for init, p in item["runs"]:
-                self.runs[(name, init, p, f, s)] = self.run_seconds(name, p, f, s)
+                self.runs[(name, init, p, f, s)] = self._run_cost(name, init, p, f, s)
             if (f, s) not in self.queue[name]:  # else a frozen-only subset still to come: it trains these too
                 self.subset_list[name].append((f, s))
                 self.queue[name].append((f, s))
@@ -309,13 +324,15 @@ class Plan(Schedule):
             g["seconds"] += item["seconds"]
         out = []
         for g in groups.values():
+            seeds = sorted(g["seeds"])
             runs = ", ".join(f"{g['name'] if init == 'self' else init} {p}" for init, p in g["runs"]) or \
                 "frozen-feature probes"
-            what = (f"{label_text(g['fraction'])} labels ({self.n_labels[g['fraction']]:,}), {seeds_text(sorted(g['seeds']))}:"
-                    f" {runs}")
             cmds = [self.command({"name": g["name"], "fraction": g["fraction"], "seed": s, "runs": g["runs"]})
-                    for s in sorted(g["seeds"])]
-            out.append({"what": what, "why": g["why"], "seconds": round(g["seconds"], 1), "commands": cmds})
+                    for s in seeds]
+            item = {"encoder": g["name"], "fraction": g["fraction"], "labels": self.n_labels[g["fraction"]],
+                    "seeds": seeds, "runs": [list(r) for r in g["runs"]], "rows": runs, "why": g["why"],
+                    "seconds": round(g["seconds"], 1), "commands": cmds}
+            out.append({**item, "what": _skipped_what(item)})
         return out
 
     def to_dict(self) -> dict:
@@ -339,6 +356,31 @@ class Plan(Schedule):
 
     def lines(self) -> list[str]:
         return plan_lines(self.to_dict())
+
+
+def _skipped_what(g: dict) -> str:
+    return f"{label_text(g['fraction'])} labels ({g['labels']:,}), {seeds_text(g['seeds'])}: {g['rows']}"
+
+
+def settle_skipped(skipped: list[dict], runs: list[dict]) -> list[dict]:
+    """A saved plan's skipped groups less the seeds whose runs `runs` (a results.json's) now hold (`sslab evaluate
+    --seed-list` ran them into the study's folder)."""
+    have = {(r["init"], r["protocol"], r["fraction"], r["seed"]) for r in runs}
+    out = []
+    for g in skipped:
+        if "seeds" not in g:  # saved before the groups said their seeds
+            out.append(g)
+            continue
+        name, f = g["encoder"], g["fraction"]
+        wanted = [(name if init == "self" else init, p) for init, p in g["runs"]]
+        done = (lambda s: all((init, p, f, s) in have for init, p in wanted)) if wanted else \
+            (lambda s: any((name, p, f, s) in have for p in PROTOCOLS if PROTOCOLS[p].frozen))  # frozen-only
+        keep = [i for i, s in enumerate(g["seeds"]) if not done(s)]
+        if keep:
+            g = {**g, "seeds": [g["seeds"][i] for i in keep], "commands": [g["commands"][i] for i in keep],
+                 "seconds": round(g["seconds"] * len(keep) / len(g["seeds"]), 1)}
+            out.append({**g, "what": _skipped_what(g)})
+    return out
 
 
 class _Bound(Schedule):

@@ -200,7 +200,8 @@ def findings(summary: list[dict], n_train: int | None = None, augmentation: str 
                        + ("; ".join(parts) or "nothing else measured") + ".")
     for frac in sorted({k[2] for k in get}, key=label_order):
         ssl = sorted((v for k, v in get.items() if k[0] == "ssl" and k[2] == frac), key=lambda v: -v["mean"])
-        base = [v for k, v in get.items() if k[0] != "ssl" and k[2] == frac]
+        base = [v for k, v in get.items() if k[0] not in ("ssl", "foundation", "adapted") and k[2] == frac]  # the
+        # pretrained starts have their own finding
         if ssl and base:
             b = max(base, key=lambda v: v["mean"])
             head = (f"SSL pretraining at {label_text(frac)} labels, against the best baseline ({b['init']} {b['protocol']} "
