@@ -6,6 +6,8 @@ from pathlib import Path
 
 from sslab.config import EvalConfig, StudyConfig
 from sslab.data import default_image_size
+from sslab.errors import SslabError
+from sslab.evaluate.saved import SAVED, ModelKeeper, keep_models
 from sslab.report import write_report
 from sslab.studies import job
 
@@ -21,10 +23,20 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=j
 
 
 def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, root=None, log=job.say,
-                 seeds: list[int] | None = None) -> dict:
-    """Evaluate a saved pretraining run (see `sslab.studies.job.evaluate_run`), then write its report.html."""
-    with default_image_size(_image_size(run_dir)):  # images decoded at the side the run was pretrained at
+                 seeds: list[int] | None = None, save_model: bool = False) -> dict:
+    """Evaluate a saved pretraining run (see `sslab.studies.job.evaluate_run`), then write its report.html.
+    `save_model`: keep the best seed's fine-tuned model of each trained protocol in `evaluate.saved.SAVED` and
+    fraction in `<run_dir>/models/` (`sslab.export.load_classifier` reads one, `sslab export --model` exports it)."""
+    keeper = None
+    if save_model:
+        if not set(SAVED) & set(cfg.protocols):
+            raise SslabError(f"--save-model keeps fine-tuned models: add {' or '.join(SAVED)} to the protocols "
+                             f"(now {', '.join(cfg.protocols) or 'none'})")
+        keeper = ModelKeeper(run_dir, merge=seeds is not None)
+    with default_image_size(_image_size(run_dir)), keep_models(keeper):  # images at the run's pretraining side
         results = job.evaluate_run(run_dir, cfg, data, root, log, seeds)
+    for line in keeper.lines() if keeper is not None else []:
+        log(line)
     write_report(run_dir, results)
     return results
 

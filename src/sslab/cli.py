@@ -332,6 +332,9 @@ def evaluate(
                                             "a study's plan skipped); rows measured before for other seeds are kept"),
     data: Optional[str] = typer.Option(None, help="evaluate on another labelled data set of the run's kind (images: "
                                        "the same shape)"),
+    save_model: bool = typer.Option(False, "--save-model", help="keep the fine-tuned model (encoder + head) of the "
+                                    "best seed of each fraction, finetune and fixmatch, in <run>/models/ (sslab "
+                                    "export --model exports it)"),
     config: Optional[Path] = ConfigOpt,
     data_root: Optional[Path] = RootOpt,
     overrides: Optional[List[str]] = OverridesArg,
@@ -363,7 +366,7 @@ def evaluate(
             raise SslabError(f"--seed-list takes whole numbers separated by commas, got {seed_list!r}") from None
         if not only or min(only) < 0:
             raise SslabError(f"--seed-list takes seeds >= 0, got {seed_list!r}")
-    results = evaluate_run(run, cfg, data, data_root, seeds=only)
+    results = evaluate_run(run, cfg, data, data_root, seeds=only, **({"save_model": True} if save_model else {}))
     print_summary(results)
     typer.echo(f"report: {run / 'report.html'}")
 
@@ -528,12 +531,15 @@ def export_command(
     out: Optional[Path] = typer.Option(None, help="the folder to write (default <run>/export/<format>)"),
     head: Optional[Path] = typer.Option(None, "--head", help="a linear classifier on the encoder's features (a "
                                         ".safetensors file with weight and bias): the export outputs class scores"),
+    model: Optional[Path] = typer.Option(None, "--model", help="a fine-tuned model kept by sslab evaluate "
+                                         "--save-model (<run>/models/*.safetensors): its encoder and head are "
+                                         "exported, class scores out"),
 ):
     """Export a run's encoder for onnxruntime, TorchScript, timm or Hugging Face, with an export.json describing
     its inputs."""
     from sslab.export import export_run
 
-    folder = export_run(run, format, out, head=head)
+    folder = export_run(run, format, out, head=head, model=model)
     typer.echo(f"{format} export of {run}: {folder}")
 
 

@@ -13,9 +13,11 @@ transfer uses, `sslab.engine.load_encoder`) as
 The exported module takes what a user has, not sslab's batches: images as float (B, C, H, W) in [0, 1] (the
 network normalises with the run's statistics inside), text as ``input_ids`` and ``attention_mask`` (int64, (B, T)).
 An optional linear classifier (``head``: a safetensors file with ``weight`` (classes, dim) and ``bias``) makes it
-output class scores instead of features. Every export goes into its own folder with a sidecar ``export.json`` (the
-exact inputs and outputs, the versions, and the largest difference measured against sslab's encoder when the export
-was made); the folder appears whole or not at all.
+output class scores instead of features; so does a fine-tuned model (``model``: a file that `sslab evaluate
+--save-model` kept), whose tuned encoder is exported with its head (`load_classifier` gives it in Python). Every
+export goes into its own folder with a sidecar ``export.json`` (the exact inputs and outputs, the versions, and the
+largest difference measured against sslab's encoder when the export was made); the folder appears whole or not at
+all.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from sslab.atomic import atomic_write
 from sslab.checkpoint import load_weights, save_weights
 from sslab.engine import load_encoder, load_method, method_from_info, read_run_info
 from sslab.errors import SslabError
+from sslab.evaluate.saved import load_classifier, read_classifier
 from sslab.methods.base import ImageEncoder
 from sslab.nets.image import Pretrained
 from sslab.nets.text import BagOfVectors
@@ -54,12 +57,20 @@ TRACE_BATCH, CHECK_BATCH = 2, 3  # the check runs on another batch size than the
 MAX_DIFF = 1e-2  # an export differing from sslab's encoder by more (relative to the features' scale) is refused
 
 
-def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, head: str | Path | None = None) -> Path:
+def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, head: str | Path | None = None,
+               model: str | Path | None = None) -> Path:
     """Export the encoder of the run in `run_dir` in format `fmt` (FORMATS) into the folder `out` (default
     `<run_dir>/export/<fmt>`; an earlier export there is replaced, any other non-empty folder refused), with the
-    linear classifier in `head` on top when given. Returns the folder. Bad input raises a one-line SslabError."""
+    linear classifier in `head` on top when given, or the fine-tuned encoder and head of `model` (a file kept by
+    `sslab evaluate --save-model`). Returns the folder. Bad input raises a one-line SslabError."""
     if fmt not in FORMATS:
         raise SslabError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if head is not None and model is not None:
+        raise SslabError("give --head (a classifier on the pretrained encoder) or --model (a fine-tuned encoder with "
+                         "its head), not both")
+    if model is not None and fmt == "hf":
+        raise SslabError("hf export writes the pretrained text model; export a fine-tuned model (--model) as onnx or "
+                         "torchscript")
     run_dir = Path(run_dir).expanduser()
     if not run_dir.is_dir():
         raise SslabError(f"run folder not found: {run_dir}")
@@ -77,15 +88,26 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, hea
     if fmt == "hf" and info.get("kind") != "text":
         raise SslabError(f"hf export is for text runs; {run_dir} is a {info.get('method')} run on "
                          f"{info.get('kind', 'image')} data (export it as onnx, torchscript or timm)")
-    encoder, info = load_encoder(run_dir)
-    linear = _read_head(head, encoder.dim) if head is not None else None
+    model_meta = None
+    if model is not None:
+        encoder, linear, about, info = read_classifier(run_dir, model)
+        model_meta = {"file": str(Path(model).expanduser().resolve()), "classes": linear.out_features,
+                      "class_names": about.get("classes"),
+                      **{k: about.get(k) for k in ("protocol", "fraction", "seed", "val_acc", "test_acc", "data")}}
+    else:
+        encoder, info = load_encoder(run_dir)
+        linear = _read_head(head, encoder.dim) if head is not None else None
     with _staged(out) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's and exporter's notes are not the user's business
         meta = WRITERS[fmt](encoder, info, tmp, linear)
-        head_meta = {"file": str(Path(head).expanduser().resolve()), "classes": linear.out_features} if linear else None
+        if model_meta is not None:
+            meta["check"]["against"] = "sslab.export.load_classifier on the same inputs"
+        head_meta = {"file": str(Path(head).expanduser().resolve()), "classes": linear.out_features} \
+            if head is not None else None
         sidecar = {"format": fmt, "sslab_version": __version__, "torch_version": torch.__version__,
                    "run": str(run_dir.resolve()), "method": info.get("method"), "backbone": info.get("backbone"),
-                   "kind": info.get("kind", "image"), "data": info.get("data"), "head": head_meta, **meta}
+                   "kind": info.get("kind", "image"), "data": info.get("data"), "head": head_meta,
+                   "model": model_meta, **meta}
         sidecar["files"] = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file()) + [SIDECAR]
         atomic_write(tmp / SIDECAR, (json.dumps(sidecar, indent=2) + "\n").encode())
     return out
@@ -508,3 +530,6 @@ def _floats(t: torch.Tensor) -> list[float]:
 
 def _first_line(err: Exception) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+
+
+__all__ = ["FORMATS", "SIDECAR", "export_run", "load_classifier", "wrap", "example_inputs", "timm_spec", "onnx_opset"]

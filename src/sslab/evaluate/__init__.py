@@ -18,6 +18,7 @@ from sslab.data import label_subset, validation_split
 from sslab.errors import SslabError
 from sslab.evaluate.protocols import (extract_features, finetune, fixmatch, fixmatch_cost, knn_accuracy,
                                       linear_probe, self_train, setfit, setfit_steps)
+from sslab.evaluate.saved import active_keeper
 from sslab.health import embedding_health
 
 
@@ -261,11 +262,14 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
     """Every protocol x fraction x seed for the pretrained `encoder` (None: baselines only) and the baselines named
     in `cfg.baselines`; `fresh(seed)` builds a randomly initialised encoder of the same architecture (the scratch
     baselines). `name`: the encoder's rows' init ("ssl"; "foundation" for a pretrained model). `schedule`: which
-    label subsets and trained runs, in what order (default: all that `cfg` names). Returns {"runs": [...],
+    label subsets and trained runs, in what order (default: all that `cfg` names). Within
+    `evaluate.saved.keep_models(keeper)` the trained models of the encoder's rows go to `keeper`, which keeps the
+    best seed's of each protocol and fraction (`sslab evaluate --save-model`). Returns {"runs": [...],
     "health": {...}, "val_items": how many training items were held out for validation}."""
     check_names(cfg)
     check_labelled(splits)
     schedule = schedule or Schedule(cfg)
+    keeper = active_keeper()
     kind = kind_adapter(info.get("kind", "image"))
     device = default_device()
     tr, te = kind.labelled(splits.train, info), kind.labelled(splits.test, info)
@@ -351,6 +355,8 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
             model = res.pop("model", None)
             if any(PROTOCOLS[p].teacher == protocol for _, p, _ in inits[i + 1:]):  # kept when a later run needs it
                 models[(init, protocol)] = model
+            if keeper is not None and init == name:  # written now when it is the best so far: not held
+                keeper.offer(protocol, fraction, seed, len(idx), res, model, splits.train.classes, splits.train.name)
             record(init, protocol, fraction, seed, len(idx), res)
             if progress is not None and i + 1 < len(inits):  # a ViT's fine-tune run takes minutes on a CPU
                 progress.update(schedule.share_done(), f"{label_text(fraction)} labels, seed {seed}: {init} {protocol} done")
