@@ -146,3 +146,16 @@ def test_running_a_skipped_subset_takes_it_off_the_saved_plan():
     g2 = next(x for x in after if (x["fraction"], x["runs"], x["why"]) == (g["fraction"], g["runs"], g["why"]))
     assert g2["seeds"] == g["seeds"][1:] and len(g2["commands"]) == len(g["commands"]) - 1
     assert f"--seed-list {s0} " not in " ".join(g2["commands"]) and len(after) == len(groups)
+
+
+def test_the_first_subsets_fixmatch_comes_right_after_the_core_runs_of_seed_0():
+    """Room for seed 0's core runs and a little more: the fixmatch row at 1% is measured before seed 1's core runs
+    (every row at least once), the other extras after them."""
+    enc = {"ssl": {"costs": COSTS, "baselines": True, "protocols": ["finetune", "fixmatch"]}}
+    full = _plan(None, encoders=enc)
+    core0 = sum(v for k, v in full.runs.items() if k[4] == 0 and k[2] != "fixmatch")
+    fm0 = full.runs[("ssl", "self", "fixmatch", 0.01, 0)]
+    frozen = 3 * full._frozen_seconds("ssl")  # seed 0's three subsets
+    plan = _plan((full.fixed + core0 + fm0 + frozen + 1) / 0.95, encoders=enc)
+    assert ("ssl", "self", "fixmatch", 0.01, 0) in plan.runs
+    assert not any(k[4] == 1 for k in plan.runs) and ("ssl", "self", "fixmatch", 0.1, 0) not in plan.runs

@@ -4,7 +4,8 @@ The planner times a few fine-tuning steps of each network the study will train (
 each), estimates every run from that and from how many images a run takes to reach its validation plateau, and
 chooses label subsets greedily in the order of the study's questions: seed 0 of 1%, 10% and 100% labels, then
 seed 1 of each, and so on; the runs that start from a subset's fine-tuned model (self-training, fixmatch) of seed
-s after the core runs of seed s + 1; the frozen-only subsets last. What does not fit is skipped
+s after the core runs of seed s + 1 (of the fewest labels' seed 0: right after the core runs of seed 0); the
+frozen-only subsets last. What does not fit is skipped
 (so seeds go before fractions, and 100% -- the costliest -- before 10% and 1%) and listed with the command that
 runs it. While the study runs, the plan is its `evaluate.Schedule`: it hears how long each run took, scales the
 estimates of the runs left by what it measured, skips a run that would end after 97% of the limit, takes up
@@ -148,8 +149,12 @@ class Plan(Schedule):
         self.subset_list: dict[str, list[tuple[float, int]]] = {n: [] for n in self.encoders}
         used = 0.0
         # the core runs seed by seed; the runs that start from a subset's fine-tuned model (self-training, fixmatch)
-        # of seed s after the core runs of seed s + 1, so that the core rows have their spread first
-        order = {(f, s, extra): (s + extra + 0.5 * extra, i) for i, (f, s) in enumerate(tiers) for extra in (0, 1)}
+        # of seed s after the core runs of seed s + 1, so that the core rows have their spread first -- but those of
+        # the first subset (fewest labels, seed 0) right after the core runs of seed 0, so that every row the study
+        # names is measured at least once where it matters most (the default study's fixmatch row at 1%)
+        first = tiers[0] if tiers else None
+        order = {(f, s, extra): (0.5 if extra and (f, s) == first else s + 1.5 * extra, i)
+                 for i, (f, s) in enumerate(tiers) for extra in (0, 1)}
         candidates = sorted(((f, s, n, bool(extra)) for (f, s, extra) in order for n in self.encoders),
                             key=lambda c: order[(c[0], c[1], int(c[3]))])
         for f, s, name, extra in candidates:
