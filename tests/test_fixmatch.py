@@ -122,3 +122,18 @@ def test_label_counts_per_class():
         parse_labels("200%")  # not 2 per class
     assert EvalConfig(fractions=[0.1, 8, 1.0, 4]).fractions == [4, 8, 0.1, 1.0]
     assert [label_text(f) for f in (8, 0.005, 0.1, 1.0)] == ["8/class", "0.5%", "10%", "100%"]
+
+
+def test_a_count_per_class_that_a_class_cannot_fill_is_said(digits):
+    """Digits has fewer than 200 training images of each class: the subset takes them all, and the log says so
+    once, naming the classes."""
+    from sslab.evaluate import evaluate_encoder
+
+    lines = []
+    encoder = ImageEncoder(build_backbone("resnet-xs", 1))
+    info = {"kind": "image", "image_size": 8, "in_chans": 1}
+    cfg = EvalConfig(fractions=[200], seeds=2, protocols=["knn"], baselines=[], val_items=0)
+    ev = evaluate_encoder(encoder, info, digits, cfg, log=lines.append)
+    said = [x for x in lines if x.startswith("200/class: ")]
+    assert len(said) == 1 and "fewer labelled items than that (all of them are used)" in said[0], lines
+    assert {r["n_labels"] for r in ev["runs"]} == {len(digits.train)}

@@ -310,9 +310,16 @@ def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fr
             train += "  (not converged: stopped at the cap)"
         log(f"  {init:12s} {protocol:9s} {label_text(fraction):>7s} seed {seed}: test {res['test_acc']:.2%}{train}")
 
+    short = set()  # counts per class that some class cannot fill, said once each
     for fraction, seed in schedule.subsets(name):
         idx = pool[label_subset(splits.train.y[pool], fraction, seed, num_classes=n_classes)]
         ytr = splits.train.y[idx]
+        few = np.flatnonzero(np.bincount(ytr, minlength=n_classes) < fraction) if per_class(fraction) else []
+        if len(few) and fraction not in short:
+            short.add(fraction)
+            names = [str(splits.train.classes[c]) for c in few]
+            log(f"{label_text(fraction)}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''} "
+                f"{'has' if len(names) == 1 else 'have'} fewer labelled items than that (all of them are used)")
         t = time.time()
         for init, f in feats.items():
             if init != name:  # the raw baseline: logistic regression
