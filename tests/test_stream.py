@@ -4,11 +4,13 @@ in-memory path, reused while the folder is unchanged, rebuilt when a file change
 progress. --image-size sets the side (beyond the automatic 64 px cap)."""
 from __future__ import annotations
 
+import gc
 import json
 import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import sslab
@@ -53,6 +55,46 @@ def test_memmap_matches_the_in_memory_path(tmp_path, disk, monkeypatch):
     batch = mapped.train.batch(np.array([3, 0, 5]))  # what the engine indexes
     assert batch.shape == (3, 64, 64, 3) and np.array_equal(batch.numpy(), ram.train.x[[3, 0, 5]])
     assert not list(disk.rglob("*.tmp"))
+
+
+def _mapped_kb(path) -> int | None:
+    """Resident KiB of the process's memory maps of `path` (Linux /proc/self/smaps), None where unreadable."""
+    try:
+        text = open("/proc/self/smaps").read()
+    except OSError:
+        return None
+    total, inside = 0, False
+    for line in text.splitlines():
+        if "-" in line.split(" ", 1)[0] and len(line.split()) >= 5:  # a mapping's header line
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+def test_batches_read_the_cache_file_without_mapping_it(tmp_path, disk):
+    """`batch` reads the items' bytes from the cache file (runs of consecutive items in one read): the same images
+    as indexing the memory map, in the order asked, and none of the file's pages resident in this process."""
+    splits = load_images(folder(tmp_path / "imgs", per_class=12), image_size=16)
+    for part in (splits.train, splits.test):
+        ref = np.array(part.x)  # a copy read once through the map, which is then dropped below
+        for idx in (np.array([3, 0, 5, 4, 5]), np.arange(len(part)), np.arange(len(part))[::-1], np.array([], int),
+                    np.array([-1, 2, 3, 4, 0])):
+            got = part.batch(idx)
+            assert got.dtype == torch.uint8 and np.array_equal(got.numpy(), ref[idx])
+        with pytest.raises(IndexError):
+            part.batch(np.array([len(part)]))
+    del splits, part, ref  # their maps were read through
+    gc.collect()
+    npy = next(disk.glob("images-*.npy"))
+    fresh = load_images(tmp_path / "imgs", image_size=16)
+    for _ in range(20):
+        fresh.train.batch(torch.randperm(len(fresh.train)))
+    fresh.train.meta()
+    resident = _mapped_kb(npy.resolve())
+    if resident is None:
+        pytest.skip("no /proc/self/smaps here")
+    assert resident == 0, f"{resident} KiB of the cache file mapped"
 
 
 def test_reused_while_unchanged_rebuilt_when_a_file_changes(tmp_path, disk, monkeypatch):

@@ -14,8 +14,8 @@ unlabeled folder).  Sources (see :func:`load_images`):
 
 Decoded folders and CIFAR-10 are cached as ``.npz`` files under :func:`cache_dir`, keyed by a
 sha256 over the source identity (paths, sizes, mtimes) and the requested image size. A folder whose decoded images
-would take more than :func:`in_memory_max` bytes is decoded once into a uint8 ``.npy`` file there instead, and its
-splits' ``x`` are read-only memory maps of it (the operating system pages images in as batches index them).
+would take more than :func:`in_memory_max` bytes is decoded once into a uint8 ``.npy`` file there instead: its
+splits' ``x`` are read-only memory maps of it, and their batches are read from the file without mapping it.
 Nothing is ever unpickled (``np.load(..., allow_pickle=False)``) and archives are read in
 memory, rejecting members with absolute paths or ``..``.
 """
@@ -142,15 +142,85 @@ class ImageData:
     def meta(self, limit: int | None = None) -> dict:
         """What a network and the views need to know: channels, side, and the per-channel pixel statistics of
         (the first `limit`) images, which the backbone normalises with."""
-        mean, std = pixel_stats(self.x if limit is None else self.x[:limit])
+        n = len(self) if limit is None else min(len(self), limit)
+        mean, std = pixel_stats(self.x[:n], read=lambda idx: self.batch(idx).numpy())
         return {"kind": "image", "in_chans": int(self.x.shape[3]), "image_size": int(self.x.shape[1]),
                 "mean": mean, "std": std}
 
 
-def pixel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std (+1e-3) of uint8 images in [0, 1], from at most ~10,000 of them."""
-    sample = x[:: max(1, len(x) // 10000)].astype(np.float32) / 255
-    return sample.mean(axis=(0, 1, 2)).tolist(), (sample.std(axis=(0, 1, 2)) + 1e-3).tolist()
+@dataclass
+class CachedImageData(ImageData):
+    """A split of a folder decoded into the disk cache: ``x`` is a read-only memory map of the cache file (for
+    whatever indexes it), and ``batch`` reads the items' bytes from the file with ``os.preadv`` into a new array
+    instead, so that the pages a run reads are not mapped into the process. Every page of a memory map that
+    indexing touched stays resident and counts in the process's RSS until it is unmapped: 2.7 GB of the 4.7 GB
+    peak of bench_stream.py at 200,000 64-px images. Measured on the 20,000-image cache (random batches of 256,
+    2 CPU cores shared with other jobs): indexing the warm memory map 541k images/s with 464 MB of it resident;
+    ``preadv`` item by item 250-340k images/s, nothing resident (241k at 200,000 images); the memory map with
+    ``madvise(MADV_DONTNEED)`` every 64 MB read 261-289k images/s (the dropped pages fault in again). Pretraining
+    takes ~50 images/s here (0.99x the in-memory rate at 200,000 images)."""
+
+    path: str = ""
+    offset: int = 0  # where this split's first image starts in the file
+
+    def batch(self, idx) -> torch.Tensor:
+        """The raw batch of items `idx`: uint8 (B, H, W, C) on the CPU, read from the cache file (the memory map
+        when `x` was replaced, e.g. by a resize)."""
+        if not isinstance(self.x, np.memmap) or not self.path:
+            return super().batch(idx)
+        idx = (idx.cpu().numpy() if isinstance(idx, torch.Tensor) else np.asarray(idx)).astype(np.int64).reshape(-1)
+        n, shape = len(self.x), self.x.shape[1:]
+        idx = np.where(idx < 0, idx + n, idx)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise IndexError(f"index out of range for {n} images")
+        out = np.empty((idx.size, *shape), dtype=np.uint8)
+        if not idx.size:
+            return torch.from_numpy(out)
+        item = out[0].nbytes
+        buf = memoryview(out).cast("B")  # slices of a memoryview cost less than numpy's (~10% of the rate)
+        starts = np.flatnonzero(np.diff(idx) != 1) + 1  # runs of consecutive items: one read each
+        lo, hi = np.concatenate([[0], starts]), np.concatenate([starts, [idx.size]])
+        where = (idx[lo] * item + self.offset).tolist()
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for a, b, at in zip((lo * item).tolist(), (hi * item).tolist(), where):
+                if (_preadv(fd, (buf[a:b],), at) if _preadv else _pread_into(fd, buf[a:b], at)) != b - a:
+                    raise SslabError(f"the decoded-image cache {self.path} is shorter than its header says; "
+                                     "delete it to decode the folder again")
+        finally:
+            os.close(fd)
+        return torch.from_numpy(out)
+
+
+_preadv = getattr(os, "preadv", None)
+
+
+def _pread_into(fd: int, view: memoryview, at: int) -> int:
+    """os.pread and a copy into `view`, where the system has no preadv (macOS before 11)."""
+    data = os.pread(fd, len(view), at)
+    view[: len(data)] = data
+    return len(data)
+
+
+def pixel_stats(x: np.ndarray, read: Callable[[np.ndarray], np.ndarray] | None = None,
+                chunk: int = 256) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std (+1e-3) of uint8 images in [0, 1], from at most ~10,000 of them (every k-th),
+    counted `chunk` images at a time in a histogram of the 256 values of each channel (exact, and nothing the size
+    of the sample: 10,000 64-px RGB images in float32 are 490 MB, and numpy's std made a second such temporary).
+    `read(indices)`: how the images are fetched (default: indexing `x`)."""
+    idx = np.arange(0, len(x), max(1, len(x) // 10000))
+    read = read or (lambda i: np.asarray(x[i]))
+    chans = x.shape[-1]
+    hist = np.zeros((chans, 256), dtype=np.int64)
+    for i in range(0, len(idx), chunk):
+        part = read(idx[i : i + chunk]).reshape(-1, chans)
+        for c in range(chans):
+            hist[c] += np.bincount(part[:, c], minlength=256)
+    values = np.arange(256, dtype=np.float64) / 255
+    count = max(1, int(hist[0].sum()))
+    mean = hist @ values / count
+    var = (hist * (values[None, :] - mean[:, None]) ** 2).sum(1) / count
+    return mean.tolist(), (np.sqrt(var) + 1e-3).tolist()
 
 
 # ===========================================================================================
@@ -328,11 +398,11 @@ def _load_cache(key: str) -> DataSplits | None:
 
 
 # Where a folder's decoded images go: up to this many bytes, today's path (decoded into RAM, saved as one .npz and
-# read back whole on the next run); above it, a uint8 .npy on disk that the splits memory-map. Measured with
-# benchmarks/bench_stream.py (docs/data-at-scale.md; 5,000 64-px JPEGs, 2 shared CPU cores): random batches come
-# from a warm memory map at 0.88-0.98x the in-memory rate (410-460k images/s), far above what pretraining takes
-# (~50 images/s here: 1.00x), and building the cache (1.9 s) is no slower than decoding into RAM (2.3 s). So the
-# line is drawn by memory, not speed: 1 GiB, or an eighth of the machine's RAM if that is less, keeps every folder
+# read back whole on the next run); above it, a uint8 .npy on disk that batches are read from (CachedImageData).
+# Measured with benchmarks/bench_stream.py (docs/data-at-scale.md; 20,000 64-px JPEGs, 2 shared CPU cores): random
+# batches come from the file at ~0.5x the in-memory rate (~260k against ~540k images/s), far above what pretraining
+# takes (~40 images/s here: 1.05x), and building the cache (5.0 s) is no slower than decoding into RAM (5.4 s). So
+# the line is drawn by memory, not speed: 1 GiB, or an eighth of the machine's RAM if that is less, keeps every folder
 # that fitted before (Fashion-MNIST-sized sets are ~50 MB) on its old path. SSLAB_IN_MEMORY_MAX (bytes) sets it: 0
 # sends every folder to the disk cache.
 IN_MEMORY_MAX = 1 << 30
@@ -376,10 +446,12 @@ def _load_memmap(key: str, name: str) -> DataSplits | None:
             with contextlib.suppress(OSError):
                 f.unlink()
         return None
+    item = int(np.prod(x.shape[1:]))
     if y is None:
-        return DataSplits(ImageData(x, None, [], name), None)
-    return DataSplits(ImageData(x[:n_train], y[:n_train], classes, name),
-                      ImageData(x[n_train:], y[n_train:], list(classes), name))
+        return DataSplits(CachedImageData(x, None, [], name, str(npy), x.offset), None)
+    return DataSplits(CachedImageData(x[:n_train], y[:n_train], classes, name, str(npy), x.offset),
+                      CachedImageData(x[n_train:], y[n_train:], list(classes), name, str(npy),
+                                      x.offset + n_train * item))
 
 
 def _train_test(items: list, has_split: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -411,7 +483,9 @@ def _folder_memmap(key: str, root: Path, items: list, labeled: bool, has_split: 
     try:
         fd, tmp = _temp_in(cache, npy.name)
         os.close(fd)
-        x = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        x = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)  # writes the .npy header
+        offset = int(x.offset)
+        del x  # the images go in by pwrite: pages written through a map would stay resident (the whole file)
         if hasattr(os, "posix_fallocate"):  # claim the disk now: a full disk is an error here, not a SIGBUS later
             with open(tmp, "r+b") as f:
                 os.posix_fallocate(f.fileno(), 0, os.path.getsize(tmp))
@@ -424,10 +498,15 @@ def _folder_memmap(key: str, root: Path, items: list, labeled: bool, has_split: 
                          "writable folder") from None
     progress = Progress(f"decode {name} -> disk cache", len(paths) >= PROGRESS_ITEMS)
     try:
-        _decode_many(paths, [str(p) for p in paths], size, gray, out=x, progress=progress)
-        x.flush()
-        del x
-        with open(tmp, "rb") as f:
+        item = int(np.prod(shape[1:]))
+        with open(tmp, "r+b") as f:
+            def write(lo: int, block: np.ndarray) -> None:
+                data, at = memoryview(block).cast("B"), offset + lo * item
+                while len(data):
+                    done = os.pwrite(f.fileno(), data, at)
+                    data, at = data[done:], at + done
+
+            _decode_many(paths, [str(p) for p in paths], size, gray, progress=progress, sink=write)
             os.fsync(f.fileno())
         os.replace(tmp, npy)
         tmp = None
@@ -532,16 +611,22 @@ def decode_one(src: Path | bytes, label: str, size: int | None, gray: bool) -> n
 
 def _decode_many(
     sources: Sequence[Path | bytes], labels: Sequence[str], size: int, gray: bool, out: np.ndarray | None = None,
-    progress: Progress | None = None,
-) -> np.ndarray:
-    """Decode images into one preallocated (N, size, size, C) uint8 array (`out`, e.g. a memory map, or a new one)
-    using a small thread pool; `progress` is told the share done after every chunk."""
+    progress: Progress | None = None, sink: Callable[[int, np.ndarray], None] | None = None,
+) -> np.ndarray | None:
+    """Decode images into one preallocated (N, size, size, C) uint8 array (`out`, or a new one) using a small
+    thread pool, or hand each chunk of them to `sink(first index, images)` instead (nothing returned);
+    `progress` is told the share done after every chunk."""
     n = len(sources)
-    out = np.empty((n, size, size, 1 if gray else 3), dtype=np.uint8) if out is None else out
+    shape = (size, size, 1 if gray else 3)
+    if sink is None and out is None:
+        out = np.empty((n, *shape), dtype=np.uint8)
 
     def work(lo: int, hi: int) -> None:
+        dest = out[lo:hi] if sink is None else np.empty((hi - lo, *shape), dtype=np.uint8)
         for i in range(lo, hi):
-            out[i] = decode_one(sources[i], labels[i], size, gray)
+            dest[i - lo] = decode_one(sources[i], labels[i], size, gray)
+        if sink is not None:
+            sink(lo, dest)
 
     chunk = 1024
     ranges = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
