@@ -95,7 +95,8 @@ def phase(args) -> None:
 
     torch.set_num_threads(args.threads)
     cfg = PretrainConfig(method=args.method, backbone=args.backbone, batch_size=args.batch, budget=args.seconds,
-                         data_workers=args.workers, log_every=10_000, checkpoint_every=10_000)
+                         data_workers=args.workers, log_every=10_000, checkpoint_every=10_000,
+                         accumulate=args.accumulate)
     t0 = time.time()
     data = load_data(args.spec, kind="image").train
     ready = time.time() - t0
@@ -126,7 +127,7 @@ def run_phase(args, name: str, spec: str, env: dict) -> dict:
     cmd = [sys.executable, __file__, "--phase", "--name", name, "--spec", spec, "--out", str(args.work / "runs"),
            "--seconds", str(args.seconds), "--batch", str(args.batch), "--workers", str(args.workers),
            "--method", args.method, "--backbone", args.backbone, "--threads", str(args.threads),
-           "--data-seconds", str(args.data_seconds)]
+           "--data-seconds", str(args.data_seconds), "--accumulate", str(args.accumulate)]
     r = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"{name} failed:\n{r.stderr[-3000:]}")
@@ -145,6 +146,8 @@ def main() -> None:
     ap.add_argument("--data-seconds", type=float, default=3.0, help="seconds of reading batches to time the data "
                     "path alone")
     ap.add_argument("--workers", type=int, default=2, help="shard reader processes (pretrain.data_workers)")
+    ap.add_argument("--accumulate", type=int, default=1, help="micro-batches per batch (pretrain.accumulate): a "
+                    "step's activations, most of the peak RSS at batch 256, shrink by this factor")
     ap.add_argument("--method", default="simclr")
     ap.add_argument("--backbone", default="resnet-xs")
     ap.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 2))
@@ -188,7 +191,8 @@ def main() -> None:
               f"{r['pretrain_images_per_s']:>12,.1f} {r['pretrain_steps']:>6} {r['data_peak_rss_mb']:>13,.0f} "
               f"{r['peak_rss_mb']:>14,.0f} "
               f"{r.get('rssanon_mb', float('nan')):>8,.0f} {r.get('rssfile_mb', float('nan')):>8,.0f}")
-    summary = {"n": args.n, "side": args.side, "format": args.format, "seconds": args.seconds, "rows": rows}
+    summary = {"n": args.n, "side": args.side, "format": args.format, "seconds": args.seconds,
+               "batch": args.batch, "accumulate": args.accumulate, "rows": rows}
     by = {r["name"]: r for r in rows}
     if "in memory" in by:
         ram_row = by["in memory"]
