@@ -157,7 +157,8 @@ def fixmatch(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, 
     (cross-entropy) and, for `fixmatch_ratio` times as many unlabelled items (every training item but the
     validation ones, drawn at random), from the class its weak view is predicted as (no gradient), where that
     prediction is confident (`PseudoLabels`), by cross-entropy on a strong view, weighted `fixmatch_weight`.
-    The weights' moving average (`fixmatch_ema`) is validated by `fit_classifier`'s plateau rule and kept."""
+    The weights' moving average (`fixmatch_ema`) is validated by `fit_classifier`'s plateau rule and kept, and
+    returned as "model" (what `sslab evaluate --save-model` keeps)."""
     weak, strong = views
     if teacher is None:
         teacher = finetune(encoder, train, idx, test, cfg, seed, n_classes, None, device, val=val)["model"]
@@ -184,7 +185,7 @@ def fixmatch(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, 
 
     out = fit_classifier(model, train, idx, test, cfg, seed, weak, device, loss_fn=loss_fn, val=val,
                          ema=cfg.fixmatch_ema)
-    return {**out, "pseudo_rate": pseudo.rate()}
+    return {**out, "pseudo_rate": pseudo.rate(), "model": model}
 
 
 class PseudoLabels:

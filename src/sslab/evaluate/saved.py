@@ -1,7 +1,8 @@
 """Fine-tuned classifiers kept by `sslab evaluate --save-model`: for each trained protocol in `SAVED` and label
 fraction, the model (the tuned encoder and its linear head) of the seed that scored best, as
-`<run>/models/<protocol>-<fraction>.safetensors` with a JSON beside it. `load_classifier` rebuilds one on the run's
-encoder; `sslab export RUN --model FILE` exports it."""
+`<run>/models/<protocol>-<fraction>.safetensors` with a JSON beside it. `sslab.export.load_classifier` rebuilds
+one on the run's encoder (it lives in the layer below, so that export reads what evaluate writes); `sslab export
+RUN --model FILE` exports it."""
 from __future__ import annotations
 
 import contextlib
@@ -130,57 +131,3 @@ def _parts(model) -> tuple[nn.Module, nn.Linear] | None:
     if isinstance(model, nn.Sequential) and len(model) == 2 and isinstance(model[1], nn.Linear):
         return model[0], model[1]
     return None
-
-
-def read_classifier(run_dir: str | Path, path: str | Path) -> tuple[nn.Module, nn.Linear, dict, dict]:
-    """(encoder, head, the model's description, the run's info) of a kept model file on the run's encoder; a
-    one-line SslabError for a missing file, one that is not safetensors, or weights that do not fit the run."""
-    from safetensors import safe_open
-
-    from sslab.engine import load_encoder
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise SslabError(f"model file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            state = {k: f.get_tensor(k) for k in f.keys()}
-            raw = f.metadata() or {}
-    except Exception as err:  # safetensors raises several types for a file that is not one
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise SslabError(f"{path} is not a safetensors file ({first})") from None
-    about = {}
-    for k, v in raw.items():
-        with contextlib.suppress(ValueError):
-            about[k] = json.loads(v)
-    w, b = state.get("head.weight"), state.get("head.bias")
-    enc_state = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
-    if w is None or b is None or not enc_state or w.ndim != 2 or b.shape != (w.shape[0],):
-        held = ", ".join(sorted(state)[:4]) + (", ..." if len(state) > 4 else "") if state else "nothing"
-        raise SslabError(f"{path} is not a fine-tuned classifier (tensors encoder.* and head.weight, head.bias, as "
-                         f"sslab evaluate --save-model writes; it holds {held})")
-    encoder, info = load_encoder(run_dir)
-    own = encoder.state_dict()
-    missing, extra = own.keys() - enc_state.keys(), enc_state.keys() - own.keys()
-    wrong = [k for k in own.keys() & enc_state.keys() if own[k].shape != enc_state[k].shape]
-    if missing or extra or wrong:
-        eg = (f"{wrong[0]} is {tuple(enc_state[wrong[0]].shape)}, the run's {tuple(own[wrong[0]].shape)}" if wrong
-              else f"e.g. {sorted(missing or extra)[0]}")
-        raise SslabError(f"{path} does not fit this run's {info.get('backbone')} encoder ({len(missing)} weights "
-                         f"missing, {len(extra)} unexpected, {len(wrong)} of another shape; {eg})")
-    if w.shape[1] != encoder.dim:
-        raise SslabError(f"{path}: a head on {w.shape[1]} features; this run's encoder gives {encoder.dim}")
-    encoder.load_state_dict(enc_state)
-    head = nn.Linear(w.shape[1], w.shape[0])
-    head.load_state_dict({"weight": w.float(), "bias": b.float()})
-    if isinstance(about.get("classes"), list) and len(about["classes"]) != w.shape[0]:
-        about.pop("classes")  # a description that does not match the weights is not passed on
-    return encoder.eval(), head.eval(), about, info
-
-
-def load_classifier(run_dir: str | Path, path: str | Path) -> tuple[nn.Module, dict]:
-    """A kept fine-tuned model (`sslab evaluate --save-model`) of the run in `run_dir`, in eval mode: a module from
-    a raw batch of the run's data kind to class scores, and its description (protocol, fraction, seed, accuracy,
-    `classes`: the name of each score)."""
-    encoder, head, about, _ = read_classifier(run_dir, path)
-    return nn.Sequential(encoder, head).eval(), about
