@@ -228,9 +228,11 @@ class EvalConfig(_Strict):
     setfit_max_steps: int = Field(250, ge=0, description="setfit: most optimiser steps of a run, 0 = no cap "
                                   "(SetFit's max_steps; without it 100% of SST-2 is 20,000 steps, about 4 h on 2 "
                                   "cores, where 1% is 195 steps)")
-    setfit_pseudo: int = Field(0, ge=0, description="setfit: unlabelled items per class that the head also learns "
-                                "from, labelled by the head fitted on the labelled items (its most confident ones "
-                                "of each class; self-training in the tuned embedding space); 0 = off")
+    setfit_pseudo: int = Field(1000, ge=0, description="setfit: unlabelled items per class that the head also "
+                                "learns from, labelled by the head fitted on the labelled items (its most confident "
+                                "ones of each class, as many of each; self-training in the tuned embedding space); "
+                                "0 = off (measured on SST-2 with MiniLM, 3 seeds, 2026-12-06: at 8 per class 66.4 "
+                                "-> 70.4, at 1% see docs/results.md)")
     setfit_pool: int = Field(3000, gt=0, description="setfit: most unlabelled items embedded for setfit_pseudo")
     fixmatch_ratio: int = Field(3, gt=0, description="fixmatch: unlabelled items per labelled item in a step "
                                 "(FixMatch's mu is 7; 3 measured for CPU budgets: a step costs 1 + 2 mu views)")
