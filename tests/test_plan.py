@@ -99,7 +99,7 @@ def test_skipped_runs_join_the_study_with_their_command(tmp_path, monkeypatch, c
     printed = capsys.readouterr().out
     assert printed.index("plan (time limit 40s") < printed.index("pretrained vicreg")
     res = json.loads((out / "results.json").read_text())
-    assert res["plan"]["limit_seconds"] == 40 and res["plan"]["pretrain_seconds"] == 12  # 30% of the limit
+    assert res["plan"]["limit_seconds"] == 40 and res["plan"]["pretrain_seconds"] == 8  # 20% of the limit
     assert "<h2>Plan</h2>" in (out / "report.html").read_text()
     skipped = res["plan"]["skipped"]
     if not skipped:

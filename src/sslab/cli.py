@@ -164,9 +164,9 @@ def study(
     backbone: Optional[str] = typer.Option(None, help="backbone name (resnet-xs, resnet-s, resnet18, timm:<name>)"),
     time: Optional[str] = typer.Option(None, "--time", help="the whole study's time limit, e.g. 5m, 15m (the "
                                        "default), 2h, or none: a plan made before any training fits the runs to "
-                                       "it (pretraining gets at most 30%)"),
+                                       "it (pretraining gets at most 20%)"),
     budget: Optional[str] = typer.Option(None, help="pretraining wall-clock budget, e.g. 5m (default: the "
-                                         "recipe's, at most 30% of --time)"),
+                                         "recipe's, at most 20% of --time)"),
     epochs: Optional[float] = typer.Option(None, help="pretraining epochs (instead of a budget)"),
     seed: Optional[int] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None),

@@ -301,7 +301,7 @@ class StudyConfig(_Strict):
         return v
     time_limit: float | None = Field(900.0, gt=0, description="seconds the whole study may take (CLI --time 15m; "
                                      "None / 'none': no limit, every run the settings name). A plan made before "
-                                     "any training gives pretraining at most 30% of it (never more than "
+                                     "any training gives pretraining at most 20% of it (never more than "
                                      "pretrain.budget) and picks the label subsets that fit, dropping seeds "
                                      "before fractions and 100% before 10% and 1%")
 

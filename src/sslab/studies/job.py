@@ -251,7 +251,7 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
     """The main job, stage by stage: load the data; plan (time a few fine-tune steps of each network, choose the
     runs that fit `cfg.time_limit`, print the plan); pretrain on the training split (labels unused); evaluate every
     planned run; summarise and draw findings; write results.json. `budget_fixed`: the pretraining
-    budget was set by the user (--budget) and the plan keeps it; otherwise it gets at most 30% of the limit."""
+    budget was set by the user (--budget) and the plan keeps it; otherwise it gets at most 20% of the limit."""
     t0 = time.time()
     out = Path(out)
     check_names(cfg.eval, "eval.")
