@@ -1,0 +1,100 @@
+"""What the setfit head gains from pseudo-labelled unlabelled items, per count, on the same tuned encoder: SetFit's
+contrastive tuning of the local MiniLM once per label subset (the study's subsets: validation items held out), then
+logistic-regression heads on the labelled items alone (k=0) and with k of `setfit_pool` unlabelled items per class
+labelled by that head (`evaluate.protocols.pseudo_labelled`), and a second round (k=300, then k=1000 by the
+first round's head).
+
+    python benchmarks/setfit_pseudo.py sst2 8,0.01 3          # data, label fractions or counts per class, seeds
+    COUNTS=0,1000,3000 python benchmarks/setfit_pseudo.py sst2 8 3 setfit_pool=6000
+
+Prints each subset's accuracies and, per fraction and k, mean ± std over the seeds (docs/results.md)."""
+import copy
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+
+from sslab.config import EvalConfig, label_text
+from sslab.data import label_subset, load_data, validation_split
+from sslab.engine import to_device
+from sslab.evaluate import extract_features, kind_adapter
+from sslab.evaluate.protocols import _Subset, pseudo_labelled, setfit_pairs, setfit_steps
+from sslab.methods.text import foundation_encoder
+
+sys.path.insert(0, os.path.dirname(__file__))
+from setfit_text import minilm  # noqa: E402
+
+COUNTS = tuple(int(k) for k in os.environ.get("COUNTS", "0,25,100,300,1000").split(","))  # pseudo-labels per class
+
+
+def tune(enc, train, idx, cfg: EvalConfig, seed: int):
+    """SetFit's contrastive step, as the setfit protocol runs it."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = copy.deepcopy(enc).train()
+    first, second, target = setfit_pairs(train.y[idx], cfg.setfit_iterations, rng)
+    bs, steps = cfg.setfit_batch, setfit_steps(len(idx), cfg)
+    warm = max(1, steps // 10)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.setfit_lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
+    for s in range(steps):
+        b = np.arange(s * bs, (s + 1) * bs) % len(first)
+        u, v = model(to_device(train.batch(idx[first[b]]), "cpu")), model(to_device(train.batch(idx[second[b]]), "cpu"))
+        loss = F.mse_loss(F.cosine_similarity(u, v), torch.as_tensor(target[b]))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return model.eval(), steps, rng
+
+
+def main() -> None:
+    data, fracs, seeds = sys.argv[1], [float(x) for x in sys.argv[2].split(",")], int(sys.argv[3])
+    over = dict(a.split("=", 1) for a in sys.argv[4:])
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    base = EvalConfig()
+    cfg = EvalConfig(**{k: type(getattr(base, k))(v) for k, v in over.items()})
+    splits = load_data(data, None, kind="text")
+    enc, info, _ = foundation_encoder(os.environ.get("FROM") or minilm(), 128)
+    kind = kind_adapter("text")
+    train, test = kind.labelled(splits.train, info), kind.labelled(splits.test, info)
+    val, pool_all = validation_split(splits.train.y, cfg.val_items)
+    n_classes = len(splits.train.classes)
+    res: dict = {}
+    for f in fracs:
+        for seed in range(seeds):
+            t0 = time.time()
+            idx = pool_all[label_subset(splits.train.y[pool_all], f, seed, num_classes=n_classes)]
+            model, steps, rng = tune(enc, train, idx, cfg, seed)
+            y = train.y[idx]
+            ftr = extract_features(model, _Subset(train, idx), "cpu").numpy()
+            fte = extract_features(model, test, "cpu").numpy()
+            pool = np.setdiff1d(np.arange(len(train)), np.concatenate([idx, val]).astype(int))
+            fu = extract_features(model, _Subset(train, rng.permutation(pool)[: cfg.setfit_pool]), "cpu").numpy()
+            head = LogisticRegression(max_iter=1000, random_state=seed).fit(ftr, y)
+
+            def refit(h, k):
+                xu, yu = pseudo_labelled(h, fu, k)
+                return LogisticRegression(max_iter=1000, random_state=seed).fit(np.concatenate([ftr, xu]),
+                                                                                np.concatenate([y, yu]))
+            heads = {k: head if k == 0 else refit(head, k) for k in COUNTS}
+            heads["2 rounds"] = refit(refit(head, 300), 1000)
+            line = []
+            for k, h in heads.items():
+                a = h.score(fte, test.y) * 100
+                res.setdefault((f, k), []).append(a)
+                line.append(f"k={k}: {a:.1f}")
+            print(f"{data} {label_text(f)} seed {seed} ({len(idx)} labels, {steps} steps, {time.time() - t0:.0f}s): "
+                  + "  ".join(line), flush=True)
+    for (f, k), v in res.items():
+        spread = f" ± {np.std(v, ddof=1):.1f} (n={len(v)})" if len(v) > 1 else " (one run)"
+        print(f"{data} {label_text(f)} k={k}: {np.mean(v):.1f}{spread}")
+
+
+if __name__ == "__main__":
+    main()
