@@ -223,7 +223,9 @@ class EvalConfig(_Strict):
     setfit_iterations: int = Field(20, gt=0, description="setfit: pairs per labelled item and per epoch, halves "
                                    "positive (same class) and negative (SetFit's num_iterations; 20 is its default)")
     setfit_batch: int = Field(16, gt=1, description="setfit: pairs per step (SetFit's default)")
-    setfit_lr: float = Field(2e-5, gt=0, description="setfit: AdamW's peak rate for the encoder (SetFit's default)")
+    setfit_lr: float = Field(5e-5, gt=0, description="setfit: AdamW's peak rate for the encoder (SetFit's default is "
+                             "2e-5; measured on SST-2 with MiniLM and setfit_pseudo, 3 seeds, 2026-12-06: 1% 77.6 "
+                             "-> 78.1, 8 per class 69.8 either way)")
     setfit_epochs: int = Field(1, gt=0, description="setfit: passes over the pairs (SetFit's default: one)")
     setfit_max_steps: int = Field(250, ge=0, description="setfit: most optimiser steps of a run, 0 = no cap "
                                   "(SetFit's max_steps; without it 100% of SST-2 is 20,000 steps, about 4 h on 2 "
