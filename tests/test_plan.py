@@ -159,3 +159,17 @@ def test_the_first_subsets_fixmatch_comes_right_after_the_core_runs_of_seed_0():
     plan = _plan((full.fixed + core0 + fm0 + frozen + 1) / 0.95, encoders=enc)
     assert ("ssl", "self", "fixmatch", 0.01, 0) in plan.runs
     assert not any(k[4] == 1 for k in plan.runs) and ("ssl", "self", "fixmatch", 0.1, 0) not in plan.runs
+
+
+def test_the_foundation_is_planned_first_and_the_adapted_model_after_the_next_seed():
+    """Room for little: the foundation's runs on a subset come before own SSL's, and the adapted model's subsets
+    only after the next seed of the others (so a tight limit drops them, and with them their pretraining)."""
+    costly = {**COSTS, "train": 1e-3}
+    enc = {"ssl": {"costs": COSTS, "baselines": True, "protocols": ["finetune"]},
+           "foundation": {"costs": costly, "baselines": False, "protocols": ["finetune"], "rank": 0},
+           "adapted": {"costs": costly, "baselines": False, "protocols": ["finetune"], "defer": 1.5}}
+    full = _plan(None, encoders=enc)
+    f0 = full.runs[("foundation", "self", "finetune", 0.01, 0)]
+    plan = _plan((full.fixed + f0 + 3 * 3.0 + 1) / 0.95, encoders=enc)
+    assert ("foundation", "self", "finetune", 0.01, 0) in plan.runs
+    assert not plan.has_trained("adapted") and not plan.has_trained("ssl")

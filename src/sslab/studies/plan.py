@@ -156,8 +156,14 @@ class Plan(Schedule):
         first = tiers[0] if tiers else None
         order = {(f, s, extra): (0.5 if extra and (f, s) == first else s + 1.5 * extra, i)
                  for i, (f, s) in enumerate(tiers) for extra in (0, 1)}
+        # an encoder's "rank" orders it among the others on one subset (the foundation, the study's best answer
+        # where there is one, before own SSL), its "defer" moves its subsets that many seeds later (the adapted
+        # model: after the next seed of the others, as an extra)
+        rank = {n: e.get("rank", 1) for n, e in self.encoders.items()}
+        defer = {n: e.get("defer", 0.0) for n, e in self.encoders.items()}
         candidates = sorted(((f, s, n, bool(extra)) for (f, s, extra) in order for n in self.encoders),
-                            key=lambda c: order[(c[0], c[1], int(c[3]))])
+                            key=lambda c: (order[(c[0], c[1], int(c[3]))][0] + defer[c[2]],
+                                           order[(c[0], c[1], int(c[3]))][1], rank[c[2]]))
         for f, s, name, extra in candidates:
             items = self._trained(name, f, extra)
             if extra and not items:
