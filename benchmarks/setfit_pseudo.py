@@ -8,49 +8,24 @@ first round's head).
     COUNTS=0,1000,3000 python benchmarks/setfit_pseudo.py sst2 8 3 setfit_pool=6000
 
 Prints each subset's accuracies and, per fraction and k, mean ± std over the seeds (docs/results.md)."""
-import copy
 import os
 import sys
 import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
 from sslab.config import EvalConfig, label_text
 from sslab.data import label_subset, load_data, validation_split
-from sslab.engine import to_device
 from sslab.evaluate import extract_features, kind_adapter
-from sslab.evaluate.protocols import _Subset, pseudo_labelled, setfit_pairs, setfit_steps
+from sslab.evaluate.protocols import _Subset, pseudo_labelled, setfit_tune
 from sslab.methods.text import foundation_encoder
 
 sys.path.insert(0, os.path.dirname(__file__))
 from setfit_text import minilm  # noqa: E402
 
 COUNTS = tuple(int(k) for k in os.environ.get("COUNTS", "0,25,100,300,1000").split(","))  # pseudo-labels per class
-
-
-def tune(enc, train, idx, cfg: EvalConfig, seed: int):
-    """SetFit's contrastive step, as the setfit protocol runs it."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = copy.deepcopy(enc).train()
-    first, second, target = setfit_pairs(train.y[idx], cfg.setfit_iterations, rng)
-    bs, steps = cfg.setfit_batch, setfit_steps(len(idx), cfg)
-    warm = max(1, steps // 10)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.setfit_lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
-    for s in range(steps):
-        b = np.arange(s * bs, (s + 1) * bs) % len(first)
-        u, v = model(to_device(train.batch(idx[first[b]]), "cpu")), model(to_device(train.batch(idx[second[b]]), "cpu"))
-        loss = F.mse_loss(F.cosine_similarity(u, v), torch.as_tensor(target[b]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    return model.eval(), steps, rng
 
 
 def main() -> None:
@@ -70,7 +45,7 @@ def main() -> None:
         for seed in range(seeds):
             t0 = time.time()
             idx = pool_all[label_subset(splits.train.y[pool_all], f, seed, num_classes=n_classes)]
-            model, steps, rng = tune(enc, train, idx, cfg, seed)
+            model, steps, _, rng = setfit_tune(enc, train, idx, cfg, seed)
             y = train.y[idx]
             ftr = extract_features(model, _Subset(train, idx), "cpu").numpy()
             fte = extract_features(model, test, "cpu").numpy()

@@ -245,21 +245,15 @@ def setfit_steps(n_labels: int, cfg: EvalConfig) -> int:
     return min(steps, cfg.setfit_max_steps) if cfg.setfit_max_steps else steps
 
 
-def setfit(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, n_classes: int,
-           augment=None, device="cpu", val=None) -> dict:
-    """SetFit (Tunstall et al. 2022): a copy of the encoder tuned contrastively on pairs of labelled items
-    (`setfit_pairs`; the cosine similarity of their embeddings regressed onto 1 for one class, 0 for two, as
-    sentence-transformers' CosineSimilarityLoss), AdamW at `cfg.setfit_lr` with 10% linear warm-up and linear decay
-    (SetFit's defaults: batch 16, one epoch, lr 2e-5); then logistic regression on the tuned embeddings of the
-    labelled items. Any encoder of any data kind. A fixed budget: no validation items are used, and it is not
-    judged for convergence."""
-    from sklearn.linear_model import LogisticRegression
-
+def setfit_tune(encoder: nn.Module, train, idx: np.ndarray, cfg: EvalConfig, seed: int, device="cpu"):
+    """SetFit's contrastive step: a copy of `encoder` tuned on pairs of the labelled items `idx` (`setfit_pairs`;
+    the cosine similarity of their embeddings regressed onto 1 for one class, 0 for two, as sentence-transformers'
+    CosineSimilarityLoss), AdamW at `cfg.setfit_lr` with 10% linear warm-up and linear decay. Returns (the tuned
+    model in eval mode, its steps, its pairs, the generator that drew the pairs, for what follows)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = copy.deepcopy(encoder).to(device).train()
-    y = train.y[idx]
-    first, second, target = setfit_pairs(y, cfg.setfit_iterations, rng)
+    first, second, target = setfit_pairs(train.y[idx], cfg.setfit_iterations, rng)
     bs, steps = cfg.setfit_batch, setfit_steps(len(idx), cfg)
     warm = max(1, steps // 10)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.setfit_lr, weight_decay=0.01)
@@ -274,11 +268,24 @@ def setfit(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, se
         loss.backward()
         opt.step()
         sched.step()
-    model.eval()
+    return model.eval(), steps, len(first), rng
+
+
+def setfit(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, seed: int, n_classes: int,
+           augment=None, device="cpu", val=None) -> dict:
+    """SetFit (Tunstall et al. 2022): `setfit_tune` (SetFit's defaults are batch 16, one epoch, lr 2e-5), then
+    logistic regression on the tuned embeddings of the labelled items -- and, with `cfg.setfit_pseudo`, of the
+    unlabelled items that head labels most confidently (`pseudo_labelled`, out of `cfg.setfit_pool` drawn from the
+    training items that are neither labelled nor validation items). Any encoder of any data kind. A fixed budget:
+    no validation items are used, and it is not judged for convergence."""
+    from sklearn.linear_model import LogisticRegression
+
+    model, steps, n_pairs, rng = setfit_tune(encoder, train, idx, cfg, seed, device)
+    y = train.y[idx]
     ftr = extract_features(model, _Subset(train, idx), device).numpy()
     fte = extract_features(model, test, device).numpy()
     head = LogisticRegression(max_iter=1000, random_state=seed).fit(ftr, y)
-    out = {"train_acc": float(head.score(ftr, y)), "curve": None, "steps": steps, "pairs": int(len(first))}
+    out = {"train_acc": float(head.score(ftr, y)), "curve": None, "steps": steps, "pairs": int(n_pairs)}
     if cfg.setfit_pseudo:
         pool = np.setdiff1d(np.arange(len(train)), np.concatenate([idx, [] if val is None else val]).astype(int))
         pool = rng.permutation(pool)[: cfg.setfit_pool]
