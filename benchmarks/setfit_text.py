@@ -28,24 +28,30 @@ def minilm() -> Path:
     return Path(spec.origin).parent / "model"
 
 
-def main() -> None:
+def run(protocols: list[str], baselines: list[str], settings: dict, rows: tuple[str, ...]) -> None:
+    """argv: data, label fractions, seeds, key=value overrides; evaluates the local encoder with `protocols` and
+    `baselines` under `settings` and prints each of `rows` (protocol names) per fraction."""
     data, fracs, seeds = sys.argv[1], [float(x) for x in sys.argv[2].split(",")], int(sys.argv[3])
     over = dict(a.split("=", 1) for a in sys.argv[4:])
-    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.environ.get("THREADS", "2"))))
     splits = load_data(data, None, kind="text")
     enc, info, _ = foundation_encoder(os.environ.get("FROM") or minilm(), 128)
     base = EvalConfig()
-    cfg = EvalConfig(fractions=fracs, seeds=seeds, protocols=["knn", "linear", "setfit"], baselines=["raw"],
-                     **{k: type(getattr(base, k))(v) for k, v in over.items()})
+    cfg = EvalConfig(**{**settings, "fractions": fracs, "seeds": seeds, "protocols": protocols,
+                        "baselines": baselines, **{k: type(getattr(base, k))(v) for k, v in over.items()}})
     t = time.time()
     ev = evaluate_encoder(enc, info, splits, cfg, log=print, name="foundation")
     print(f"took {time.time() - t:.0f}s")
-    for p in ("knn", "linear", "setfit", "logreg"):
+    for p in rows:
         for f in fracs:
             v = [r["test_acc"] for r in ev["runs"] if r["protocol"] == p and r["fraction"] == f]
             if v:
                 spread = f" ± {np.std(v, ddof=1) * 100:.1f} (n={len(v)})" if len(v) > 1 else " (one run)"
                 print(f"{data} {f:.0%} {p}: {np.mean(v) * 100:.1f}{spread}")
+
+
+def main() -> None:
+    run(["knn", "linear", "setfit"], ["raw"], {}, ("knn", "linear", "setfit", "logreg"))
 
 
 if __name__ == "__main__":
