@@ -222,7 +222,7 @@ def test_evaluate_options_override_only_what_is_given(capsys, tmp_path, monkeypa
 
     seen = []
 
-    def fake_evaluate_run(run, cfg, data, data_root, seeds=None):
+    def fake_evaluate_run(run, cfg, data, data_root, seeds=None, save_model=False):
         seen.append(cfg)
         return {"runs": [], "summary": []}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from sslab.config import EvalConfig, StudyConfig
 from sslab.data import default_image_size
 from sslab.errors import SslabError
-from sslab.evaluate.saved import SAVED, ModelKeeper, keep_models
+from sslab.evaluate.saved import SAVED, ModelKeeper
 from sslab.report import write_report
 from sslab.studies import job
 
@@ -33,8 +33,8 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, 
             raise SslabError(f"--save-model keeps fine-tuned models: add {' or '.join(SAVED)} to the protocols "
                              f"(now {', '.join(cfg.protocols) or 'none'})")
         keeper = ModelKeeper(run_dir, merge=seeds is not None)
-    with default_image_size(_image_size(run_dir)), keep_models(keeper):  # images at the run's pretraining side
-        results = job.evaluate_run(run_dir, cfg, data, root, log, seeds)
+    with default_image_size(_image_size(run_dir)):  # images decoded at the side the run was pretrained at
+        results = job.evaluate_run(run_dir, cfg, data, root, log, seeds, keeper)
     for line in keeper.lines() if keeper is not None else []:
         log(line)
     write_report(run_dir, results)

@@ -52,6 +52,27 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise SslabError(f"cannot read weights {path}: {e}") from None
 
 
+def load_weights_metadata(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors of a safetensors file and its metadata, each value JSON-decoded as `save_weights` encodes it
+    (a value that is not JSON is left out); a one-line SslabError for a file that is not safetensors."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}
+            raw = f.metadata() or {}
+    except Exception as e:  # safetensors raises several types for a file that is not one
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise SslabError(f"{path} is not a safetensors file ({first})") from None
+    meta = {}
+    for k, v in raw.items():
+        try:
+            meta[k] = json.loads(v)
+        except ValueError:
+            pass
+    return state, meta
+
+
 def save_checkpoint(folder: Path, model_state: dict, train_state: dict) -> None:
     """Write `model.safetensors` + `state.pt` (+ sha256 of both in `checkpoint.json`, written last) into
     `<folder>.tmp/`, then rotate: `<folder>` becomes `<folder>.prev` and `<folder>.tmp` becomes `<folder>`. A crash

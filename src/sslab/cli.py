@@ -366,7 +366,7 @@ def evaluate(
             raise SslabError(f"--seed-list takes whole numbers separated by commas, got {seed_list!r}") from None
         if not only or min(only) < 0:
             raise SslabError(f"--seed-list takes seeds >= 0, got {seed_list!r}")
-    results = evaluate_run(run, cfg, data, data_root, seeds=only, **({"save_model": True} if save_model else {}))
+    results = evaluate_run(run, cfg, data, data_root, seeds=only, save_model=save_model)
     print_summary(results)
     typer.echo(f"report: {run / 'report.html'}")
 

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from sslab.atomic import atomic_write
-from sslab.checkpoint import load_weights, save_weights
+from sslab.checkpoint import load_weights, load_weights_metadata, save_weights
 from sslab.engine import load_encoder, load_method, method_from_info, read_run_info
 from sslab.errors import SslabError
 from sslab.methods.base import ImageEncoder
@@ -534,22 +534,10 @@ def _first_line(err: Exception) -> str:
 def read_classifier(run_dir: str | Path, path: str | Path) -> tuple[nn.Module, nn.Linear, dict, dict]:
     """(encoder, head, the model's description, the run's info) of a kept model file on the run's encoder; a
     one-line SslabError for a missing file, one that is not safetensors, or weights that do not fit the run."""
-    from safetensors import safe_open
-
     path = Path(path).expanduser()
     if not path.is_file():
         raise SslabError(f"model file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            state = {k: f.get_tensor(k) for k in f.keys()}
-            raw = f.metadata() or {}
-    except Exception as err:  # safetensors raises several types for a file that is not one
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise SslabError(f"{path} is not a safetensors file ({first})") from None
-    about = {}
-    for k, v in raw.items():
-        with contextlib.suppress(ValueError):
-            about[k] = json.loads(v)
+    state, about = load_weights_metadata(path)
     w, b = state.get("head.weight"), state.get("head.bias")
     enc_state = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
     if w is None or b is None or not enc_state or w.ndim != 2 or b.shape != (w.shape[0],):

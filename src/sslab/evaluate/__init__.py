@@ -18,7 +18,6 @@ from sslab.data import label_subset, validation_split
 from sslab.errors import SslabError
 from sslab.evaluate.protocols import (extract_features, finetune, fixmatch, fixmatch_cost, knn_accuracy,
                                       linear_probe, self_train, setfit, setfit_steps)
-from sslab.evaluate.saved import active_keeper
 from sslab.health import embedding_health
 
 
@@ -258,18 +257,17 @@ class SeedList(Schedule):
 
 
 def evaluate_encoder(encoder, info: dict, splits, cfg: EvalConfig, log=print, fresh: Callable | None = None,
-                     progress=None, name: str = "ssl", schedule: Schedule | None = None) -> dict:
+                     progress=None, name: str = "ssl", schedule: Schedule | None = None, keeper=None) -> dict:
     """Every protocol x fraction x seed for the pretrained `encoder` (None: baselines only) and the baselines named
     in `cfg.baselines`; `fresh(seed)` builds a randomly initialised encoder of the same architecture (the scratch
     baselines). `name`: the encoder's rows' init ("ssl"; "foundation" for a pretrained model). `schedule`: which
-    label subsets and trained runs, in what order (default: all that `cfg` names). Within
-    `evaluate.saved.keep_models(keeper)` the trained models of the encoder's rows go to `keeper`, which keeps the
+    label subsets and trained runs, in what order (default: all that `cfg` names). `keeper`: an
+    `evaluate.saved.ModelKeeper` that the trained models of the encoder's rows are offered to, which keeps the
     best seed's of each protocol and fraction (`sslab evaluate --save-model`). Returns {"runs": [...],
     "health": {...}, "val_items": how many training items were held out for validation}."""
     check_names(cfg)
     check_labelled(splits)
     schedule = schedule or Schedule(cfg)
-    keeper = active_keeper()
     kind = kind_adapter(info.get("kind", "image"))
     device = default_device()
     tr, te = kind.labelled(splits.train, info), kind.labelled(splits.test, info)

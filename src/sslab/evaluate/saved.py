@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from contextvars import ContextVar
 from pathlib import Path
 
 from torch import nn
@@ -106,24 +105,6 @@ class ModelKeeper:
                f"{', '.join(map(str, m['seeds_compared']))})" for m in self.best.values() if m]
         out += [f"{p}: the protocol returns no model, so none is kept" for p in sorted(self.unkept)]
         return out
-
-
-_KEEPER: ContextVar[ModelKeeper | None] = ContextVar("model_keeper", default=None)
-
-
-@contextlib.contextmanager
-def keep_models(keeper: ModelKeeper | None):
-    """Within the block, `evaluate_encoder` offers the pretrained encoder's trained models to `keeper` (None:
-    nothing is kept, as outside the block)."""
-    token = _KEEPER.set(keeper)
-    try:
-        yield keeper
-    finally:
-        _KEEPER.reset(token)
-
-
-def active_keeper() -> ModelKeeper | None:
-    return _KEEPER.get()
 
 
 def _parts(model) -> tuple[nn.Module, nn.Linear] | None:

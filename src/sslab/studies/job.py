@@ -469,10 +469,11 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
 
 
 def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, root=None, log=say,
-                 seeds: list[int] | None = None) -> dict:
+                 seeds: list[int] | None = None, keeper=None) -> dict:
     """Evaluate a saved pretraining run (its data set unless `data` names another). `seeds`: only these label
     subsets of each fraction, every trained run on them (what a study's plan skipped); the run's earlier rows of
-    other subsets, protocols and initialisations are kept."""
+    other subsets, protocols and initialisations are kept. `keeper`: an `evaluate.saved.ModelKeeper` that keeps
+    the best fine-tuned models."""
     run_dir = Path(run_dir)
     check_names(cfg)
     encoder, info = load_encoder(run_dir)
@@ -488,7 +489,7 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, 
         splits = load_data(data or info["data"], root, kind=info.get("kind", "image"))
     t0 = time.time()
     schedule = SeedList(cfg, seeds) if seeds is not None else None
-    ev = evaluate_encoder(encoder, info, splits, cfg, log, fresh=_fresh(info), schedule=schedule)
+    ev = evaluate_encoder(encoder, info, splits, cfg, log, fresh=_fresh(info), schedule=schedule, keeper=keeper)
     prev = {}
     if (run_dir / "results.json").exists():
         try:
