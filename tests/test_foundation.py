@@ -190,6 +190,36 @@ def test_setfit_runs_on_the_foundation_text_encoder(reviews):
     splits = load_data(str(reviews), kind="text")
     tr, te = labelled(splits.train, info), labelled(splits.test, info)
     idx = np.concatenate([np.flatnonzero(splits.train.y == c)[:8] for c in (0, 1)])
-    res = setfit(enc, tr, idx, te, EvalConfig(setfit_iterations=1), seed=0, n_classes=2)
+    res = setfit(enc, tr, idx, te, EvalConfig(setfit_iterations=1, setfit_templates=0), seed=0, n_classes=2)
     assert res["steps"] == 2 and res["pairs"] == 32 and res["train_acc"] == 1.0  # the head fits its 16 items
-    assert 0.0 < res["test_acc"] < 1.0
+    assert 0.0 < res["test_acc"] < 1.0 and res["templated"] == 0
+    # SetFit's templated examples: none for classes named 0 and 1; for words, 8 of each class join the 16 labels
+    # (pairs and head)
+    assert tr.templates is None
+    splits.train.classes = ["negative", "positive"]
+    tr = labelled(splits.train, info)
+    assert tr.templates.texts == ["This sentence is negative", "This sentence is positive"]
+    assert tr.templates.y.tolist() == [0, 1]
+    res = setfit(enc, tr, idx, te, EvalConfig(setfit_iterations=1), seed=0, n_classes=2)
+    assert (res["names_zero_shot"], res["labels_loo"]) == (0.5625, 0.75)  # 1.1 standard errors apart: they pass
+    assert res["templated"] == 16 and res["steps"] == 4 and res["pairs"] == 64 and res["train_acc"] == 1.0
+
+
+@needs_minilm
+def test_templates_only_for_classes_named_by_words():
+    """A class named 0 or 1 gets no templated example ("This sentence is 1" says nothing); the rows a set of
+    examples joins with its templates are padded alike and keep their labels."""
+    from sslab.data.text import TextData
+    from sslab.evaluate.text import labelled
+
+    _, info, _ = foundation_encoder(MINILM, 64)
+    y = np.array([0, 1, 1], dtype=np.int64)
+    texts = ["a fine film", "dull", "a long and very tedious film about nothing much at all"]
+    assert labelled(TextData(texts, y, ["0", "1"]), info).templates is None
+    words = labelled(TextData(texts, y, ["bad", "good"]), info)
+    joined = words.rows([2, 0], words.templates, words.templates)
+    assert joined.texts == [texts[2], texts[0]] + ["This sentence is bad", "This sentence is good"] * 2
+    assert joined.y.tolist() == [1, 0, 0, 1, 0, 1]
+    assert joined.input_ids.shape[1] == words.input_ids.shape[1]  # the widest row sets the width
+    assert torch.equal(joined.batch([0])["input_ids"], words.batch([2])["input_ids"])
+    assert torch.equal(joined.batch([2])["input_ids"], words.templates.batch([0])["input_ids"])

@@ -2,6 +2,7 @@
 generation, and learning on real images that frozen features of the same network do not show."""
 import numpy as np
 import torch
+from torch import nn
 from sklearn.linear_model import LogisticRegression
 
 from sslab import EvalConfig, build_backbone
@@ -71,3 +72,37 @@ def test_setfit_head_learns_from_pseudo_labelled_items_too(digits):
     cfg = EvalConfig(setfit_iterations=2, setfit_lr=1e-3, setfit_pseudo=20, setfit_pool=500)
     res = setfit(encoder, digits.train, idx, digits.test, cfg, seed=0, n_classes=10)
     assert 0 < res["pseudo_labelled"] <= 200 and 0 <= res["supervised_test_acc"] <= 1
+
+
+class _Vectors:
+    """Items that are their own features (an identity encoder reads them)."""
+
+    def __init__(self, x, y):
+        self.x, self.y = torch.as_tensor(x, dtype=torch.float32), np.asarray(y)
+
+    def __len__(self):
+        return len(self.x)
+
+    def batch(self, i):
+        return self.x[torch.as_tensor(i, dtype=torch.long)]
+
+
+def test_class_names_join_the_labels_only_when_they_classify_as_well():
+    """SetFit's templated examples are used when the class names classify the labelled items (nearest template)
+    not worse, beyond the noise (NAMES_Z standard errors), than the labelled items' leave-one-out nearest class mean:
+    names that point at the classes pass, names that point elsewhere do not."""
+    from sslab.evaluate.protocols import names_informative
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 8)
+    x = np.eye(3)[y] * 3 + rng.normal(0, 0.3, (24, 3))  # three well-separated classes
+    train = _Vectors(x, y)
+    good = _Vectors(np.eye(3), [0, 1, 2])
+    ok, names, labels = names_informative(nn.Identity(), train, np.arange(24), good, seed=0)
+    assert ok and names == labels == 1.0
+    shuffled = _Vectors(np.eye(3)[[1, 2, 0]], [0, 1, 2])  # each name sits on another class
+    ok, names, labels = names_informative(nn.Identity(), train, np.arange(24), shuffled, seed=0)
+    assert not ok and names == 0.0 and labels == 1.0
+    # one label of class 2: it is left out of the leave-one-out count, the others still compare
+    ok, names, labels = names_informative(nn.Identity(), train, np.r_[0:16, 16], good, seed=0)
+    assert ok and labels == 1.0

@@ -235,6 +235,11 @@ class EvalConfig(_Strict):
                                 "ones of each class, as many of each; self-training in the tuned embedding space); "
                                 "0 = off (measured on SST-2 with MiniLM, 3 seeds, 2026-12-06: at 8 per class 66.4 "
                                 "-> 69.8, at 1% 76.8 -> 77.6)")
+    setfit_templates: int = Field(8, ge=0, description="setfit: copies of SetFit's templated example of each class "
+                                  "(\"This sentence is <class>\", get_templated_dataset) that join the labelled "
+                                  "items, for text whose class names are words and classify the labelled items about "
+                                  "as well as the labels do (evaluate.protocols.names_informative); 0 = off "
+                                  "(measured on SST-2 with MiniLM, 3 seeds, 2026-12-06: 8 per class 69.7 -> 74.6)")
     setfit_pool: int = Field(3000, gt=0, description="setfit: most unlabelled items embedded for setfit_pseudo")
     fixmatch_ratio: int = Field(3, gt=0, description="fixmatch: unlabelled items per labelled item in a step "
                                 "(FixMatch's mu is 7; 3 measured for CPU budgets: a step costs 1 + 2 mu views)")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from sslab.atomic import atomic_write
 from sslab.data.base import one_line
@@ -198,7 +199,7 @@ class Examples:
     unit = "sequences"
 
     def __init__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, y: np.ndarray | None,
-                 classes: Sequence[str], texts: Sequence[str]):
+                 classes: Sequence[str], texts: Sequence[str], pad_id: int = 0):
         if input_ids.shape != attention_mask.shape or input_ids.ndim != 2:
             raise SslabError(f"input_ids {tuple(input_ids.shape)} and attention_mask {tuple(attention_mask.shape)} "
                              "must be the same (N, L) shape")
@@ -210,6 +211,7 @@ class Examples:
         self.classes = list(classes)
         self.texts = list(texts)
         self.lengths = attention_mask.sum(1)
+        self.pad_id = int(pad_id)
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -222,6 +224,18 @@ class Examples:
     def units(self, batch: dict[str, torch.Tensor]) -> int:
         """Real (unpadded) tokens in the batch."""
         return int(batch["attention_mask"].sum())
+
+    def rows(self, idx: Sequence[int], *more: "Examples") -> "Examples":
+        """The examples `idx` of this set followed by all of `more` (tokenized alike), as a new set padded with
+        this set's pad token; labels are kept where every part has them."""
+        i = np.asarray(idx, dtype=np.int64)
+        parts = [(self.input_ids[i], self.attention_mask[i], None if self.y is None else self.y[i],
+                  [self.texts[k] for k in i])] + [(m.input_ids, m.attention_mask, m.y, m.texts) for m in more]
+        width = max(p[0].shape[1] for p in parts)
+        ids = torch.cat([F.pad(p[0], (0, width - p[0].shape[1]), value=self.pad_id) for p in parts])
+        mask = torch.cat([F.pad(p[1], (0, width - p[1].shape[1])) for p in parts])
+        y = None if any(p[2] is None for p in parts) else np.concatenate([p[2] for p in parts])
+        return Examples(ids, mask, y, self.classes, [t for p in parts for t in p[3]], self.pad_id)
 
 
 def encode_examples(tokenizer, data: TextData, max_len: int, add_special_tokens: bool = True) -> Examples:
@@ -241,7 +255,7 @@ def encode_examples(tokenizer, data: TextData, max_len: int, add_special_tokens:
     for r, e in enumerate(enc):
         ids[r, :len(e)] = e
         mask[r, :len(e)] = 1
-    return Examples(torch.from_numpy(ids), torch.from_numpy(mask), data.y, data.classes, texts)
+    return Examples(torch.from_numpy(ids), torch.from_numpy(mask), data.y, data.classes, texts, pad)
 
 
 class TokenData:

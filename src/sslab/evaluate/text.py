@@ -14,17 +14,29 @@ AUG = {"p_dropout": 0.1, "p_delete": 0.1, "p_swap": 0.1}  # the scratch+aug stre
 AUG_NOTE = "10% of the tokens dropped to the unknown token, 10% deleted, 10% swapped with their neighbour"
 
 
+# SetFit's template for a class's synthetic example (setfit.get_templated_dataset's default)
+TEMPLATE = "This sentence is {}"
+
+
 def labelled(split, info: dict):
     """The split tokenized with the run's tokenizer; `label_ids`: each class's label words as token ids closed by
-    the end-of-sequence token (what text-to-text transfer writes)."""
+    the end-of-sequence token (what text-to-text transfer writes); `templates`: one example per class, SetFit's
+    TEMPLATE around the class's words, labelled with the class (None where a class name has no letter, as 0/1
+    labels: a sentence about "1" says nothing)."""
     from sslab.data.streams import encode_examples
-    from sslab.data.text import label_words
+    from sslab.data.text import TextData, label_words
     from sslab.methods.text import run_tokenizer
 
     tok = run_tokenizer(info)
     ex = encode_examples(tok, split, max_len=info["context"])
     eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
-    ex.label_ids = [tok(w, add_special_tokens=False)["input_ids"] + eos for w in label_words(split.classes)]
+    words = label_words(split.classes)
+    ex.label_ids = [tok(w, add_special_tokens=False)["input_ids"] + eos for w in words]
+    ex.templates = None
+    if words and all(any(ch.isalpha() for ch in w) for w in words):
+        ex.templates = encode_examples(tok, TextData([TEMPLATE.format(w) for w in words],
+                                                     np.arange(len(words), dtype=np.int64), list(split.classes)),
+                                       max_len=info["context"])
     return ex
 
 

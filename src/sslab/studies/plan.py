@@ -56,6 +56,7 @@ class Plan(Schedule):
         self.encoders = encoders
         self.plateau = ev.finetune_until == "plateau" and ev.val_items > 0
         self.n_labels = {f: len(label_subset(pool_y, f, 0, num_classes=n_classes)) for f in ev.fractions}
+        self.n_classes = n_classes
         self.n_train, self.n_test = n_train, n_test
         self.speed = 1.0  # measured seconds / estimated seconds of the trained runs so far
         self.measured = [0.0, 0.0]  # (estimated, measured) seconds of finished trained runs
@@ -70,6 +71,8 @@ class Plan(Schedule):
         `fit_classifier`'s rules."""
         ev, n = self.ev, self.n_labels[fraction]
         if PROTOCOLS[protocol].cost is not None:  # a protocol with its own budget (setfit)
+            if protocol == "setfit":  # its templated examples train beside the labels (text classes named by
+                n += ev.setfit_templates * self.n_classes  # words; counted for any kind, an upper bound)
             return PROTOCOLS[protocol].cost(n, ev)
         if PROTOCOLS[protocol].teacher is not None:  # the self-training student: its own image budget, every item
             n = max(n, self.n_train)
