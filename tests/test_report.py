@@ -381,3 +381,4 @@ def test_a_spread_below_the_printed_precision_is_not_printed_as_zero():
     assert spread_text({"mean": 0.8632, "std": 0.0004, "n": 5}) == "86.3 ± 0.04 (n=5)"
     assert spread_text({"mean": 0.8632, "std": 0.0004, "n": 5}, pct=lambda v: f"{v:.1%}") == "86.3% ± 0.04% (n=5)"
     assert spread_text({"mean": 0.8632, "std": 0.0, "n": 5}) == "86.3 (all 5 runs equal)"
+    assert spread_text({"mean": 0.904, "std": 1.2e-16, "n": 5}, compact=True) == "90.4 (all 5 runs equal)"  # float noise
