@@ -243,3 +243,27 @@ def test_the_best_baseline_is_never_a_pretrained_start():
     text = " ".join(findings(summary, 7792))
     assert "against the best baseline (tfidf logreg 58.0%" in text
     assert "The foundation model at 1% labels (best protocol: setfit, 77.0%" in text
+
+
+def test_own_ssl_is_paired_with_scratch_and_text_states_its_corpus_size():
+    """SSL fine-tuned against scratch fine-tuned on the same label subsets (seed by seed), and in a text study where
+    that does not pay, a finding with the corpus size in words."""
+    from sslab.studies.summary import own_ssl_findings, paired
+
+    def run(init, seed, acc, frac=0.01):
+        return {"init": init, "protocol": "finetune", "fraction": frac, "seed": seed, "test_acc": acc}
+
+    runs = [run("ssl", 0, 0.60), run("ssl", 1, 0.52), run("ssl", 2, 0.58), run("ssl", 3, 0.70),  # seed 3: no scratch
+            run("scratch", 0, 0.55), run("scratch", 1, 0.54), run("scratch", 2, 0.55), run("scratch", 0, 0.8, 1.0)]
+    [p] = paired(runs, ("ssl", "finetune"), ("scratch", "finetune"))  # 100% has one side only
+    assert (p["fraction"], p["n"], p["ahead"]) == (0.01, 3, 2)
+    assert p["mean"] == pytest.approx(0.02) and p["std"] == pytest.approx(0.0361, abs=1e-4)
+    text = {"runs": runs, "data": {"kind": "text", "n_train": 7792, "mean_words": 19.3},
+            "pretrain": {"method": "gpt", "epochs": 10.65}}
+    out = own_ssl_findings(text)
+    assert out[0] == ("Paired on the same 3 label subsets at 1% labels, SSL fine-tuned minus scratch fine-tuned: "
+                      "+2.0% ± 3.6%, ahead on 2 of 3 (within the spread of the differences).")
+    assert "about 150,000 words (7,792 texts of 19.3 words on average, 10.7 epochs of it)" in out[1]
+    assert len(own_ssl_findings({**text, "data": {**text["data"], "kind": "image"}})) == 1  # images: no words
+    ahead = [run("ssl", s, 0.9) for s in range(3)] + [run("scratch", s, 0.5 + s / 100) for s in range(3)]
+    assert len(own_ssl_findings({**text, "runs": ahead})) == 1  # it pays: no "does not pay" finding

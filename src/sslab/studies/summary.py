@@ -299,6 +299,49 @@ def pair_findings(run_evaluations: dict) -> list[str]:
     return out
 
 
+def paired(runs: list[dict], a: tuple[str, str], b: tuple[str, str]) -> list[dict]:
+    """Per label fraction, `a`'s test accuracy minus `b`'s ((init, protocol) each) on the label subsets both ran
+    (the same seed draws the same subset; several pretraining runs of one subset count as their mean): the mean and
+    sample std of those differences, how many subsets, and on how many `a` is ahead."""
+    acc: dict = {}
+    for r in runs:
+        key, frac, seed, x = (r.get("init"), r.get("protocol")), num(r.get("fraction")), r.get("seed"), \
+            num(r.get("test_acc"))
+        if key in (a, b) and frac is not None and seed is not None and x is not None:
+            acc.setdefault((round(frac, 9), seed), {}).setdefault(key, []).append(x)
+    diffs: dict = {}
+    for (frac, _), v in acc.items():
+        if a in v and b in v:
+            diffs.setdefault(frac, []).append(sum(v[a]) / len(v[a]) - sum(v[b]) / len(v[b]))
+    return [{"fraction": f, "mean": mean_std(d)[0], "std": mean_std(d)[1], "n": len(d),
+             "ahead": sum(x > 0 for x in d)} for f, d in sorted(diffs.items(), key=lambda kv: label_order(kv[0]))]
+
+
+def own_ssl_findings(results: dict) -> list[str]:
+    """Own SSL against scratch paired on identical label subsets (fine-tuned both), and for text, the size of the
+    corpus own pretraining read and what that size means when it does not pay at the fewest labels."""
+    out, pairs = [], paired(runs_of(results), ("ssl", "finetune"), ("scratch", "finetune"))
+    for p in pairs:
+        if p["n"] > 1:
+            verdict = "beyond" if abs(p["mean"]) > p["std"] else "within"
+            out.append(f"Paired on the same {p['n']} label subsets at {label_text(p['fraction'])} labels, SSL fine-tuned "
+                       f"minus scratch fine-tuned: {p['mean']:+.1%} ± {p['std']:.1%}, ahead on {p['ahead']} of "
+                       f"{p['n']} ({verdict} the spread of the differences).")
+    data, pre = as_dict(results.get("data")), as_dict(results.get("pretrain"))
+    fewest = next((p for p in pairs if p["n"] > 1), None)
+    if data.get("kind") == "text" and data.get("n_train") and data.get("mean_words") and fewest \
+            and fewest["mean"] <= fewest["std"]:
+        words = data["n_train"] * data["mean_words"]
+        epochs = f", {pre['epochs']:.1f} epochs of it" if num(pre.get("epochs")) is not None else ""
+        out.append(f"Own pretraining ({pre.get('method', 'ssl')}) read the task's own training texts: about "
+                   f"{round(words, -3):,.0f} words ({data['n_train']:,} texts of {data['mean_words']:.1f} words on average"
+                   f"{epochs}). At this size it does not lift fine-tuning at {label_text(fewest['fraction'])} labels "
+                   f"beyond the spread ({fewest['mean']:+.1%} ± {fewest['std']:.1%} paired): a language model learnt "
+                   "from scratch needs millions of words (the BabyLM baselines train on 10 million), so at this "
+                   "size the pretrained foundation rows are the answer; --corpus adds unlabelled text to pretrain on.")
+    return out
+
+
 def assemble(results: dict) -> dict:
     """A study's results with their summary (grouped over seeds) and findings added: for a captioned-image study,
     what it measured on the pairs first."""
@@ -306,7 +349,8 @@ def assemble(results: dict) -> dict:
     data = results.get("data") or {}
     labels = data["n_train"] - data.get("n_val", 0) if data.get("n_train") else None  # labelled items at 100%
     results["findings"] = (pair_findings(as_dict(results.get("run_evaluations")))
-                           + findings(results["summary"], labels, results.get("augmentation")))
+                           + findings(results["summary"], labels, results.get("augmentation"))
+                           + own_ssl_findings(results))
     return results
 
 
