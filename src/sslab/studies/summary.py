@@ -42,7 +42,7 @@ def spread_text(d: dict, compact: bool = False, pct=None) -> str:
     pct = pct or pct_text
     if d["n"] < 2:
         return f"{pct(d['mean'])} (one run)"
-    if not d["std"] or d["std"] < 1e-9:  # equal runs whose mean float rounding leaves a spread of 1e-14
+    if d["std"] < 1e-9:  # equal runs (float rounding of their mean can leave a spread of 1e-16)
         return f"{pct(d['mean'])} (all {d['n']} runs equal)"
     if pct(d["std"]) in (pct(0.0), pct(-0.0)):  # a spread below the printed precision: print its size, not "0.0"
         unit = "%" if pct(0.5).endswith("%") else ""
