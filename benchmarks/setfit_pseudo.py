@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sslab.config import EvalConfig, label_text
 from sslab.data import label_subset, load_data, validation_split
 from sslab.evaluate import extract_features, kind_adapter
-from sslab.evaluate.protocols import _Subset, pseudo_labelled, setfit_tune
+from sslab.evaluate.protocols import _Subset, pseudo_head, setfit_tune
 from sslab.methods.text import foundation_encoder
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -54,9 +54,7 @@ def main() -> None:
             head = LogisticRegression(max_iter=1000, random_state=seed).fit(ftr, y)
 
             def refit(h, k):
-                xu, yu = pseudo_labelled(h, fu, k)
-                return LogisticRegression(max_iter=1000, random_state=seed).fit(np.concatenate([ftr, xu]),
-                                                                                np.concatenate([y, yu]))
+                return pseudo_head(h, ftr, y, fu, k, seed)[0]
             heads = {k: head if k == 0 else refit(head, k) for k in COUNTS}
             heads["2 rounds"] = refit(refit(head, 300), 1000)
             line = []

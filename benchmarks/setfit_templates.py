@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sslab.config import EvalConfig
 from sslab.data import label_subset, load_data, validation_split
 from sslab.evaluate import extract_features, kind_adapter
-from sslab.evaluate.protocols import _Subset, names_informative, pseudo_labelled, setfit_tune
+from sslab.evaluate.protocols import _Subset, names_informative, pseudo_head, setfit_tune
 from sslab.methods.text import foundation_encoder
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -53,9 +53,7 @@ def main() -> None:
             fte = extract_features(model, test, "cpu").numpy()
             fu = extract_features(model, _Subset(train, unlabelled), "cpu").numpy()
             head = LogisticRegression(max_iter=1000, random_state=seed).fit(ftr, joined.y)
-            xu, yu = pseudo_labelled(head, fu, cfg.setfit_pseudo)
-            head2 = LogisticRegression(max_iter=1000, random_state=seed).fit(np.concatenate([ftr, xu]),
-                                                                             np.concatenate([joined.y, yu]))
+            head2, _ = pseudo_head(head, ftr, joined.y, fu, cfg.setfit_pseudo, seed)
             acc = {"labels": head.score(fte, test.y) * 100, "pseudo": head2.score(fte, test.y) * 100}
             for name, a in acc.items():
                 res.setdefault((k, name), []).append(a)

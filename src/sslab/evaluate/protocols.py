@@ -301,11 +301,8 @@ def setfit(encoder: nn.Module, train, idx: np.ndarray, test, cfg: EvalConfig, se
         pool = np.setdiff1d(np.arange(len(train)), np.concatenate([idx, [] if val is None else val]).astype(int))
         pool = rng.permutation(pool)[: cfg.setfit_pool]
         fu = extract_features(model, _Subset(train, pool), device).numpy()
-        xu, yu = pseudo_labelled(head, fu, cfg.setfit_pseudo)
         out["supervised_test_acc"] = float(head.score(fte, test.y))
-        head = LogisticRegression(max_iter=1000, random_state=seed).fit(np.concatenate([ftr, xu]),
-                                                                        np.concatenate([y, yu]))
-        out["pseudo_labelled"] = int(len(yu))
+        head, out["pseudo_labelled"] = pseudo_head(head, ftr, y, fu, cfg.setfit_pseudo, seed)
     return {**out, "test_acc": float(head.score(fte, test.y))}
 
 
@@ -331,15 +328,25 @@ def names_informative(encoder: nn.Module, train, idx: np.ndarray, templates, see
     names = float(((x @ t.T).argmax(1) == y).float().mean())
     k = len(templates)
     sums, counts = torch.zeros(k, x.shape[1]).index_add_(0, y, x), torch.bincount(y, minlength=k).float()
+    sim = x @ F.normalize(sums / counts.clamp(min=1)[:, None], dim=1).T
     own = (sums[y] - x) / (counts[y] - 1).clamp(min=1)[:, None]  # each item's class mean without it
-    means = (sums / counts.clamp(min=1)[:, None]).expand(len(y), k, -1).clone()
-    means[torch.arange(len(y)), y] = own
-    sim = torch.einsum("nd,nkd->nk", x, F.normalize(means, dim=2))
+    sim[torch.arange(len(y)), y] = (x * F.normalize(own, dim=1)).sum(1)
     sim[:, counts == 0] = -2.0
     keep = counts[y] > 1
     labels = float((sim.argmax(1) == y)[keep].float().mean()) if keep.any() else 0.0
     se = math.sqrt(names * (1 - names) / len(y) + (labels * (1 - labels) / int(keep.sum()) if keep.any() else 0.0))
     return names >= labels - NAMES_Z * se, names, labels
+
+
+def pseudo_head(head, features: np.ndarray, y: np.ndarray, unlabelled: np.ndarray, per_class: int, seed: int):
+    """(logistic regression on the labelled `features`, `y` and the `per_class` items of each class of `unlabelled`
+    that `head` labels most confidently (`pseudo_labelled`), how many pseudo-labelled items it learnt from)."""
+    from sklearn.linear_model import LogisticRegression
+
+    xu, yu = pseudo_labelled(head, unlabelled, per_class)
+    new = LogisticRegression(max_iter=1000, random_state=seed).fit(np.concatenate([features, xu]),
+                                                                   np.concatenate([y, yu]))
+    return new, int(len(yu))
 
 
 def pseudo_labelled(head, features: np.ndarray, per_class: int) -> tuple[np.ndarray, np.ndarray]:
