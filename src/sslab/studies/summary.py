@@ -173,9 +173,11 @@ def findings(summary: list[dict], n_train: int | None = None, augmentation: str 
             if unjudged := _unconverged(a, b):
                 out.append(f"Augmentation{what} at {label_text(frac)} labels: {fmt(b)} -> {fmt(a)}; {unjudged}.")
                 continue
-            verdict = "improves" if d > 0 else "lowers"
+            spread = _spread(a, b, d)
+            verdict = (("improves" if d > 0 else "lowers") if "beyond" in spread
+                       else "does not measurably change" if "within" in spread else "changes")
             out.append(f"Augmentation{what} {verdict} scratch test accuracy at {label_text(frac)} labels: {fmt(b)} -> "
-                       f"{fmt(a)} ({d:+.1%}{_spread(a, b, d)}).")
+                       f"{fmt(a)} ({d:+.1%}{spread}).")
     for frac in sorted({k[2] for k in get}, key=label_order):  # the question "how much does SSL add over training from scratch?"
         ssl = [v for k, v in get.items() if k[0] == "ssl" and k[2] == frac]
         b = get.get(("scratch", "finetune", frac))
@@ -248,7 +250,10 @@ def label_efficiency(summary: list[dict], n_train: int | None = None) -> list[st
     for init in dict.fromkeys(k[0] for k in get if k[0] != "scratch"):
         v = best(init, lo)
         if v:
-            parts.append(f"{init} ({v['protocol']}, {pct(v['mean'])}) {(v['mean'] - a['mean']) / (b['mean'] - a['mean']):.0%}")
+            share = (v["mean"] - a["mean"]) / (b["mean"] - a["mean"])
+            parts.append(f"{init} ({v['protocol']}, {pct(v['mean'])}) "
+                         + (f"all of it and more ({share:.0%}: above scratch at {label_text(hi)})" if share > 1
+                            else f"{share:.0%}"))
     out = [f"Label efficiency: of the gap between scratch at {label_text(lo)} labels ({pct(a['mean'])}) and at {label_text(hi)} "
            f"({pct(b['mean'])}), the best row of each starting point at {label_text(lo)} recovers " + "; ".join(parts) + "."]
     curve = [(f, best("ssl", f)) for f in fracs if best("ssl", f)]
@@ -274,10 +279,18 @@ def label_efficiency(summary: list[dict], n_train: int | None = None) -> list[st
 
 
 def _spread(a: dict, b: dict, d: float) -> str:
-    """Whether a difference `d` between two summarised groups exceeds their combined seed spread."""
-    if min(a["n"], b["n"]) < 2:
-        return ", one seed: spread not measured"
-    return ", beyond the seed spread" if abs(d) > a["std"] + b["std"] else ", within the seed spread"
+    """Whether a difference `d` between two summarised groups exceeds their combined seed spread. With one run on
+    one side, the other side's seed spread stands in for it (twice that spread: the sum of two alike); with one run
+    on each side, or an unvaried other side, nothing is judged."""
+    if min(a["n"], b["n"]) >= 2:
+        return ", beyond the seed spread" if abs(d) > a["std"] + b["std"] else ", within the seed spread"
+    other = a if a["n"] >= 2 else b
+    if other["n"] < 2:
+        return ", one run each: spread not measured"
+    if other["std"] < 1e-9:
+        return ", one run on one side and equal runs on the other: spread not measured"
+    return (f", one run on one side: {'beyond' if abs(d) > 2 * other['std'] else 'within'} twice the other's seed "
+            "spread")
 
 
 def pair_findings(run_evaluations: dict) -> list[str]:
@@ -302,12 +315,13 @@ def pair_findings(run_evaluations: dict) -> list[str]:
 def paired(runs: list[dict], a: tuple[str, str], b: tuple[str, str]) -> list[dict]:
     """Per label fraction, `a`'s test accuracy minus `b`'s ((init, protocol) each) on the label subsets both ran
     (the same seed draws the same subset; several pretraining runs of one subset count as their mean): the mean and
-    sample std of those differences, how many subsets, and on how many `a` is ahead."""
+    sample std of those differences, how many subsets, and on how many `a` is ahead. A run stopped at its cap
+    before it converged (†) takes no part."""
     acc: dict = {}
     for r in runs:
         key, frac, seed, x = (r.get("init"), r.get("protocol")), num(r.get("fraction")), r.get("seed"), \
             num(r.get("test_acc"))
-        if key in (a, b) and frac is not None and seed is not None and x is not None:
+        if key in (a, b) and frac is not None and seed is not None and x is not None and r.get("converged") is not False:
             acc.setdefault((round(frac, 9), seed), {}).setdefault(key, []).append(x)
     diffs: dict = {}
     for (frac, _), v in acc.items():
@@ -321,12 +335,14 @@ def own_ssl_findings(results: dict) -> list[str]:
     """Own SSL against scratch paired on identical label subsets (fine-tuned both), and for text, the size of the
     corpus own pretraining read and what that size means when it does not pay at the fewest labels."""
     out, pairs = [], paired(runs_of(results), ("ssl", "finetune"), ("scratch", "finetune"))
-    for p in pairs:
-        if p["n"] > 1:
-            verdict = "beyond" if abs(p["mean"]) > p["std"] else "within"
-            out.append(f"Paired on the same {p['n']} label subsets at {label_text(p['fraction'])} labels, SSL fine-tuned "
-                       f"minus scratch fine-tuned: {p['mean']:+.1%} ± {p['std']:.1%}, ahead on {p['ahead']} of "
-                       f"{p['n']} ({verdict} the spread of the differences).")
+    for protocol, what in (("finetune", "SSL fine-tuned minus scratch fine-tuned"),
+                           ("fixmatch", "consistency training (fixmatch) from the SSL start minus from scratch")):
+        for p in pairs if protocol == "finetune" else paired(runs_of(results), ("ssl", protocol), ("scratch", protocol)):
+            if p["n"] > 1:
+                verdict = "beyond" if abs(p["mean"]) > p["std"] else "within"
+                out.append(f"Paired on the same {p['n']} label subsets at {label_text(p['fraction'])} labels, {what}: "
+                           f"{p['mean']:+.1%} ± {p['std']:.1%}, ahead on {p['ahead']} of {p['n']} ({verdict} the spread "
+                           "of the differences; runs stopped at their cap left out).")
     data, pre = as_dict(results.get("data")), as_dict(results.get("pretrain"))
     fewest = next((p for p in pairs if p["n"] > 1), None)
     if data.get("kind") == "text" and data.get("n_train") and data.get("mean_words") and fewest \
