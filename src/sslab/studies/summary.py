@@ -173,9 +173,9 @@ def findings(summary: list[dict], n_train: int | None = None, augmentation: str 
             if unjudged := _unconverged(a, b):
                 out.append(f"Augmentation{what} at {label_text(frac)} labels: {fmt(b)} -> {fmt(a)}; {unjudged}.")
                 continue
-            spread = _spread(a, b, d)
-            verdict = (("improves" if d > 0 else "lowers") if "beyond" in spread
-                       else "does not measurably change" if "within" in spread else "changes")
+            beyond, spread = _judged(a, b, d)
+            verdict = {True: "improves" if d > 0 else "lowers", False: "does not measurably change",
+                       None: "changes"}[beyond]
             out.append(f"Augmentation{what} {verdict} scratch test accuracy at {label_text(frac)} labels: {fmt(b)} -> "
                        f"{fmt(a)} ({d:+.1%}{spread}).")
     for frac in sorted({k[2] for k in get}, key=label_order):  # the question "how much does SSL add over training from scratch?"
@@ -278,19 +278,25 @@ def label_efficiency(summary: list[dict], n_train: int | None = None) -> list[st
     return out
 
 
-def _spread(a: dict, b: dict, d: float) -> str:
-    """Whether a difference `d` between two summarised groups exceeds their combined seed spread. With one run on
-    one side, the other side's seed spread stands in for it (twice that spread: the sum of two alike); with one run
-    on each side, or an unvaried other side, nothing is judged."""
+def _judged(a: dict, b: dict, d: float) -> tuple[bool | None, str]:
+    """Whether a difference `d` between two summarised groups exceeds their combined seed spread (None: not
+    judged), and the words that say so. With one run on one side, the other side's seed spread stands in for it
+    (twice that spread: the sum of two alike); with one run on each side, or an unvaried other side, nothing is
+    judged."""
     if min(a["n"], b["n"]) >= 2:
-        return ", beyond the seed spread" if abs(d) > a["std"] + b["std"] else ", within the seed spread"
+        beyond = abs(d) > a["std"] + b["std"]
+        return beyond, f", {'beyond' if beyond else 'within'} the seed spread"
     other = a if a["n"] >= 2 else b
     if other["n"] < 2:
-        return ", one run each: spread not measured"
+        return None, ", one run each: spread not measured"
     if other["std"] < 1e-9:
-        return ", one run on one side and equal runs on the other: spread not measured"
-    return (f", one run on one side: {'beyond' if abs(d) > 2 * other['std'] else 'within'} twice the other's seed "
-            "spread")
+        return None, ", one run on one side and equal runs on the other: spread not measured"
+    beyond = abs(d) > 2 * other["std"]
+    return beyond, f", one run on one side: {'beyond' if beyond else 'within'} twice the other's seed spread"
+
+
+def _spread(a: dict, b: dict, d: float) -> str:
+    return _judged(a, b, d)[1]
 
 
 def pair_findings(run_evaluations: dict) -> list[str]:
@@ -335,9 +341,10 @@ def own_ssl_findings(results: dict) -> list[str]:
     """Own SSL against scratch paired on identical label subsets (fine-tuned both), and for text, the size of the
     corpus own pretraining read and what that size means when it does not pay at the fewest labels."""
     out, pairs = [], paired(runs_of(results), ("ssl", "finetune"), ("scratch", "finetune"))
-    for protocol, what in (("finetune", "SSL fine-tuned minus scratch fine-tuned"),
-                           ("fixmatch", "consistency training (fixmatch) from the SSL start minus from scratch")):
-        for p in pairs if protocol == "finetune" else paired(runs_of(results), ("ssl", protocol), ("scratch", protocol)):
+    fixmatch = paired(runs_of(results), ("ssl", "fixmatch"), ("scratch", "fixmatch"))
+    for what, found in (("SSL fine-tuned minus scratch fine-tuned", pairs),
+                        ("consistency training (fixmatch) from the SSL start minus from scratch", fixmatch)):
+        for p in found:
             if p["n"] > 1:
                 verdict = "beyond" if abs(p["mean"]) > p["std"] else "within"
                 out.append(f"Paired on the same {p['n']} label subsets at {label_text(p['fraction'])} labels, {what}: "
