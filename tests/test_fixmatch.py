@@ -11,7 +11,7 @@ from sslab.config import label_text, parse_labels
 from sslab.data import label_subset, validation_split
 from sslab.errors import SslabError
 from sslab.evaluate import PROTOCOLS, check_names, kind_adapter, scratch_runs
-from sslab.evaluate.protocols import PseudoLabels, ema_update, finetune, fixmatch, fixmatch_cost
+from sslab.evaluate.protocols import PseudoLabels, ema_update, finetune, fixmatch, fixmatch_cost, run_estimate
 from sslab.methods.base import ImageEncoder
 from sslab.views.image import StrongView, _equalize, weak_view
 
@@ -77,6 +77,9 @@ def test_fixmatch_is_registered_planned_and_has_a_scratch_row():
     check_names(EvalConfig(protocols=["fixmatch"], baselines=["scratch+fixmatch"]))
     steps, items, checks = fixmatch_cost(580, EvalConfig())
     assert items == round(128 * (1 + 3 * 4 / 3)) and steps >= 200 and checks >= 1
+    # under the plateau rule it counts FIXMATCH_CHECKS checks of 40 steps (5,000 images at batch 128), more than a
+    # fine-tune's PLATEAU_CHECKS: consistency runs plateau later (measured)
+    assert (steps, checks) == (17 * 40, 17) and run_estimate(580, EvalConfig())[0] == 12 * 40
     assert scratch_runs(["scratch", "scratch+fixmatch"], 0.01) == [("scratch", "finetune", False),
                                                                     ("scratch", "fixmatch", True)]
     assert scratch_runs(["scratch+fixmatch"], 1.0) == []  # no unlabelled items at 100%
