@@ -14,7 +14,8 @@ Variants (each changes one thing against `base`, the protocol as it is):
            their running mean (momentum 0.999), renormalised, before the threshold
 
 Prints one JSON line per variant: test and best validation accuracy, epochs of the labels, the share of
-pseudo-labels used, seconds, and the validation curve. Run alone (a shared machine changes where the plateau rule
+pseudo-labels used, seconds, and the validation curve. On the CPU, with the default evaluation settings
+(`EvalConfig()`), not the run's. Run alone (a shared machine changes where the plateau rule
 stops, and so the figures)."""
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def run_variant(variant: str, teacher, train, idx, test, val, cfg: EvalConfig, s
         u = to_device(train.batch(pool[torch.randint(len(pool), (cfg.fixmatch_ratio * len(y),), generator=g)]),
                       "cpu")
         with torch.no_grad():
-            probs = F.softmax((mean_teacher or model)(weak(u, g_views)), dim=1)
+            probs = F.softmax((model if mean_teacher is None else mean_teacher)(weak(u, g_views)), dim=1)
             if variant == "align":
                 state["mean"] = 0.999 * state["mean"] + 0.001 * probs.mean(0)
                 probs = probs / (n_classes * state["mean"])

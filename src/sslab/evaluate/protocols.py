@@ -388,9 +388,10 @@ class _Subset:
 # --time 15m, 2026-12-06: 8-15 checks at 580 labels (mean 10.3; ssl 12, scratch+aug 12), 8-24 at 5,800 (mean 14);
 # digits 6-8. The plan corrects its estimates by what the study's own runs measure.
 PLATEAU_CHECKS = 12
-# A fixmatch run keeps gaining on its validation items for longer: 11-24 checks, mean 17.8, over the 12 converged
-# fixmatch runs of two studies at 1% labels (2026-12-06: Fashion-MNIST --time 45m, 8 runs, mean 18.6; CIFAR-10
-# --time 30m, 4 runs, mean 16). Counted at PLATEAU_CHECKS, the 45-minute study planned 33.5 minutes and took 43.1.
+# A fixmatch run keeps gaining on its validation items for longer: 7-24 checks, mean 16.9, over the 13 converged
+# fixmatch runs of two studies at 1% labels (2026-12-06: Fashion-MNIST --time 45m, 9 runs, mean 17.4; CIFAR-10
+# --time 30m, 4 runs, mean 16), measured at 1% only. Counted at PLATEAU_CHECKS, the 45-minute study planned 33.5
+# minutes and took 43.1.
 FIXMATCH_CHECKS = 17
 
 

@@ -175,7 +175,7 @@ def findings(summary: list[dict], n_train: int | None = None, augmentation: str 
                 continue
             beyond, spread = _judged(a, b, d)
             verdict = {True: "improves" if d > 0 else "lowers", False: "does not measurably change",
-                       None: "changes"}[beyond]
+                       None: "changes" if abs(d) >= 5e-4 else "does not change"}[beyond]
             out.append(f"Augmentation{what} {verdict} scratch test accuracy at {label_text(frac)} labels: {fmt(b)} -> "
                        f"{fmt(a)} ({d:+.1%}{spread}).")
     for frac in sorted({k[2] for k in get}, key=label_order):  # the question "how much does SSL add over training from scratch?"
@@ -252,7 +252,7 @@ def label_efficiency(summary: list[dict], n_train: int | None = None) -> list[st
         if v:
             share = (v["mean"] - a["mean"]) / (b["mean"] - a["mean"])
             parts.append(f"{init} ({v['protocol']}, {pct(v['mean'])}) "
-                         + (f"all of it and more ({share:.0%}: above scratch at {label_text(hi)})" if share > 1
+                         + (f"all of it and more ({share:.0%}: above scratch at {label_text(hi)})" if round(share, 2) > 1
                             else f"{share:.0%}"))
     out = [f"Label efficiency: of the gap between scratch at {label_text(lo)} labels ({pct(a['mean'])}) and at {label_text(hi)} "
            f"({pct(b['mean'])}), the best row of each starting point at {label_text(lo)} recovers " + "; ".join(parts) + "."]
@@ -284,6 +284,8 @@ def _judged(a: dict, b: dict, d: float) -> tuple[bool | None, str]:
     (twice that spread: the sum of two alike); with one run on each side, or an unvaried other side, nothing is
     judged."""
     if min(a["n"], b["n"]) >= 2:
+        if a["std"] + b["std"] < 1e-9:
+            return None, ", equal runs on both sides: spread not measured"
         beyond = abs(d) > a["std"] + b["std"]
         return beyond, f", {'beyond' if beyond else 'within'} the seed spread"
     other = a if a["n"] >= 2 else b
@@ -324,17 +326,26 @@ def paired(runs: list[dict], a: tuple[str, str], b: tuple[str, str]) -> list[dic
     sample std of those differences, how many subsets, and on how many `a` is ahead. A run stopped at its cap
     before it converged (†) takes no part."""
     acc: dict = {}
+    capped: dict = {}  # fraction -> runs left out
     for r in runs:
         key, frac, seed, x = (r.get("init"), r.get("protocol")), num(r.get("fraction")), r.get("seed"), \
             num(r.get("test_acc"))
-        if key in (a, b) and frac is not None and seed is not None and x is not None and r.get("converged") is not False:
-            acc.setdefault((round(frac, 9), seed), {}).setdefault(key, []).append(x)
+        if key in (a, b) and frac is not None and seed is not None and x is not None:
+            if r.get("converged") is False:
+                capped[round(frac, 9)] = capped.get(round(frac, 9), 0) + 1
+            else:
+                acc.setdefault((round(frac, 9), seed), {}).setdefault(key, []).append(x)
     diffs: dict = {}
     for (frac, _), v in acc.items():
         if a in v and b in v:
             diffs.setdefault(frac, []).append(sum(v[a]) / len(v[a]) - sum(v[b]) / len(v[b]))
     return [{"fraction": f, "mean": mean_std(d)[0], "std": mean_std(d)[1], "n": len(d),
-             "ahead": sum(x > 0 for x in d)} for f, d in sorted(diffs.items(), key=lambda kv: label_order(kv[0]))]
+             "ahead": sum(x > 0 for x in d), "left_out": capped.get(f, 0)}
+            for f, d in sorted(diffs.items(), key=lambda kv: label_order(kv[0]))]
+
+
+def capped_text(n: int) -> str:
+    return f"; {n} run{'s' if n > 1 else ''} stopped at the cap left out" if n else ""
 
 
 def own_ssl_findings(results: dict) -> list[str]:
@@ -349,7 +360,7 @@ def own_ssl_findings(results: dict) -> list[str]:
                 verdict = "beyond" if abs(p["mean"]) > p["std"] else "within"
                 out.append(f"Paired on the same {p['n']} label subsets at {label_text(p['fraction'])} labels, {what}: "
                            f"{p['mean']:+.1%} ± {p['std']:.1%}, ahead on {p['ahead']} of {p['n']} ({verdict} the spread "
-                           "of the differences; runs stopped at their cap left out).")
+                           f"of the differences{capped_text(p['left_out'])}).")
     data, pre = as_dict(results.get("data")), as_dict(results.get("pretrain"))
     fewest = next((p for p in pairs if p["n"] > 1), None)
     if data.get("kind") == "text" and data.get("n_train") and data.get("mean_words") and fewest \
