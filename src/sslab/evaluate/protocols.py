@@ -222,11 +222,7 @@ def fixmatch_cost(n_labels: int, cfg: EvalConfig) -> tuple[int, int, int]:
     FIXMATCH_CHECKS checks (else `run_estimate`'s steps) at the labelled batch, each step training on
     (1 + ratio) x batch items and predicting ratio x batch more (counted at a third of a training item: a forward
     pass without gradients)."""
-    steps, bs, checks = run_estimate(n_labels, cfg)
-    if cfg.finetune_until == "plateau" and cfg.val_items > 0:
-        _, cap, check = plateau_steps(n_labels, cfg)
-        steps = min(cap, max(cfg.finetune_min_steps, FIXMATCH_CHECKS * check))
-        checks = max(1, steps // check)
+    steps, bs, checks = run_estimate(n_labels, cfg, FIXMATCH_CHECKS)
     return steps, round(bs * (1 + cfg.fixmatch_ratio * 4 / 3)), checks
 
 
@@ -410,11 +406,11 @@ def plateau_steps(n_labels: int, cfg: EvalConfig) -> tuple[int, int, int]:
     return bs, cap, check
 
 
-def plateau_estimate(n_labels: int, cfg: EvalConfig) -> tuple[int, int, int]:
+def plateau_estimate(n_labels: int, cfg: EvalConfig, checks: int = PLATEAU_CHECKS) -> tuple[int, int, int]:
     """(optimiser steps, batch size, validation checks) a plateau-rule run on `n_labels` items is expected to take:
-    PLATEAU_CHECKS checks, at least `finetune_min_steps`, at most the cap."""
+    `checks` checks, at least `finetune_min_steps`, at most the cap."""
     bs, cap, check = plateau_steps(n_labels, cfg)
-    steps = min(cap, max(cfg.finetune_min_steps, PLATEAU_CHECKS * check))
+    steps = min(cap, max(cfg.finetune_min_steps, checks * check))
     return steps, bs, max(1, steps // check)
 
 
@@ -430,11 +426,11 @@ def budget_estimate(n_labels: int, cfg: EvalConfig) -> tuple[int, int, int]:
     return steps, bs, cfg.curve_points
 
 
-def run_estimate(n_labels: int, cfg: EvalConfig) -> tuple[int, int, int]:
+def run_estimate(n_labels: int, cfg: EvalConfig, checks: int = PLATEAU_CHECKS) -> tuple[int, int, int]:
     """(optimiser steps, batch size, validation checks or curve points) a `fit_classifier` run is expected to take,
-    by the rule it trains under."""
+    by the rule it trains under (`checks`: validation checks a plateau-rule run makes)."""
     if cfg.finetune_until == "plateau" and cfg.val_items > 0:
-        return plateau_estimate(n_labels, cfg)
+        return plateau_estimate(n_labels, cfg, checks)
     return budget_estimate(n_labels, cfg)
 
 
