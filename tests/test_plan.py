@@ -173,3 +173,44 @@ def test_the_foundation_is_planned_first_and_the_adapted_model_after_the_next_se
     plan = _plan((full.fixed + f0 + 3 * 3.0 + 1) / 0.95, encoders=enc)
     assert ("foundation", "self", "finetune", 0.01, 0) in plan.runs
     assert not plan.has_trained("adapted") and not plan.has_trained("ssl")
+
+
+def test_a_foundation_whose_features_alone_overrun_the_limit_is_left_out_and_too_short_a_limit_is_named():
+    """The sweep's text study at --time 3m: the foundation's features take most of the limit, so nothing of any
+    encoder fits; without the foundation own SSL's rows do. A limit under which nothing fits says which would."""
+    slow = {**COSTS, "eval": 2e-2}  # 7,000 items: 140 s of features
+    enc = {"ssl": {"costs": COSTS, "baselines": True, "protocols": ["finetune"]},
+           "foundation": {"costs": slow, "baselines": False, "protocols": ["finetune"], "rank": 0}}
+    plan = _plan(120.0, encoders=enc, pretrain=20.0)
+    assert plan.features_seconds("foundation") == pytest.approx(140.0)
+    assert not plan.has_runs("foundation") and not plan.has_runs("ssl")
+    alone = plan.without("foundation", 20.0, 1)
+    assert alone.has_runs("ssl") and alone.has_trained("ssl")
+    tiny = _plan(20.0, pretrain=20.0)
+    assert not tiny.has_runs("ssl")
+    enough = _plan(tiny.shortest_limit() + 5, pretrain=20.0)  # (its calibration's elapsed seconds differ a little)
+    assert enough.has_runs("ssl")
+
+
+def test_a_skipped_foundation_row_gives_the_study_command_that_runs_it():
+    plan = _plan(60.0)
+    plan.study_command = "sslab study --data 'my file.csv' --time 3m --out runs/x --overwrite"
+    cmd = plan.command({"name": "foundation", "fraction": 0.01, "seed": 0, "runs": [("self", "setfit")]})
+    assert shlex.split(cmd) == ["sslab", "study", "--data", "my file.csv", "--time", "none", "--out",
+                                f"{plan.run_dir}-full"]
+
+
+def test_a_skipped_subset_run_in_part_keeps_the_rest_with_the_command_that_runs_only_those():
+    from sslab.studies.plan import settle_skipped
+
+    plan = _plan((_plan(None).fixed + 30) / 0.95, overrides=["eval.baselines=[scratch,scratch+aug]"])
+    groups = plan.to_dict()["skipped"]
+    g = next(g for g in groups if len(g["runs"]) == 3)
+    s0 = g["seeds"][0]
+    after = settle_skipped(groups, [{"init": "ssl", "protocol": "finetune", "fraction": g["fraction"], "seed": s0},
+                                    {"init": "scratch", "protocol": "finetune", "fraction": g["fraction"], "seed": s0}])
+    rest = next(x for x in after if x["fraction"] == g["fraction"] and x["seeds"] == [s0])
+    assert rest["rows"] == "scratch+aug finetune" and rest["runs"] == [["scratch+aug", "finetune"]]
+    words = shlex.split(rest["commands"][0])
+    assert words[words.index("--protocol") + 1] == "none" and words[words.index("--baselines") + 1] == "scratch+aug"
+    assert len(after) == len(groups) + (len(g["seeds"]) > 1)

@@ -166,7 +166,7 @@ def _plot_fraction(summary: list[dict], path: Path) -> str | None:
     pos = {f: (sum(d["labels"] for d in summary if d["fraction"] == f)
                / sum(1 for d in summary if d["fraction"] == f)) if by_labels else f for f in fracs}
     for k in keys:
-        pts = [cells[k][f] for f in fracs if f in cells[k]]
+        pts = sorted((cells[k][f] for f in fracs if f in cells[k]), key=lambda d: pos[d["fraction"]])  # along x
         x = [pos[d["fraction"]] for d in pts]
         y = [d["mean"] * 100 for d in pts]
         e = [d["std"] * 100 for d in pts]
@@ -182,8 +182,14 @@ def _plot_fraction(summary: list[dict], path: Path) -> str | None:
         ax.errorbar(x, y, yerr=e, color=colors[k[0]], marker=marker, ls=ls, lw=1.6 if not baseline else 1.4,
                     ms=5, capsize=3, label=label, alpha=0.9 if baseline else 1.0)
     ax.set_xscale("log")
-    ax.set_xticks([pos[f] for f in fracs])
-    ax.set_xticklabels([frac_label(f) + (f"\n{pos[f]:,.0f}" if by_labels else "") for f in fracs])
+    ticks, labels, last = [], [], None
+    for f in sorted(fracs, key=pos.get):  # a tick close to the one before it (8/class beside 10%) goes lower
+        low = last is not None and pos[f] < 1.4 * last and not labels[-1].startswith("\n")
+        ticks.append(pos[f])
+        labels.append(("\n\n" if low else "") + frac_label(f) + (f"\n{pos[f]:,.0f}" if by_labels else ""))
+        last = pos[f]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(labels)
     ax.minorticks_off()
     lo, hi = min(pos.values()), max(pos.values())
     ax.set_xlim(lo / 2, hi * 2) if lo == hi else ax.set_xlim(lo / 1.4, hi * 1.4)

@@ -137,7 +137,9 @@ def _starting_points(results: dict) -> list[str]:
     """What the foundation and adapted rows start from (a study with --from)."""
     out = []
     found = as_dict(results.get("foundation"))
-    if found:
+    if found.get("skipped"):
+        out.append(f"foundation: {found.get('path')}, not run ({found['skipped']})")
+    elif found:
         params = found.get("parameters")
         out.append(f"foundation: {found.get('backbone') or found.get('path')}"
                    + (f", {params / 1e6:.1f} M parameters" if isinstance(params, (int, float)) else "")

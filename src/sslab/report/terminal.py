@@ -18,12 +18,16 @@ def print_summary(results: dict, console=None) -> None:
     console = console if console is not None else Console(width=None if sys.stdout.isatty() else 120)
     summary = summarize(results)
     if not summary:
-        console.print("[yellow]No evaluation runs in results.[/yellow]")
+        if not as_dict(results).get("run_evaluations"):  # (an image-text study's retrieval is its evaluation)
+            console.print("[yellow]No evaluation runs in results.[/yellow]")
         return
     keys, fracs, cells, best = results_grid(summary)
     data = as_dict(as_dict(results).get("data"))
     title = "Test accuracy (%), mean ± std over seeds"
-    if data.get("name"):
+    probe = as_dict(as_dict(results).get("probe"))
+    if probe.get("name"):  # an image-text study: the rows are its image tower's probes on a labelled image set
+        title += f" — the image tower on {probe['name']} (probe data)"
+    elif data.get("name"):
         title += f" — {data['name']}"
     table = Table(title=escape(title), title_justify="left")
     table.add_column("init", style="cyan", no_wrap=True)
@@ -45,5 +49,5 @@ def print_summary(results: dict, console=None) -> None:
         console.print("† not converged: some runs stopped at their cap while validation accuracy was still rising")
     for g in as_list(as_dict(results.get("plan")).get("skipped")):
         console.print(escape(f"skipped ({g['why']}): {g['what']}: {g['commands'][0]}"
-                             + (" (likewise --seed-list for each other seed)" if len(g["commands"]) > 1 else "")),
+                             + (" (likewise --seed-list for each other seed)" if len(set(g["commands"])) > 1 else "")),
                       soft_wrap=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from sslab.evaluate import (PROTOCOLS, SeedList, check_labelled, check_names, ev
                             kind_adapter, run_evaluations)
 from sslab.methods import continuing_method, method_kind, prepare_pretraining
 from sslab.methods.text import FOUNDATION_CONTEXT
-from sslab.progress import Progress
+from sslab.progress import Progress, hms
 from sslab.studies.plan import PRETRAIN_SHARE, Plan, settle_skipped
 from sslab.studies.summary import assemble
 from sslab.version import __version__
@@ -218,7 +219,7 @@ def _calibrate(encoder, info: dict, splits, cfg: EvalConfig) -> dict:
 
 
 def make_plan(cfg: StudyConfig, splits, encoders: dict, out: Path, t0: float, pretrain_seconds: float | None,
-              pretrainings: int) -> Plan:
+              pretrainings: int, command: str = "") -> Plan:
     """The study's plan over `encoders` ({name: {"encoder", "info", "baselines"}, or {"same_as": name,
     "baselines"}}; each network timed here once)."""
     from sslab.data import validation_split
@@ -236,7 +237,7 @@ def make_plan(cfg: StudyConfig, splits, encoders: dict, out: Path, t0: float, pr
         timed[name] = {"costs": _calibrate(e["encoder"], e["info"], splits, cfg.eval), "baselines": e["baselines"],
                        "protocols": trained, **order}
     return Plan(cfg, timed, splits.train.y[pool], len(splits.train.classes), len(splits.train), len(splits.test),
-                cfg.time_limit, t0, pretrain_seconds, pretrainings, run_dir=str(out))
+                cfg.time_limit, t0, pretrain_seconds, pretrainings, run_dir=str(out), command=command)
 
 
 def _shared_budget(cfg: StudyConfig, pretrainings: int, budget_fixed: bool):
@@ -262,7 +263,7 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
     # 1. data, once
     splits = load_data(cfg.data, root, kind=kind, text_column=cfg.text_column, label_column=cfg.label_column)
     if kind == "pairs":
-        return pair_study(cfg, splits, out, root, command, log, show_progress, t0)
+        return pair_study(cfg, splits, out, root, command, log, show_progress, t0, budget_fixed)
     check_labelled(splits)
     log(f"data {splits.train.name}: {len(splits.train)} train / {len(splits.test)} test {splits.train.unit}, "
         f"{len(splits.train.classes)} classes")
@@ -301,11 +302,26 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
                                   "protocols": foundation_protocols(cfg.eval), "rank": 0}
         if adapt is not None and not isinstance(adapt, str):
             encoders["adapted"] = {"same_as": "foundation", "baselines": False, "defer": 1.5}
-    plan = make_plan(cfg, splits, encoders, out, t0, pcfg.budget, pretrainings)
+    plan = make_plan(cfg, splits, encoders, out, t0, pcfg.budget, pretrainings, command)
     if "adapted" in encoders and not plan.has_trained("adapted"):  # its pretraining would buy no trained row:
         adapt = "none of its trained runs fits the time limit"  # the time goes to the other rows' runs
         pretrainings -= 1
         plan = plan.without("adapted", pcfg.budget, pretrainings)
+    if foundation is not None and not plan.has_runs("foundation"):  # its features would buy no row: the time goes
+        why = (f"none of its runs fits the time limit of {hms(cfg.time_limit)} (its features alone take about "  # to
+               f"{hms(plan.features_seconds('foundation'))}); a longer --time includes it")  # the others' runs
+        log(f"foundation model left out: {why}")
+        foundation, extra_foundation = None, {"path": cfg.foundation, "skipped": why}
+        if adapt is not None and not isinstance(adapt, str):  # continued pretraining of a model left out
+            adapt, pretrainings = "the foundation model was left out", pretrainings - 1
+        if "adapted" in plan.encoders:
+            plan = plan.without("adapted", pcfg.budget, pretrainings)
+        plan = plan.without("foundation", pcfg.budget, pretrainings)
+    else:
+        extra_foundation = None
+    if cfg.time_limit is not None and not any(plan.has_runs(name) for name in plan.encoders):
+        raise SslabError(f"--time {hms(cfg.time_limit)} is too short for this study: nothing fits after pretraining "
+                         f"and feature extraction; use --time {math.ceil(plan.shortest_limit() / 60)}m or more")
     for line in plan.lines():
         log(line)
     # 3. pretraining: every run before any evaluation
@@ -362,6 +378,8 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
             extra["adapted"] = _adapted_summary(p, adapt.lr, aev["health"])
     finally:
         progress.close()
+    if extra_foundation is not None:
+        extra["foundation"] = extra_foundation
     if cfg.pretrain_data:
         extra["pretrain_data"] = _data_info(source)
     # 5. summary and findings, then results.json
@@ -396,13 +414,16 @@ def _save_examples(out: Path, examples: list[dict]) -> list[dict]:
     return saved
 
 
-def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, show_progress: bool, t0: float) -> dict:
+def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, show_progress: bool, t0: float,
+               budget_fixed: bool = False) -> dict:
     """The study on image-text pairs (CLIP): pretrain on the training pairs; retrieval R@1/5/10 both ways on the
     held-out pairs; with `probe_data` (a labelled image set) zero-shot classification with `prompts` and the image
     tower through the harness's protocols and baselines at every label fraction. A named probe set (cifar10, as the
     clip recipe names) that cannot be had (offline, its download failed) is skipped, said in the log and in
     results["probe_skipped"]: it is an extra, never a reason to fail the study; a probe set of one's own (a folder,
-    an .npz file) that cannot be read is an error before any training."""
+    an .npz file) that cannot be read is an error before any training. Under a time limit pretraining gets its
+    share of it (as in `study`), and the probe's runs are planned in what is left after pretraining; a probe none of
+    whose runs fits is skipped like one that cannot be had."""
     from sslab.data.image import IMAGE_SETS as IMAGE_NAMES
     from sslab.evaluate.pairs import retrieval_evaluation, zero_shot
 
@@ -426,7 +447,8 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
         check_labelled(probe)
         if len(probe.train.classes) < 2:
             raise SslabError(f"{cfg.probe_data}: zero-shot classification needs at least 2 classes")
-    pre, _ = _pretrain_to(cfg.pretrain, cfg, splits, out, root, show_progress)  # no corpus or pretrain_data here
+    pcfg = _shared_budget(cfg, 1, budget_fixed)
+    pre, _ = _pretrain_to(pcfg, cfg, splits, out, root, show_progress)  # no corpus or pretrain_data here
     log(f"pretrained {pre['method']} on {pre['items']} images: {pre['epochs']:.2f} epochs in {pre['seconds']:.0f}s "
         f"({pre['units_per_s']:,.0f} {pre['unit']}/s)")
     if pre.get("early_stop"):
@@ -435,36 +457,56 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
             "on training images held out" + (" (stopped early)" if es["stopped"] else ""))
     encoder, info = load_encoder(out)
     evals = {"retrieval": retrieval_evaluation(out, info, root, examples=8)}
-    runs, health = [], None
+    runs, health, plan = [], None, None
+    if probe is not None:
+        from sslab.data.image import as_rgb
+
+        probe = as_rgb(probe, info["image_size"])  # the side and channels the image tower was trained on
+        if cfg.time_limit is not None:
+            plan = make_plan(cfg, probe, {"ssl": {"encoder": encoder, "info": {**info, "kind": "image"},
+                                                  "baselines": True}}, out, t0, None, 1, command)
+            if not plan.has_runs("ssl"):
+                probe_skipped = (f"none of its runs fits the time limit of {hms(cfg.time_limit)} (its features alone "
+                                 f"take about {hms(plan.features_seconds('ssl'))}); a longer --time includes it")
+                log(f"probe_data {cfg.probe_data} skipped: {probe_skipped}")
+                probe, plan = None, None
+            else:
+                for line in plan.lines():
+                    log(line)
     if probe is None:
         if probe_skipped is None:  # a skipped probe was said before training
             log("no probe_data: zero-shot classification and the image tower's probes are not run")
     else:
-        from sslab.data.image import as_rgb
-
-        probe = as_rgb(probe, info["image_size"])  # the side and channels the image tower was trained on
         zs = zero_shot(out, probe, cfg.prompts, root)
         evals["zero-shot"] = {"title": f"Zero-shot on {cfg.probe_data}", "values": zs, "lines": [
             f"accuracy {zs['accuracy']:.1%} on {zs['images']} test images against chance {zs['chance']:.1%} "
             f"({zs['classes']} classes; prompts averaged: {' | '.join(zs['prompts'])})"]}
-        ev = _evaluate("evaluate", show_progress, encoder, {**info, "kind": "image"}, probe, cfg.eval, log,
-                       fresh=_fresh(info))
+        progress = Progress("evaluate", show_progress, ends_by=plan.deadline() if plan is not None else None)
+        try:
+            ev = _evaluate("evaluate", show_progress, encoder, {**info, "kind": "image"}, probe, cfg.eval, log,
+                           progress, fresh=_fresh(info), schedule=plan.bind("ssl") if plan is not None else None)
+        finally:
+            progress.close()
         runs, health = ev["runs"], ev["health"]
     for ev_ in evals.values():
         for line in ev_["lines"]:
             log(f"{ev_['title']}: {line}")
     examples = _save_examples(out, evals.get("retrieval", {}).pop("examples", []))
     results = assemble({
-        **_stamp(cfg.model_dump(), command),
+        **_stamp(cfg.model_copy(update={"pretrain": pcfg}).model_dump(), command),
         "data": {"name": tr.name, "kind": "pairs", "unit": "images", "n_train": len(tr), "n_test": len(te),
                  "classes": [], "captions": [len(tr.captions), len(te.captions)], "skipped": tr.skipped},
         "probe": _data_info(probe) if probe is not None else None, "probe_skipped": probe_skipped,
         "pretrain": pre, "health": health, "runs": runs,
         "run_evaluations": evals, "retrieval_examples": examples,
         "baseline_notes": _baseline_notes("image") if probe is not None else "",
-        "timing": {"total_seconds": time.time() - t0, "pretrain_seconds": pre["seconds"]},
+        **({"plan": plan.to_dict()} if plan is not None else {}),
+        "timing": {"total_seconds": time.time() - t0, "pretrain_seconds": pre["seconds"],
+                   "limit_seconds": cfg.time_limit},
     })
     save_results(out, results)
+    total = time.time() - t0
+    log(f"study took {total / 60:.1f} min" + (f" (limit {cfg.time_limit / 60:.1f})" if cfg.time_limit else ""))
     return results
 
 

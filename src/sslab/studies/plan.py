@@ -47,11 +47,11 @@ class Plan(Schedule):
 
     def __init__(self, cfg: StudyConfig, encoders: dict[str, dict], pool_y: np.ndarray, n_classes: int,
                  n_train: int, n_test: int, limit: float | None, started: float, pretrain_seconds: float | None,
-                 pretrainings: int = 1, run_dir: str = "runs/<study>"):
+                 pretrainings: int = 1, run_dir: str = "runs/<study>", command: str = ""):
         super().__init__(cfg.eval)
-        self._args = (cfg, pool_y, n_classes, n_train, n_test, limit, started, run_dir)
+        self._args = (cfg, pool_y, n_classes, n_train, n_test, limit, started, run_dir, command)
         ev: EvalConfig = cfg.eval
-        self.ev, self.limit, self.started, self.run_dir = ev, limit, started, run_dir
+        self.ev, self.limit, self.started, self.run_dir, self.study_command = ev, limit, started, run_dir, command
         self.pretrain_seconds, self.pretrainings = pretrain_seconds, pretrainings
         self.encoders = encoders
         self.plateau = ev.finetune_until == "plateau" and ev.val_items > 0
@@ -145,7 +145,7 @@ class Plan(Schedule):
         small = lambda f: self.n_labels[f] < 0.1 * (self.n_train or 1) if per_class(f) else f < 0.1  # noqa: E731
         trained_seeds = {f: ev.seeds if small(f) else min(ev.seeds, ev.finetune_seeds_large) for f in fracs}
         tiers = [(f, s) for s in range(ev.seeds) for f in fracs if s < trained_seeds[f]]
-        self.features = sum((self.n_train + self.n_test) * e["costs"]["eval"] for e in self.encoders.values())
+        self.features = sum(self.features_seconds(n) for n in self.encoders)
         fixed = elapsed + (self.pretrain_seconds or 0.0) * self.pretrainings + self.features + REPORT_SECONDS
         room = math.inf if self.limit is None else END_MARGIN * self.limit - fixed
         self.fixed = fixed
@@ -209,10 +209,24 @@ class Plan(Schedule):
 
     def without(self, name: str, pretrain_seconds: float | None, pretrainings: int) -> "Plan":
         """The plan made again without encoder `name` and its pretraining (its networks as timed already)."""
-        cfg, pool_y, n_classes, n_train, n_test, limit, started, run_dir = self._args
+        cfg, pool_y, n_classes, n_train, n_test, limit, started, run_dir, command = self._args
         encoders = {k: v for k, v in self.encoders.items() if k != name}
         return Plan(cfg, encoders, pool_y, n_classes, n_train, n_test, limit, started, pretrain_seconds,
-                    pretrainings, run_dir)
+                    pretrainings, run_dir, command)
+
+    def has_runs(self, name: str) -> bool:
+        """Whether the plan runs anything on encoder `name`'s features: frozen-feature probes or trained runs."""
+        return bool(self.subset_list.get(name))
+
+    def features_seconds(self, name: str) -> float:
+        """Estimated seconds of extracting encoder `name`'s features of every training and test item."""
+        return (self.n_train + self.n_test) * self.encoders[name]["costs"]["eval"]
+
+    def shortest_limit(self) -> float:
+        """The least time limit under which the plan would run something: its fixed costs (the time spent so far,
+        pretraining, features, report) and the cheapest skipped subset, over the share of the limit it fills."""
+        cheapest = min((item["seconds"] for item in self.skipped), default=0.0)
+        return (self.fixed + cheapest) / END_MARGIN
 
     def has_trained(self, name: str) -> bool:
         """Whether the plan trains any run on encoder `name`'s features."""
@@ -314,8 +328,17 @@ class Plan(Schedule):
         if not item["runs"]:  # a subset's frozen-feature runs only
             protocols = [p for p in ev.protocols if PROTOCOLS[p].frozen]
             bases = [b for b in ev.baselines if b in ("raw", "pixels", "tfidf")]
-        if item["name"] != "ssl":
-            return f"sslab study ... --time none  (the {item['name']} rows; see the plan in results.json)"
+        if item["name"] != "ssl":  # only a study runs these rows: the study's own command without its limit
+            words = shlex.split(self.study_command) if self.study_command else ["sslab", "study", "..."]
+            keep, skip = [], 0
+            for w in words:
+                if skip or w in ("--resume", "--overwrite"):
+                    skip = 0
+                elif w in ("--time", "--out"):
+                    skip = 1
+                elif not w.startswith(("--time=", "--out=")):
+                    keep.append(w)
+            return " ".join(shlex.quote(w) for w in keep + ["--time", "none", "--out", f"{self.run_dir}-full"])
         parts = ["sslab", "evaluate", self.run_dir, "--labels", f"{item['fraction']:g}", "--seed-list",
                  str(item["seed"]), "--protocol", ",".join(protocols) or "none", "--baselines",
                  ",".join(bases) or "none"]
@@ -391,11 +414,32 @@ def settle_skipped(skipped: list[dict], runs: list[dict]) -> list[dict]:
         done = (lambda s: all((init, p, f, s) in have for init, p in wanted)) if wanted else \
             (lambda s: any((name, p, f, s) in have for p in PROTOCOLS if PROTOCOLS[p].frozen))  # frozen-only
         keep = [i for i, s in enumerate(g["seeds"]) if not done(s)]
-        if keep:
-            g = {**g, "seeds": [g["seeds"][i] for i in keep], "commands": [g["commands"][i] for i in keep],
-                 "seconds": round(g["seconds"] * len(keep) / len(g["seeds"]), 1)}
-            out.append({**g, "what": _skipped_what(g)})
+        partial = [i for i in keep if wanted and any((init, p, f, g["seeds"][i]) in have for init, p in wanted)]
+        whole = [i for i in keep if i not in partial]
+        if whole:
+            part = {**g, "seeds": [g["seeds"][i] for i in whole], "commands": [g["commands"][i] for i in whole],
+                    "seconds": round(g["seconds"] * len(whole) / len(g["seeds"]), 1)}
+            out.append({**part, "what": _skipped_what(part)})
+        for i in partial:  # some of the seed's runs were run: the others, with the command that runs those alone
+            s = g["seeds"][i]
+            runs = [r for r, (init, p) in zip(g["runs"], wanted) if (init, p, f, s) not in have]
+            part = {**g, "seeds": [s], "runs": runs, "commands": [_only(g["commands"][i], runs)],
+                    "rows": ", ".join(f"{init} {p}" for init, p in wanted if (init, p, f, s) not in have),
+                    "seconds": round(g["seconds"] / len(g["seeds"]) * len(runs) / len(wanted), 1)}
+            out.append({**part, "what": _skipped_what(part)})
     return out
+
+
+def _only(command: str, runs: list) -> str:
+    """An `sslab evaluate` command of `Plan.command` narrowed to `runs` ([init, protocol]; init "self": the
+    encoder's own rows)."""
+    words = shlex.split(command)
+    protocols = sorted({p for init, p in runs if init == "self"})
+    bases = sorted({f"{init}+{p}" if p != "finetune" else init for init, p in runs if init != "self"})
+    for flag, value in (("--protocol", protocols), ("--baselines", bases)):
+        if flag in words:
+            words[words.index(flag) + 1] = ",".join(value) or "none"
+    return " ".join(shlex.quote(w) for w in words)
 
 
 class _Bound(Schedule):

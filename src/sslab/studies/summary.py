@@ -403,7 +403,7 @@ def plan_lines(plan: dict) -> list[str]:
         out.append(f"  {r['encoder']} at {frac_label(r['fraction'])} labels ({r['labels']:,}), "
                    f"{seeds_text(r['seeds'])}: frozen-feature probes{trained}  ~{hms(r['seconds'])}")
     for g in as_list(plan.get("skipped")):
-        more = " (likewise --seed-list for each other seed)" if len(g.get("commands", [])) > 1 else ""
+        more = " (likewise --seed-list for each other seed)" if len(set(g.get("commands", []))) > 1 else ""
         out.append(f"  skipped ({g['why']}): {g['what']} (~{hms(g['seconds'])}); run it with: "
                    f"{g['commands'][0]}{more}")
     return out
