@@ -3,6 +3,7 @@ fine-tuned model (the finetune protocol's, trained once here) and runs under the
 protocol, which is variant `base` (issue 25, "low-cost refinements only if they measure").
 
     python benchmarks/fixmatch_variants.py <run> [--labels 0.01] [--seed 0] [--variants base,sgd,black,teacher,align]
+    python benchmarks/fixmatch_variants.py <run> --variants base,fixmatch_adaptive=true,fixmatch_threshold=0.95
 
 Variants (each changes one thing against `base`, the protocol as it is):
   sgd      FixMatch's optimiser: SGD, Nesterov momentum 0.9, L2 5e-4, rate 0.03 (sslab: AdamW 1e-3)
@@ -12,6 +13,8 @@ Variants (each changes one thing against `base`, the protocol as it is):
            weights being trained
   align    distribution alignment (ReMixMatch): the weak view's class probabilities times the class prior over
            their running mean (momentum 0.999), renormalised, before the threshold
+  key=value  the protocol with EvalConfig settings changed (several joined by '+', e.g.
+           `fixmatch_threshold=0.7+fixmatch_ratio=7`)
 
 Prints one JSON line per variant: test and best validation accuracy, epochs of the labels, the share of
 pseudo-labels used, seconds, and the validation curve. On the CPU, with the default evaluation settings
@@ -49,6 +52,8 @@ def run_variant(variant: str, teacher, train, idx, test, val, cfg: EvalConfig, s
     """The fixmatch protocol's step with one change (`variant`), from a copy of `teacher`, under fit_classifier."""
     if variant == "sgd":
         cfg = cfg.model_copy(update={"finetune_lr": 0.03})
+    if "=" in variant:
+        cfg = EvalConfig(**{**cfg.model_dump(), **dict(kv.split("=", 1) for kv in variant.split("+"))})
     model = copy.deepcopy(teacher)
     mean_teacher = copy.deepcopy(teacher).train() if variant == "teacher" else None
     strong = V.StrongView()
@@ -102,7 +107,7 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     a = ap.parse_args()
     variants = a.variants.split(",")
-    if unknown := set(variants) - set(VARIANTS):
+    if unknown := {v for v in variants if "=" not in v} - set(VARIANTS):
         ap.error(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
     encoder, info = load_encoder(a.run)
     splits = load_data(info["data"], None, kind="image")
