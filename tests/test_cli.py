@@ -104,6 +104,25 @@ def test_out_folder_with_files(capsys, tmp_path):
     assert (out / "something.txt").read_text() == "keep me"
 
 
+@pytest.mark.parametrize("args, contains", [
+    (["study", "--data", "nope.csv"], "data folder not found: nope.csv"),
+    (["study", "--protocol", "knnn"], "unknown name 'knnn'"),
+    (["study", "--data", "digits", "--pretrain-data", "no/such/folder"], "data folder not found: no/such/folder"),
+    (["pretrain", "--data", "nope.npz"], "npz file not found"),
+    (["pretrain", "--method", "gpt", "--data", "nope.txt"], "text data not found: nope.txt"),
+    (["pretrain", "--method", "gpt", "--data", "sst2", "--corpus", "nope.txt"], "text data not found: nope.txt"),
+], ids=["study-data", "study-protocol", "study-pretrain-data", "pretrain-npz", "pretrain-text", "pretrain-corpus"])
+def test_bad_input_is_named_before_a_full_out_folder(capsys, tmp_path, args, contains):
+    """A missing data path or an unknown name is the error, not the --out folder that already holds files (which
+    is left as it was)."""
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "something.txt").write_text("keep me")
+    code, _, err = run_cli(capsys, *args, "--out", out)
+    assert_one_line_error(code, err, contains)
+    assert [p.name for p in out.iterdir()] == ["something.txt"]
+
+
 def test_resume_without_checkpoint(capsys, tmp_path):
     out = tmp_path / "o"
     out.mkdir()
@@ -173,7 +192,7 @@ def test_end_to_end_tiny_study(capsys, tmp_path):
                                 "eval.finetune_epochs=3", "eval.finetune_min_steps=20", "eval.linear_steps=200")
     assert code == 0, err
     assert "Traceback" not in err
-    assert "report:" in stdout
+    assert stdout.count("report:") == 1 and stdout.strip().splitlines()[-1] == f"report: {out / 'report.html'}"
     for rel in ("results.json", "report.html", "backbone.safetensors", "run.json", "metrics.jsonl"):
         assert (out / rel).is_file(), rel
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))

@@ -1,6 +1,8 @@
 """The pretraining loop on real data (scikit-learn's 8x8 digits), checkpoints, and config loading."""
 import json
+import os
 import shutil
+import signal
 
 import pytest
 import torch
@@ -9,6 +11,7 @@ import sslab
 from sslab import PretrainConfig, SslabError, StudyConfig, load_config
 from sslab.checkpoint import load_checkpoint, load_weights
 from sslab.config import EvalConfig, parse_duration
+from sslab.engine import Interrupted
 from sslab.methods import METHODS, register
 from sslab.methods.simclr import SimCLR
 
@@ -29,18 +32,22 @@ def run1(digits, tmp_path_factory):
 
 @pytest.fixture
 def faulty_method():
-    """A SimCLR that turns its loss into NaN or raises once it has been called a given number of times."""
+    """A SimCLR that turns its loss into NaN, raises or gets a SIGINT once it has been called a given number of
+    times."""
 
     @register("test-faulty")
     class Faulty(SimCLR):
-        def __init__(self, backbone, nan_after=None, raise_at=None, nan_at=()):
+        def __init__(self, backbone, nan_after=None, raise_at=None, nan_at=(), signal_at=None):
             super().__init__(backbone)
             self.calls, self.nan_after, self.raise_at, self.nan_at = 0, nan_after, raise_at, set(nan_at)
+            self.signal_at = signal_at
 
         def forward(self, x1, x2):
             self.calls += 1
             if self.raise_at is not None and self.calls == self.raise_at:
                 raise RuntimeError("simulated crash")
+            if self.calls == self.signal_at:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of a step
             loss = super().forward(x1, x2)
             if (self.nan_after is not None and self.calls > self.nan_after) or self.calls in self.nan_at:
                 loss = loss * float("nan")
@@ -136,6 +143,25 @@ def test_resume_after_crash_is_exact(digits, tmp_path, faulty_method):
     assert [r["loss"] for r in res["history"]] == [r["loss"] for r in full["history"]]
     a = load_weights(tmp_path / "full" / "backbone.safetensors")
     b = load_weights(tmp_path / "crash" / "backbone.safetensors")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_sigint_finishes_the_step_saves_and_resumes_exactly(digits, tmp_path, faulty_method):
+    """Ctrl-C mid-step: the step is finished, the periodic checkpoint written (not due for an hour), Interrupted
+    raised (exit status 130) with the handler the caller had put back; resuming ends bit-identical to a run that
+    was never stopped."""
+    kw = dict(method=faulty_method, checkpoint_every=3600)
+    full = sslab.pretrain(digits.train, _cfg(**kw), tmp_path / "full", show_progress=False)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(Interrupted) as exc:
+        sslab.pretrain(digits.train, _cfg(**kw, method_args={"signal_at": 7}), tmp_path / "stop", show_progress=False)
+    assert exc.value.exit_code == 130 and signal.getsignal(signal.SIGINT) is before
+    assert str(exc.value).startswith("SIGINT: stopped after step 7 ") and "checkpoint saved in" in str(exc.value)
+    assert torch.load(tmp_path / "stop" / "checkpoint" / "state.pt", weights_only=True)["step"] == 7
+    res = sslab.pretrain(digits.train, _cfg(**kw), tmp_path / "stop", resume=True, show_progress=False)
+    assert res["steps"] == full["steps"] and [r["loss"] for r in res["history"]] == [r["loss"] for r in full["history"]]
+    a, b = load_checkpoint(tmp_path / "full" / "checkpoint")[0], load_checkpoint(tmp_path / "stop" / "checkpoint")[0]
     for k in a:
         assert torch.equal(a[k], b[k]), k
 

@@ -79,6 +79,39 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, method):
     assert _rows(killed) == _rows(full)  # metrics too: no duplicated or missing rows
 
 
+def test_sigterm_saves_and_resume_spends_only_the_rest_of_the_budget(tmp_path):
+    """SIGTERM a few steps after the first checkpoint (the next periodic one is a minute away): the step is
+    finished and a checkpoint written, one line says so and how to continue, exit status 143. `--resume` continues
+    from that step (the rows before it are not trained again) on the clock already spent, so the whole run uses
+    about its budget."""
+    env, run, budget = _env(tmp_path), tmp_path / "run", 10
+    args = ["pretrain", "--data", "digits", "--backbone", "resnet-xs", "--budget", f"{budget}s", "--seed", "3",
+            "batch_size=32", "log_every=5", "--out", str(run)]
+    proc = subprocess.Popen([*_cmd(), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (run / "checkpoint" / "checkpoint.json").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, err[-2000:]
+    _, state = load_checkpoint(run / "checkpoint")
+    assert state["step"] > 1 and 1 < state["elapsed"] < budget
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"SIGTERM: stopped after step {state['step']} ") and "checkpoint saved in" in err
+    assert err.strip().endswith("to continue, run the same command with --resume"), err
+    done = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    r = subprocess.run([*_cmd(), *args, "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[: len(done)] == done  # times included: the steps before the checkpoint were not trained again
+    later = [row for row in rows if row["step"] > state["step"]]
+    assert later and later[0]["time"] > state["elapsed"]  # the clock goes on from the time spent
+    _, final = load_checkpoint(run / "checkpoint")
+    assert final["step"] > state["step"] and budget <= final["elapsed"] < budget + 5
+
+
 def _two_checkpoints(tmp_path) -> tuple[Path, dict]:
     digits = sslab.load_images("digits")
     cfg = PretrainConfig(method="simclr", epochs=1, budget=None, batch_size=64, backbone="resnet-xs", log_every=5,

@@ -76,6 +76,41 @@ def _remove_if_failed(out: Path):
         raise
 
 
+@contextmanager
+def _stopped_by_signal(hint: str = ""):
+    """A run that SIGINT/SIGTERM stopped after writing its checkpoint (sslab.engine.Interrupted): its one line (and
+    `hint`) on standard error from process 0, and the exit status shells expect for the signal, no traceback."""
+    from sslab.dist import rank
+    from sslab.engine import Interrupted
+
+    try:
+        yield
+    except Interrupted as e:
+        if rank() == 0:
+            typer.echo(f"{e}{hint}", err=True)
+        raise typer.Exit(e.exit_code) from None
+
+
+def _check_data(spec: Optional[str], kind: str) -> None:
+    """A data path that is not there, or not readable, fails before the output folder is looked at. The loader is
+    asked only about a spec that is neither a path that exists nor a name, glob or shard pattern: it fails at once
+    with its own words, having nothing to load."""
+    from sslab.data import load_data
+    from sslab.data.image import IMAGE_SETS
+    from sslab.data.pairs import PAIRS_KNOWN
+    from sslab.data.shards import is_shard_spec
+    from sslab.data.text import is_text_spec
+
+    s = str(spec or "").strip()
+    path = Path(s).expanduser()
+    if path.exists():
+        if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
+            raise SslabError(f"cannot read {path}: permission denied")
+    elif not (not s or is_shard_spec(s) or any(c in s for c in "*?[") or s.lower() in IMAGE_SETS
+              or s.lower() in PAIRS_KNOWN or is_text_spec(s)):
+        load_data(s, kind=kind)
+
+
 def _check_names(method: str, backbone: str) -> None:
     """Unknown method or backbone names fail before any data is loaded or any file is written."""
     from sslab.methods import METHODS, check_method_name
@@ -152,6 +187,12 @@ def _default_method(data: Optional[str], config: Optional[Path]) -> Optional[str
     return "gpt" if is_text_spec(data) else None
 
 
+def _study_log(line: str) -> None:
+    """The study's log less its `report:` line, which the command prints last, after the summary."""
+    if not line.startswith("report: "):
+        typer.echo(line)
+
+
 def _command() -> str:
     return "sslab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
@@ -196,6 +237,8 @@ def study(
 ):
     """Pretrain, evaluate at 1%/10%/100% labels against the baselines, write report.html."""
     from sslab.config import StudyConfig, load_config
+    from sslab.evaluate import check_names as check_eval_names
+    from sslab.methods import method_kind
     from sslab.report import print_summary
     from sslab.api import study as run_study
 
@@ -233,13 +276,17 @@ def study(
     _check_names(cfg.pretrain.method, cfg.pretrain.backbone)
     _check_corpus(cfg.pretrain.method, cfg.corpus)
     _check_columns(cfg.pretrain.method, cfg.text_column, cfg.label_column)
+    check_eval_names(cfg.eval, "eval.")
+    kind = method_kind(cfg.pretrain.method)
+    for spec in [cfg.data, cfg.pretrain_data, *(cfg.corpus or [])]:
+        _check_data(spec, kind)
     name = f"{Path(cfg.data).name or 'data'}-{cfg.pretrain.method}"
     out_dir = _out_dir(out, name, overwrite=overwrite)
     _writable(out_dir)
-    with _remove_if_failed(out_dir):
+    with _stopped_by_signal(), _remove_if_failed(out_dir):
         fixed = budget is not None or epochs is not None or any(o.startswith("pretrain.budget=")
                                                                  for o in overrides or [])
-        results = run_study(cfg, out_dir, root=data_root, command=_command(), budget_fixed=fixed)
+        results = run_study(cfg, out_dir, root=data_root, command=_command(), budget_fixed=fixed, log=_study_log)
     print_summary(results)
     for line in results["findings"]:
         typer.echo(f"- {line}")
@@ -298,11 +345,14 @@ def pretrain(
 
     data = data or run_data or _recipe_data(config, cfg.method) or (
         "fashion-mnist" if _kind(cfg.method) == "image" else "wikitext-2")
+    for spec in [data, *(corpus or [])]:
+        _check_data(spec, _kind(cfg.method))
     out_dir = _out_dir(out, f"{Path(data).name}-{cfg.method}", resume=resume, overwrite=overwrite)
     _writable(out_dir)
     splits = load_data(data, data_root, kind=method_kind(cfg.method), text_column=text_column,
                        label_column=label_column, image_size=cfg.image_size)
-    with _remove_if_failed(out_dir):
+    again = f"the same command{'' if resume else ' with --resume'}{'' if out else f' and --out {out_dir}'}"
+    with _stopped_by_signal(f"; to continue, run {again}"), _remove_if_failed(out_dir):
         prepared = prepare_pretraining(splits, cfg, out_dir, data_root, corpus)
         res = run_pretrain(prepared.train, cfg, out_dir, resume=resume, data_spec=data, val_data=prepared.val)
     if res.get("rank", 0) == 0:  # several processes (--devices N): one summary line
@@ -576,8 +626,8 @@ _CLICK = _click_exceptions()
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one-line errors and a non-zero exit for every user mistake, never a traceback."""
     try:
-        app(args=argv, standalone_mode=False)
-        return 0
+        code = app(args=argv, standalone_mode=False)
+        return code if isinstance(code, int) else 0  # a command's typer.Exit(code), e.g. a run a signal stopped
     except SslabError as e:
         typer.echo(f"error: {e}", err=True)
         return 2

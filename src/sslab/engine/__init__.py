@@ -9,7 +9,7 @@ rebuilt, `state` the device set-up and the whole-model state under DDP or FSDP."
 from sslab.engine.runs import (load_backbone, load_encoder, load_method, method_from_info, read_run_info,
                                run_info)
 from sslab.engine.state import make_fabric, to_device
-from sslab.engine.trainer import PROBE_ITEMS, Trainer, lr_at, pretrain
+from sslab.engine.trainer import PROBE_ITEMS, Interrupted, Trainer, lr_at, pretrain
 
-__all__ = ["PROBE_ITEMS", "Trainer", "load_backbone", "load_encoder", "load_method", "lr_at", "make_fabric",
-           "method_from_info", "pretrain", "read_run_info", "run_info", "to_device"]
+__all__ = ["PROBE_ITEMS", "Interrupted", "Trainer", "load_backbone", "load_encoder", "load_method", "lr_at",
+           "make_fabric", "method_from_info", "pretrain", "read_run_info", "run_info", "to_device"]

@@ -1,14 +1,16 @@
 """The pretraining loop as a `Trainer` whose parts have names: set-up (`__init__`, `_resume`), the loop (`run`), one
 batch's gradients (`forward_backward`), the NaN/inf guard (`guard`), the probe, log and collapse guard
-(`probe_and_log`, `watch_collapse`, `early_stop`), and checkpoints (`maybe_save`, `save`). `pretrain()` is what
-everything else calls. nanoGPT's train.py is the model: the loop reads on one screen; a host synchronisation only
-where the CPU makes it free, at logging steps, or where a guard needs it."""
+(`probe_and_log`, `watch_collapse`, `early_stop`), checkpoints (`maybe_save`, `save`) and the stop on SIGINT/SIGTERM
+(`interrupted`). `pretrain()` is what everything else calls. nanoGPT's train.py is the model: the loop reads on one
+screen; a host synchronisation only where the CPU makes it free, at logging steps, or where a guard needs it."""
 from __future__ import annotations
 
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +31,16 @@ COLLAPSE_PATIENCE = 3  # consecutive "collapsed" probes before a run with collap
 COLLAPSE_GRACE_STEPS = 10  # no collapse verdict on probes before this step
 PROBE_ITEMS = 512  # items in the fixed batch the method's probe sees
 HEALTH = {"warning": " [collapse warning]", "collapsed": " [collapsed]"}  # the progress line's collapse mark
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM after finishing its step and writing its checkpoint (resume=True continues
+    it); `exit_code`: the status shells give a process that signal ends (130, 143)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def lr_at(progress: float, base: float, warmup: float, floor: float = 0.0) -> float:
@@ -96,6 +108,7 @@ class Trainer:
         self.collapsed_streak, self.warned, self.status = 0, "", "ok"  # warned: the non-ok status last reported
         self.skipped = self.batches_skipped = 0  # non-finite batches: in a row, and in all
         self.units, self.last_loss, self.saved_step = 0, float("nan"), -1  # units: this process's, of the data kind
+        self.received = self.stop_signal = 0  # a stop signal this process received; the one every process agrees on
 
     def _build_model(self) -> None:
         cfg, fabric = self.cfg, self.fabric
@@ -136,8 +149,16 @@ class Trainer:
         return step / self.total_steps if self.total_steps else min(1.0, elapsed / self.budget)
 
     def clock(self) -> float:
-        """Seconds since the run started, as process 0 sees them (the same number in every process)."""
-        return dist.broadcast_float(time.time() - self.t0) if self.fabric.world_size > 1 else time.time() - self.t0
+        """Seconds since the run started, as process 0 sees them (the same number in every process); the same
+        exchange sets `stop_signal` in every process when any of them has received SIGINT/SIGTERM."""
+        seconds, got = time.time() - self.t0, self.received
+        if self.fabric.world_size == 1:
+            self.stop_signal = got
+            return seconds
+        both = torch.tensor([seconds if self.rank0 else 0.0, got], dtype=torch.float64, device=self.device)
+        seconds, anyone = dist.all_reduce_sum(both).tolist()
+        self.stop_signal = (got or signal.SIGTERM) if anyone else 0
+        return seconds
 
     def batches(self):
         """This process's share of each epoch's permutation, from the current step on (a resumed run continues
@@ -159,6 +180,7 @@ class Trainer:
         cfg = self.cfg
         self._open_logs()
         self.model.train()
+        handlers = self._catch_signals()
         try:
             for idx in self.batches():
                 p = self.progress_at(self.step, self.clock())  # rank 0's clock: every process stops at one step
@@ -186,9 +208,38 @@ class Trainer:
                 self.progress_bar.update(self.progress_at(self.step, time.time() - self.t0),
                                          f"step {self.step} loss {self.last_loss:.4f}{HEALTH.get(self.status, '')}")
                 self.maybe_save(now, loss, norm, log_now)
+                if self.stop_signal:
+                    raise self.interrupted(now)
         finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
             self._close_logs()
         return self.finish()
+
+    def _catch_signals(self) -> dict:
+        """SIGINT/SIGTERM stop the run after its current step and a checkpoint (`stop_signal`); a second one while
+        that is saved ends the process at once. Only the main thread can: elsewhere nothing is installed. Returns
+        the handlers to put back."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def on_signal(sig, frame):
+            self.received = sig
+            for s in STOP_SIGNALS:
+                signal.signal(s, signal.SIG_DFL)
+
+        old = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+        for s in STOP_SIGNALS:
+            signal.signal(s, on_signal)
+        return {s: signal.SIG_DFL if h is None else h for s, h in old.items()}
+
+    def interrupted(self, now: float) -> Interrupted:
+        """The stop on a signal, said in one line, after `maybe_save` has written the checkpoint."""
+        sig = signal.Signals(self.stop_signal)
+        spent = f"{now:.0f}s of the {self.budget:.0f}s budget spent" if self.budget else f"{now:.0f}s of training"
+        kept = (f"checkpoint saved in {self.ckpt}" if self.saved_step == self.step else
+                f"last checkpoint kept in {self.ckpt}" if has_checkpoint(self.ckpt) else "no checkpoint was written")
+        return Interrupted(f"{sig.name}: stopped after step {self.step} ({spent}); {kept}", 128 + sig.value)
 
     def forward_backward(self, idx) -> tuple[torch.Tensor, dict, torch.Tensor | None]:
         """One batch's gradients in `accumulate` micro-batches: the mean loss (on the device, no host sync), the
@@ -281,12 +332,13 @@ class Trainer:
         return True
 
     def maybe_save(self, now: float, loss: torch.Tensor, norm: torch.Tensor | None, log_now: bool) -> None:
-        """A checkpoint after the first step and every `checkpoint_every` seconds; none over the last good one while
-        the representation collapses, and none under early stopping (it saves at its best probe)."""
+        """A checkpoint after the first step, every `checkpoint_every` seconds and on a stop signal; none over the
+        last good one while the representation collapses, and none under early stopping (it saves at its best
+        probe)."""
         cfg = self.cfg
         if (self.collapsed_streak and cfg.collapse_stop) or cfg.early_stop:
             return
-        if self.step == 1 or now - self.last_save > cfg.checkpoint_every:
+        if self.step == 1 or now - self.last_save > cfg.checkpoint_every or self.stop_signal:
             if not self.check_every_step and not log_now:
                 self.guard(loss, norm)  # never checkpoint weights the guard has not seen
             self.save(now)
