@@ -101,7 +101,10 @@ def test_out_folder_with_files(capsys, tmp_path):
     (out / "something.txt").write_text("keep me")
     code, _, err = run_cli(capsys, "pretrain", "--data", "digits", "--out", out)
     assert_one_line_error(code, err, "already holds files")
-    assert (out / "something.txt").read_text() == "keep me"
+    assert "--resume" in err and (out / "something.txt").read_text() == "keep me"
+    code, _, err = run_cli(capsys, "study", "--data", "digits", "--out", out)  # a study has no --resume to offer
+    assert_one_line_error(code, err, "already holds files")
+    assert "--resume" not in err and "--overwrite" in err
 
 
 @pytest.mark.parametrize("args, contains", [

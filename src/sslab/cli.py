@@ -35,13 +35,15 @@ ConfigOpt = typer.Option(None, "--config", help="YAML recipe file (or a recipe n
 OverridesArg = typer.Argument(None, help="key=value overrides, e.g. pretrain.lr=1e-3 eval.seeds=5")
 
 
-def _out_dir(out: Optional[Path], default_name: str, resume: bool = False, overwrite: bool = False) -> Path:
-    """An explicit --out must be new (or --resume/--overwrite); without one, pick runs/<name>[-N]."""
+def _out_dir(out: Optional[Path], default_name: str, resume: bool | None = False, overwrite: bool = False) -> Path:
+    """An explicit --out must be new (or --resume/--overwrite; `resume` None: the command has no --resume);
+    without one, pick runs/<name>[-N]."""
     if out is not None:
         if out.exists() and not out.is_dir():
             raise SslabError(f"output path {out} exists and is not a folder")
         if out.exists() and any(out.iterdir()) and not (resume or overwrite):
-            raise SslabError(f"output folder {out} already holds files; use --resume, --overwrite or another --out")
+            raise SslabError(f"output folder {out} already holds files; use "
+                             f"{'' if resume is None else '--resume, '}--overwrite or another --out")
         if resume and not (out / "checkpoint").exists():
             raise SslabError(f"nothing to resume in {out} (no checkpoint)")
         return out
@@ -281,7 +283,7 @@ def study(
     for spec in [cfg.data, cfg.pretrain_data, *(cfg.corpus or [])]:
         _check_data(spec, kind)
     name = f"{Path(cfg.data).name or 'data'}-{cfg.pretrain.method}"
-    out_dir = _out_dir(out, name, overwrite=overwrite)
+    out_dir = _out_dir(out, name, resume=None, overwrite=overwrite)
     _writable(out_dir)
     with _stopped_by_signal(), _remove_if_failed(out_dir):
         fixed = budget is not None or epochs is not None or any(o.startswith("pretrain.budget=")
