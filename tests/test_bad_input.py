@@ -91,15 +91,17 @@ def _make(root: Path, case: str) -> Path:
     elif case == "empty-class-folders":
         (d / "cat").mkdir(parents=True)
         (d / "dog").mkdir()
-    elif case == "zero-byte-png":
+    elif case == "zero-byte-png":  # unreadable images are skipped: an error where a class is left with none
         labelled(d)
-        (d / "b" / "bad.png").write_bytes(b"")
+        (d / "c").mkdir()
+        (d / "c" / "bad.png").write_bytes(b"")
     elif case == "truncated-jpeg":
         labelled(d)
         jpg = _jpeg_bytes()
-        (d / "a" / "bad.jpg").write_bytes(jpg[: len(jpg) // 2])
+        (d / "c").mkdir()
+        (d / "c" / "bad.jpg").write_bytes(jpg[: len(jpg) // 2])
     elif case == "random-bytes-jpg":
-        labelled(d)
+        (d / "a").mkdir(parents=True)
         (d / "a" / "bad.jpg").write_bytes(np.random.default_rng(1).integers(0, 256, 500, dtype=np.uint8).tobytes())
     elif case == "top-level-images-and-class-folders":
         labelled(d)
@@ -138,9 +140,9 @@ DATA_CASES = {  # case -> words the error line must contain
     "empty-folder": ["no images found"],
     "only-non-image-files": ["no images found"],
     "empty-class-folders": ["no images found"],
-    "zero-byte-png": ["cannot read image", "bad.png"],
-    "truncated-jpeg": ["cannot read image", "bad.jpg"],
-    "random-bytes-jpg": ["cannot read image", "bad.jpg"],
+    "zero-byte-png": ["class 'c' has no readable image", "cannot read image", "bad.png"],
+    "truncated-jpeg": ["class 'c' has no readable image", "cannot read image", "bad.jpg"],
+    "random-bytes-jpg": ["no readable images in", "1 unreadable", "cannot read image", "bad.jpg"],
     "top-level-images-and-class-folders": ["both images at top level and class subfolders"],
     "train-test-layout-empty-test": ["no class folders with images", "test"],
     "unsupported-file": ["unsupported data file"],
@@ -646,5 +648,6 @@ def test_real_process_bad_image(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: cannot read image") and "bad.jpg" in lines[0], proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "cannot read image" in lines[0], proc.stderr
+    assert "bad.jpg" in lines[0]
     assert not (tmp_path / "o").exists() and not leftovers(tmp_path)

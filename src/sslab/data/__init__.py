@@ -4,7 +4,7 @@ kind has `kind`, `unit`, `len()`, `batch(idx)` (a raw batch) and, where labelled
 (`shards`) are streamed: their split object hands the engine whole batches (`stream_batches`)."""
 from __future__ import annotations
 
-from sslab.data.base import DataSplits, cache_dir, data_root, label_subset, validation_split
+from sslab.data.base import DataSplits, cache_dir, data_root, is_pixel_csv, label_subset, validation_split
 from sslab.data.image import KNOWN, ImageData, default_image_size, default_size, load_image_files, load_images
 from sslab.errors import SslabError
 
@@ -27,9 +27,9 @@ def load_data(spec: str, root=None, kind: str | None = None, text_column: str | 
         if named:
             raise SslabError(f"--text-column / --label-column are for text data; {spec} is image-text pairs")
         return load_pairs(str(spec), root, image_size)
-    text = is_text_spec(str(spec))
+    text = is_text_spec(str(spec))  # not a CSV of pixels (is_pixel_csv): that is images
     if kind == "text" or (kind is None and text):
-        if not text and str(spec).strip().lower() in KNOWN:
+        if not text and (str(spec).strip().lower() in KNOWN or is_pixel_csv(str(spec))):
             raise SslabError(f"{spec} is an image data set; text methods need text (a named corpus, a .txt/.csv/.tsv/"
                              ".jsonl file, a glob or a folder of .txt files)")
         return load_text(str(spec), root, text_column=text_column, label_column=label_column)

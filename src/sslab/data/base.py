@@ -3,17 +3,20 @@ label fractions, verified downloads and safe archive members. One module per dat
 (`image`, `text`); each returns a :class:`DataSplits` of its own split type."""
 from __future__ import annotations
 
+import difflib
 import gzip
 import hashlib
 import json
+import math
 import os
+import re
 import tarfile
 import urllib.error
 import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -212,6 +215,67 @@ def file_identity(path: Path) -> dict:
 def one_line(err: BaseException | str) -> str:
     text = (str(err).strip() or type(err).__name__) if isinstance(err, BaseException) else str(err)
     return " ".join(text.split())
+
+
+def say(line: str) -> None:
+    """What a loader inferred about its input, as one line on standard output (where the study logs)."""
+    print(line, flush=True)
+
+
+def listed(values: Sequence, noun: str = "columns", limit: int = 8) -> str:
+    """`values` for a one-line message: each repr'd (cut at 40 characters), the first `limit` of them, then how many
+    there are in all ("'a', 'b', ... (785 columns)")."""
+    values = list(values)
+    cut = [repr(v[:37] + "..." if isinstance(v, str) and len(v) > 40 else v) for v in values[:limit]]
+    return ", ".join(cut) + (f", ... ({len(values)} {noun})" if len(values) > limit else "")
+
+
+def unknown_name(spec: str) -> str:
+    """What to tell a user whose `--data` is no path and no name a loader knows: every name, and the closest."""
+    from sslab.data.image import IMAGE_SETS
+    from sslab.data.pairs import PAIRS_KNOWN
+    from sslab.data.text import _ALIASES
+
+    names = {**IMAGE_SETS, **_ALIASES, **PAIRS_KNOWN}
+    close = difflib.get_close_matches(spec.strip().lower(), names, 1)
+    return (f"known data sets: {', '.join(dict.fromkeys(names.values()))}"
+            + (f"; did you mean {names[close[0]]}?" if close else ""))
+
+
+def pixel_shape(width: int) -> tuple[int, int] | None:
+    """(side, channels) of square images stored as rows of `width` numbers: side² grey or side² x 3 RGB (pixel by
+    pixel, as a (side, side, 3) array flattens), sides of 8 or more; None for any other width."""
+    for chans in (1, 3):
+        side = math.isqrt(width // chans)
+        if side >= 8 and side * side * chans == width:
+            return side, chans
+    return None
+
+
+_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
+
+
+def all_numbers(cells: Sequence[str]) -> bool:
+    return bool(cells) and all(_NUMBER.fullmatch(c) for c in cells)
+
+
+def is_pixel_csv(spec: str | Path) -> bool:
+    """A ``.csv`` or ``.csv.gz`` whose first data row (after a header, if any) is all numbers: pixels of square
+    images (:func:`pixel_shape`), with or without one label column, as MNIST-in-CSV is shipped."""
+    p = Path(str(spec)).expanduser()
+    gz = p.name.lower().endswith(".csv.gz")
+    if not (gz or p.suffix.lower() == ".csv") or not p.is_file():
+        return False
+    try:
+        with (gzip.open(p, "rt", encoding="utf-8-sig") if gz else open(p, encoding="utf-8-sig")) as f:
+            lines = [f.readline(1 << 20) for _ in range(2)]
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error):
+        return False
+    cells = [c.strip('"') for c in lines[0].strip().split(",")]
+    if not all_numbers(cells):  # a header row: the next row holds the numbers
+        cells = [c.strip('"') for c in lines[1].strip().split(",")]
+    return (all_numbers(cells)
+            and (pixel_shape(len(cells)) is not None or pixel_shape(len(cells) - 1) is not None))
 
 
 def check_member(tar_path: Path, member: tarfile.TarInfo) -> None:

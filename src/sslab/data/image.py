@@ -9,8 +9,9 @@ unlabeled folder).  Sources (see :func:`load_images`):
 * ``"cifar10"``: ``<data_root>/cifar10/cifar10-jpg.tar.gz`` (JPEG tree) or the official
   *binary* archive (local or downloaded and verified); never the pickle version.
 * ``"digits"``: scikit-learn's bundled 8x8 digits.
-* a folder of images (``<root>/<class>/*.png`` ..., optional ``train/`` + ``test/``,
-  or unlabeled images at top level), or an ``.npz`` file with ``x``/``y`` arrays.
+* a folder of images (``<root>/<class>/*.png`` ..., optional ``train/`` + ``test/`` (or ``val/``, ``valid/``,
+  ``validation/``), or unlabeled images at top level; a lone top folder holding them is descended into; unreadable
+  images are skipped), an ``.npz`` file with ``x``/``y`` arrays, or a CSV of pixels (:func:`_load_pixel_csv`).
 
 Decoded folders and CIFAR-10 are cached as ``.npz`` files under :func:`cache_dir`, keyed by a
 sha256 over the source identity (paths, sizes, mtimes) and the requested image size. A folder whose decoded images
@@ -28,6 +29,7 @@ import gzip
 import io
 import json
 import os
+import re
 import tarfile
 import zipfile
 import zlib
@@ -42,7 +44,8 @@ from PIL import Image, ImageOps
 
 from sslab.atomic import atomic_write
 from sslab.data.base import (DataSplits, check_member, download_file, file_identity, one_line,  # noqa: F401
-                              split_indices, cache_key, cache_dir, class_tree, data_root, label_subset)
+                              split_indices, cache_key, cache_dir, class_tree, data_root, label_subset, is_pixel_csv,
+                              all_numbers, listed, pixel_shape, say, unknown_name)
 from sslab.errors import SslabError
 from sslab.progress import Progress
 
@@ -237,7 +240,7 @@ def load_images(
     image_size: int | None = None,
     download: bool = True,
 ) -> DataSplits:
-    """Load a data set by name (``KNOWN``), folder path or ``.npz`` path.
+    """Load a data set by name (``KNOWN``), folder path, ``.npz`` path or CSV of pixels (``.csv``, ``.csv.gz``).
 
     ``image_size``: square output side.  For folders ``None`` picks one automatically
     (min(64, median of min(h, w)) rounded down to a multiple of 4, at least 8); for the
@@ -260,6 +263,8 @@ def load_images(
         return _load_cifar10(data_root(root), image_size, download)
 
     path = Path(text).expanduser()
+    if is_pixel_csv(path):
+        return _maybe_resize(_load_pixel_csv(path), image_size)
     if path.suffix.lower() == ".npz":
         if not path.is_file():
             raise SslabError(f"npz file not found: {path}")
@@ -267,8 +272,9 @@ def load_images(
     if path.is_dir():
         return _load_folder(path, image_size)
     if path.exists():
-        raise SslabError(f"unsupported data file {path} (expected a folder of images or an .npz file)")
-    raise SslabError(f"data folder not found: {path} (known data sets: {', '.join(KNOWN)})")
+        raise SslabError(f"unsupported data file {path} (expected a folder of images, an .npz file or a CSV of "
+                         "pixels)")
+    raise SslabError(f"data folder not found: {path} ({unknown_name(text)})")
 
 
 # ===========================================================================================
@@ -356,11 +362,13 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
 # ===========================================================================================
 
 
-def _save_cache(key: str, splits: DataSplits) -> None:
+def _save_cache(key: str, splits: DataSplits, note: str = "") -> None:
+    """`splits` in the cache, with the line said about them when they were decoded (`note`), said again on loading."""
     arrays = {
         "x_train": splits.train.x,
         "classes": np.asarray(splits.train.classes, dtype=str),
         "name": np.asarray(splits.train.name, dtype=str),
+        "note": np.asarray(note, dtype=str),
     }
     if splits.train.y is not None:
         arrays["y_train"] = splits.train.y
@@ -388,6 +396,9 @@ def _load_cache(key: str) -> DataSplits | None:
             test = None
             if "x_test" in z.files:
                 test = ImageData(z["x_test"], z["y_test"], list(classes), name)
+            note = str(z["note"]) if "note" in z.files else ""
+        if note:
+            say(note)
         return DataSplits(train, test)
     except (OSError, ValueError, KeyError, zlib.error, EOFError):
         try:
@@ -441,12 +452,15 @@ def _load_memmap(key: str, name: str) -> DataSplits | None:
             raise ValueError(f"shape {x.shape} {x.dtype}, expected {meta['shape']}")
         n_train, classes = int(meta["n_train"]), list(meta["classes"])
         y = np.asarray(meta["y"], dtype=np.int64) if meta["y"] is not None else None
+        note = str(meta.get("note", ""))
     except (OSError, ValueError, KeyError, TypeError):
         for f in (npy, meta_path):  # damaged: decoded again
             with contextlib.suppress(OSError):
                 f.unlink()
         return None
     item = int(np.prod(x.shape[1:]))
+    if note:
+        say(note)
     if y is None:
         return DataSplits(CachedImageData(x, None, [], name, str(npy), x.offset), None)
     return DataSplits(CachedImageData(x[:n_train], y[:n_train], classes, name, str(npy), x.offset),
@@ -465,11 +479,13 @@ def _train_test(items: list, has_split: bool) -> tuple[np.ndarray, np.ndarray, n
 
 
 def _folder_memmap(key: str, root: Path, items: list, labeled: bool, has_split: bool, classes: list[str], name: str,
-                   size: int, gray: bool) -> DataSplits:
+                   size: int, gray: bool, note: str = "", failed: dict | None = None) -> DataSplits | None:
     """Decode a folder's images once into ``<cache>/images-<key>.npy`` (uint8, N x size x size x C: the training
     split first, then the test split, so that each split is a slice of one memory map and never a copy), written
-    under a temporary name and renamed when complete, with its labels and split in ``images-<key>.json`` beside it.
-    Entries of the same folder and side decoded from older contents are removed once this one is complete."""
+    under a temporary name and renamed when complete, with its labels, split and `note` (said on loading) in
+    ``images-<key>.json`` beside it. Entries of the same folder and side decoded from older contents are removed
+    once this one is complete. Images that cannot be decoded are put in `failed` (index in `items`: error), and
+    then nothing is kept and None returned (None for `failed`: the first is an error)."""
     if labeled:
         y_all, tr, te = _train_test(items, has_split)
         order = np.concatenate([tr, te])
@@ -506,12 +522,16 @@ def _folder_memmap(key: str, root: Path, items: list, labeled: bool, has_split: 
                     done = os.pwrite(f.fileno(), data, at)
                     data, at = data[done:], at + done
 
-            _decode_many(paths, [str(p) for p in paths], size, gray, progress=progress, sink=write)
+            bad = None if failed is None else {}
+            _decode_many(paths, [str(p) for p in paths], size, gray, progress=progress, sink=write, failed=bad)
+            if bad:
+                failed.update({int(order[i]): err for i, err in bad.items()})
+                return None
             os.fsync(f.fileno())
         os.replace(tmp, npy)
         tmp = None
         meta = {"shape": list(shape), "n_train": int(len(tr)), "classes": list(classes), "root": str(root.resolve()),
-                "size": size, "y": y_all[order].tolist() if labeled else None}
+                "size": size, "y": y_all[order].tolist() if labeled else None, "note": note}
         atomic_write(meta_path, json.dumps(meta).encode())
     except OSError as err:
         raise SslabError(f"cannot write the decoded-image cache in {cache}: {one_line(err.strerror or err)}; set "
@@ -612,10 +632,12 @@ def decode_one(src: Path | bytes, label: str, size: int | None, gray: bool) -> n
 def _decode_many(
     sources: Sequence[Path | bytes], labels: Sequence[str], size: int, gray: bool, out: np.ndarray | None = None,
     progress: Progress | None = None, sink: Callable[[int, np.ndarray], None] | None = None,
+    failed: dict[int, str] | None = None,
 ) -> np.ndarray | None:
     """Decode images into one preallocated (N, size, size, C) uint8 array (`out`, or a new one) using a small
     thread pool, or hand each chunk of them to `sink(first index, images)` instead (nothing returned);
-    `progress` is told the share done after every chunk."""
+    `progress` is told the share done after every chunk. An image that cannot be decoded is an error, or, given
+    `failed`, left black and its error put there under its index."""
     n = len(sources)
     shape = (size, size, 1 if gray else 3)
     if sink is None and out is None:
@@ -624,7 +646,12 @@ def _decode_many(
     def work(lo: int, hi: int) -> None:
         dest = out[lo:hi] if sink is None else np.empty((hi - lo, *shape), dtype=np.uint8)
         for i in range(lo, hi):
-            dest[i - lo] = decode_one(sources[i], labels[i], size, gray)
+            try:
+                dest[i - lo] = decode_one(sources[i], labels[i], size, gray)
+            except SslabError as err:
+                if failed is None:
+                    raise
+                failed[i], dest[i - lo] = str(err), 0
         if sink is not None:
             sink(lo, dest)
 
@@ -752,31 +779,89 @@ def _class_tree(d: Path) -> dict[str, list[Path]]:
     return class_tree(d, _images_in)
 
 
+TEST_FOLDERS = ("test", "val", "valid", "validation")  # beside train/, the test split (the first found)
+
+
+def _subfolders(d: Path) -> list[Path]:
+    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "__MACOSX")
+
+
+def _descend(root: Path, name: str) -> Path:
+    """The folder under `root` that holds its class (or split) folders: `root` itself, or, while a folder has no
+    images and one sub-folder that has sub-folders and no images of its own (an archive's top folder:
+    `root/data/<class>/*`), that sub-folder, said in one line."""
+    folder = root
+    while not _images_in(folder, recursive=False) and len(subs := _subfolders(folder)) == 1:
+        if not _subfolders(subs[0]) or _images_in(subs[0], recursive=False):
+            break
+        folder = subs[0]
+    if folder != root:
+        say(f"{name}: its one folder {folder.relative_to(root).as_posix()}/ holds the class folders: read from there")
+    return folder
+
+
+def _split_folders(folder: Path, name: str) -> dict[str, Path] | None:
+    """{"train": train/, "test": the first of test/, val/, valid/, validation/ (any case)} when `folder` has both,
+    said in one line unless they are train/ and test/ alone; else None."""
+    subs = {p.name.lower(): p for p in _subfolders(folder)}
+    tests = [subs[t] for t in TEST_FOLDERS if t in subs]
+    if "train" not in subs or not tests:
+        return None
+    if [t.name for t in tests] != ["test"]:
+        unused = f" ({', '.join(t.name + '/' for t in tests[1:])} not read)" if len(tests) > 1 else ""
+        say(f"{name}: {subs['train'].name}/ is the training split, {tests[0].name}/ the test split{unused}")
+    return {"train": subs["train"], "test": tests[0]}
+
+
+def _drop_unreadable(items: list, failed: dict[int, str], skipped: list[str], classes: list[str],
+                     folder: Path) -> list:
+    """`items` without those that could not be read (`failed`: index -> error), their errors added to `skipped`;
+    an error when no image, or no image of a class, is left."""
+    if not failed:
+        return items
+    skipped.extend(failed[i] for i in sorted(failed))
+    kept = [it for i, it in enumerate(items) if i not in failed]
+    why = f"{len(skipped)} unreadable; the first: {skipped[0]}"
+    if not kept:
+        raise SslabError(f"no readable images in {folder} ({why})")
+    empty = sorted(set(range(len(classes))) - {lab for _, _, lab in kept})
+    if empty:
+        raise SslabError(f"{folder}: class {classes[empty[0]]!r} has no readable image ({why})")
+    return kept
+
+
 def _load_folder(root: Path, image_size: int | None) -> DataSplits:
+    name = root.resolve().name or str(root)
     try:
-        has_split = (root / "train").is_dir() and (root / "test").is_dir()
+        folder = _descend(root, name)
+        split_at = _split_folders(folder, name)
+        has_split = split_at is not None
         if has_split:
-            trees = {s: _class_tree(root / s) for s in ("train", "test")}
+            trees = {s: _class_tree(d) for s, d in split_at.items()}
             for s, t in trees.items():
                 if not t:
-                    raise SslabError(f"no class folders with images in {root / s}")
+                    raise SslabError(f"no class folders with images in {split_at[s]}")
             classes = sorted(set(trees["train"]) | set(trees["test"]))
             top = []
         else:
-            trees = {"all": _class_tree(root)}
+            trees = {"all": _class_tree(folder)}
             classes = sorted(trees["all"])
-            top = _images_in(root, recursive=False)
+            top = _images_in(folder, recursive=False)
     except OSError as err:
         raise SslabError(f"cannot list folder {root}: {one_line(err)}") from None
 
     labeled = bool(classes)
     if not labeled and not top:
-        raise SslabError(f"no images found in {root} (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise SslabError(f"no images found in {folder} (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
     if labeled and top:
         raise SslabError(
-            f"folder {root} has both images at top level and class subfolders; "
+            f"folder {folder} has both images at top level and class subfolders; "
             "use only class subfolders (labeled) or only top-level images (unlabeled)"
         )
+    if len(classes) == 1:
+        n = sum(len(t.get(classes[0], [])) for t in trees.values())
+        say(f"{name}: one class folder, {classes[0]!r} ({n:,} images), in {folder}; labelled evaluation needs 2 or "
+            "more (<class>/ sub-folders of images)")
 
     # Ordered list of (split, path, label).
     items: list[tuple[str, Path, int]] = []
@@ -790,7 +875,7 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
 
     identity = {
         "kind": "folder",
-        "root": str(root.resolve()),
+        "root": str(folder.resolve()),
         "image_size": image_size,
         "files": [],
     }
@@ -799,31 +884,51 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
             st = p.stat()
         except OSError as err:
             raise SslabError(f"cannot read image {p}: {one_line(err)}") from None
-        identity["files"].append([p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
+        identity["files"].append([p.relative_to(folder).as_posix(), st.st_size, st.st_mtime_ns])
     key = cache_key(identity)
-    name = root.resolve().name or str(root)
     cached = _load_cache(key) or _load_memmap(key, name)
     if cached is not None:
         return cached
 
-    # Pass 1: headers only (mode and size) to pick channels and the automatic size.
+    # Pass 1: headers only (mode and size) to pick channels and the automatic size. Unreadable images are skipped
+    # (here, or when pass 2 cannot decode them) and said in one line, which the cache keeps.
+    n_all, skipped, failed = len(items), [], {}
     modes, min_sides = [], []
     scan = Progress("scan images", len(items) >= PROGRESS_ITEMS)
     for i, (_, p, _) in enumerate(items):
-        im = _open_image(p, str(p))
-        with im:
-            modes.append(im.mode)
-            min_sides.append(min(im.size))
+        try:
+            mode, side = header(p, str(p))
+            modes.append(mode)
+            min_sides.append(side)
+        except SslabError as err:
+            failed[i] = str(err)
         if i % 1000 == 999 or i == len(items) - 1:
             scan.update((i + 1) / len(items), f"{i + 1:,} of {len(items):,} headers")
     scan.close()
+    items = _drop_unreadable(items, failed, skipped, classes, folder)
     gray, size = choose_format(modes, min_sides, image_size)
+
+    def note() -> str:
+        return (f"{name}: skipped {len(skipped)} unreadable image{'s' * (len(skipped) > 1)} of {n_all:,} (the first: "
+                f"{skipped[0]})" if skipped else "")
+
     if len(items) * size * size * (1 if gray else 3) > in_memory_max():
-        return _folder_memmap(key, root, items, labeled, has_split, classes, name, size, gray)
+        failed = {}
+        splits = _folder_memmap(key, folder, items, labeled, has_split, classes, name, size, gray, note(), failed)
+        if splits is None:  # images whose header read but whose data did not: decoded again without them
+            items = _drop_unreadable(items, failed, skipped, classes, folder)
+            splits = _folder_memmap(key, folder, items, labeled, has_split, classes, name, size, gray, note(), None)
+        return splits
 
     # Pass 2: decode, convert, resize.
     paths = [p for _, p, _ in items]
-    x = _decode_many(paths, [str(p) for p in paths], size, gray)
+    failed = {}
+    x = _decode_many(paths, [str(p) for p in paths], size, gray, failed=failed)
+    if failed:
+        x = np.delete(x, sorted(failed), axis=0)
+        items = _drop_unreadable(items, failed, skipped, classes, folder)
+    if skipped:
+        say(note())
     if not labeled:
         splits = DataSplits(ImageData(x, None, [], name), None)
     else:
@@ -832,7 +937,7 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
             ImageData(x[tr], y[tr], list(classes), name),
             ImageData(x[te], y[te], list(classes), name),
         )
-    _save_cache(key, splits)
+    _save_cache(key, splits, note())
     return splits
 
 
@@ -840,10 +945,14 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
 # .npz files
 # ===========================================================================================
 def _npz_images(a: np.ndarray, key: str, path: Path) -> np.ndarray:
+    if a.ndim == 2 and (shape := pixel_shape(a.shape[1])) is not None:  # flat rows of pixels, e.g. (N, 784)
+        say(f"{path.name}: '{key}' {a.shape} read as {_pixels(*shape)} images")
+        a = a.reshape(len(a), shape[0], shape[0], shape[1])
     if a.ndim == 3:
         a = a[..., None]
     if a.ndim != 4 or a.shape[-1] not in (1, 3):
-        raise SslabError(f"{path}: '{key}' must have shape (N,H,W) or (N,H,W,C) with C in {{1,3}}, got {a.shape}")
+        raise SslabError(f"{path}: '{key}' must have shape (N,H,W) or (N,H,W,C) with C in {{1,3}}, or (N,H*W) or "
+                         f"(N,H*W*3) of square images, got {a.shape}")
     if a.dtype == np.uint8:
         return a
     if a.dtype == np.bool_:
@@ -882,7 +991,7 @@ def _load_npz(path: Path) -> DataSplits:
     except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as err:  # e.g. a truncated or damaged file
         raise SslabError(f"cannot read {path}: {one_line(err)}") from None
     if "x" not in arrays:
-        raise SslabError(f"{path}: missing key 'x' (found: {', '.join(sorted(arrays)) or 'none'})")
+        raise SslabError(f"{path}: missing key 'x' (found: {listed(sorted(arrays), 'arrays') or 'none'})")
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise SslabError(f"{path}: 'x_test' and 'y_test' must be given together")
     if "x_test" in arrays and "y" not in arrays:
@@ -909,6 +1018,57 @@ def _load_npz(path: Path) -> DataSplits:
         tr, te = split_indices(y)
         x, xt, y, yt = x[tr], x[te], y[tr], y[te]
     return DataSplits(ImageData(x, y, classes, name), ImageData(xt, yt, list(classes), name))
+
+
+def _pixels(side: int, chans: int) -> str:
+    return f"{side}x{side} {'grey' if chans == 1 else 'RGB (R, G, B of each pixel in turn)'}"
+
+
+def _load_pixel_csv(path: Path) -> DataSplits:
+    """Images as CSV rows of numbers (:func:`is_pixel_csv`; gzipped or not), as MNIST-in-CSV is shipped: one column
+    the label (a header's ``label``/``class``/``y``/``target``, else the first or last column of 2 to 100 distinct
+    whole numbers >= 0, of two the one whose commonest value is rarer), the rest the pixels of square grey or RGB
+    images, 0-255 (or 0-1, scaled); the fixed stratified test split; what was inferred said in one line."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig") as f:
+            names = [c.strip().strip('"') for c in f.readline().split(",")]
+            header = not all_numbers(names)
+            f.seek(0)
+            a = np.loadtxt(f, delimiter=",", skiprows=int(header), dtype=np.float32, ndmin=2, quotechar='"')
+    except (OSError, EOFError, ValueError, zlib.error) as err:
+        raise SslabError(f"cannot read {path} as rows of numbers: {one_line(err)}") from None
+    n, width = a.shape
+    named = ("label", "labels", "class", "y", "target")
+    label = next((k for k, h in enumerate(names) if header and h.lower() in named), None)
+    if label is None and pixel_shape(width) is None:
+        ends = {k: np.unique(a[:, k], return_counts=True) for k in {0, width - 1}}
+        fits = [(counts.max(), k) for k, (values, counts) in ends.items()
+                if 2 <= len(values) <= 100 and values.min() >= 0 and np.array_equal(values, np.round(values))]
+        label = min(fits)[1] if fits else None
+    pixels = np.delete(a, label, axis=1) if label is not None else a
+    shape = pixel_shape(pixels.shape[1])
+    values, y = np.unique(a[:, label], return_inverse=True) if label is not None else (None, None)
+    if shape is None:
+        raise SslabError(f"{path}: {width} numeric columns ({listed(names) if header else 'no header'}) of which "
+                         f"{pixels.shape[1]} are no square image's pixels (side x side grey or side x side x 3 RGB, "
+                         "sides of 8 or more; one column may be the label: a whole number, 2 to 100 values)")
+    if values is not None and (values.min() < 0 or not np.array_equal(values, np.round(values))):
+        raise SslabError(f"{path}: the label column ({label + 1}) holds values other than whole numbers >= 0")
+    lo, hi = float(pixels.min()), float(pixels.max())
+    if lo < 0 or hi > 255:
+        raise SslabError(f"{path}: pixel values lie in [{lo:g}, {hi:g}]; expected 0-255 (or 0-1)")
+    side, chans = shape
+    x = np.floor(pixels * (255.0 if hi <= 1 else 1.0) + 0.5).astype(np.uint8).reshape(n, side, side, chans)
+    stem = re.sub(r"\.csv(\.gz)?$", "", path.name, flags=re.IGNORECASE)
+    line = f"{path.name}: {n:,} images of {_pixels(side, chans)} pixels ({'0-1, scaled' if hi <= 1 else '0-255'})"
+    if label is None:
+        say(line + f"; no label column ({width} columns of pixels)")
+        return DataSplits(ImageData(x, None, [], stem), None)
+    classes, y = [str(int(v)) for v in values], y.astype(np.int64).reshape(-1)
+    say(line + f"; label = column {label + 1}{f' ({names[label]!r})' if header else ''} ({len(classes)} values)")
+    tr, te = split_indices(y)
+    return DataSplits(ImageData(x[tr], y[tr], classes, stem), ImageData(x[te], y[te], list(classes), stem))
 
 
 # ===========================================================================================

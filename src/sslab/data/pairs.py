@@ -2,13 +2,15 @@
 
 Read from a captions file beside its images: CSV / TSV with a header naming an image column (``image``, ``file``,
 ``filename``, ``image_path``, ``path``) and a caption column (``caption``, ``text``, ``sentence``, ``title``);
-JSON Lines with those keys; or a COCO-style captions JSON (``images`` with ``id`` / ``file_name``,
-``annotations`` with ``image_id`` / ``caption``). ``--data`` names the file, a folder holding one such file
+JSON Lines with those keys; a COCO-style captions JSON (``images`` with ``id`` / ``file_name``,
+``annotations`` with ``image_id`` / ``caption``); or Flickr8k's own ``Flickr8k.token.txt`` (``<image>#<k><TAB>
+<caption>`` lines, beside ``Flicker8k_Dataset/``). ``--data`` names the file, a folder holding one such file
 (``captions.csv`` first), a folder in COCO's own layout (``annotations/captions_<split>.json`` beside the image
 folders ``<split>/``, e.g. ``train2017/`` and ``val2017/``: every captions file's pairs together), or
 ``flickr8k-1k`` (``<data root>/flickr8k-1k``: 1,000 Flickr8k photographs with 5 captions each). Image paths are
 relative to the captions file's folder or its ``images/`` subfolder; for ``annotations/captions_<split>.json``
-also to ``<split>/`` (and ``images/<split>/``) beside ``annotations/``.
+also to ``<split>/`` (and ``images/<split>/``) beside ``annotations/``; for a ``.token.txt`` also to
+``Flicker8k_Dataset/`` or ``Flickr8k_Dataset/`` beside it (or beside its folder, ``Flickr8k_text/``).
 
 The split is by image (never the same image in train and test): a fixed fifth of the images, with all their
 captions, is held out. Captions naming a missing or unreadable image are skipped and counted (``skipped``).
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sslab.data.base import SPLIT_SEED, TEST_FRACTION, DataSplits, data_root
+from sslab.data.base import SPLIT_SEED, TEST_FRACTION, DataSplits, data_root, listed
 from sslab.errors import SslabError
 
 PAIRS_KNOWN = {"flickr8k-1k": "flickr8k-1k", "flickr8k": "flickr8k-1k", "flickr": "flickr8k-1k"}
@@ -40,6 +42,9 @@ PAIR_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
 IMAGE_COLUMNS = ("image", "file", "filename", "file_name", "image_path", "path", "image_file")
 CAPTION_COLUMNS = ("caption", "text", "sentence", "title", "description")
 DEFAULT_PAIR_SIZE = 64  # the side images are decoded at (Flickr8k photographs are ~200 x 150 here)
+FLICKR_IMAGES = ("Flicker8k_Dataset", "Flickr8k_Dataset")  # Flickr8k's image folder, as its archive spells it
+# a line of Flickr8k.token.txt, `<image>#<k><TAB><caption>` (its image names include 5 `<name>.jpg.1`)
+_TOKEN_LINE = re.compile(r"([^\t#]*\.(?:jpe?g|png)[^\t#]*)#\d+\t(.*)", re.IGNORECASE)
 
 
 @dataclass
@@ -92,7 +97,7 @@ def is_pairs_spec(spec: str) -> bool:
         return True
     p = Path(spec).expanduser()
     if p.is_file():
-        return p.suffix.lower() in PAIR_SUFFIXES and _has_pair_columns(p)
+        return (p.suffix.lower() in PAIR_SUFFIXES and _has_pair_columns(p)) or _is_token_file(p)
     return p.is_dir() and (_captions_file(p) is not None or bool(_coco_captions(p)))
 
 
@@ -171,10 +176,9 @@ def build_flickr_subset(images_zip: Path, text_zip: Path, names: list[str], targ
             lines = z.read(member).decode("utf-8").splitlines()
         rows = []
         for line in lines:
-            key, _, caption = line.partition("\t")
-            image = key.split("#")[0]
-            if image in wanted and caption.strip():
-                rows.append((image, caption.strip()))
+            m = _TOKEN_LINE.fullmatch(line.strip())
+            if m and m.group(1) in wanted and m.group(2).strip():
+                rows.append((m.group(1), m.group(2).strip()))
         found = set()
         with zipfile.ZipFile(images_zip) as z:
             for m in z.infolist():
@@ -213,6 +217,8 @@ def _image_folders(captions: Path) -> list[Path]:
     holds ``annotations/``."""
     base = captions.parent
     folders = [base, base / "images"]
+    if captions.suffix.lower() == ".txt":  # Flickr8k.token.txt
+        folders += [d / f for d in (base, base.parent) for f in FLICKR_IMAGES]
     m = re.fullmatch(r"captions_(.+)", captions.stem)
     if m and base.name == "annotations":
         root = base.parent
@@ -226,7 +232,20 @@ def _captions_file(folder: Path) -> Path | None:
     for p in [q for q in preferred if q.is_file()] + others:
         if _has_pair_columns(p):
             return p
-    return None
+    tokens = sorted([*folder.glob("*.token.txt"), *folder.glob("Flickr8k_text/*.token.txt")],
+                    key=lambda p: ("lemma" in p.name, len(p.parts), p.name))  # Flickr8k.token.txt before its lemmas
+    return next((p for p in tokens if _is_token_file(p)), None)
+
+
+def _is_token_file(path: Path) -> bool:
+    """Flickr8k's captions file: a .txt whose first line is ``<image>#<k><TAB><caption>``."""
+    if path.suffix.lower() != ".txt" or not path.is_file():
+        return False
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return bool(_TOKEN_LINE.fullmatch(f.readline(4096).strip()))
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _has_pair_columns(path: Path) -> bool:
@@ -260,6 +279,15 @@ def _read_rows(path: Path) -> list[tuple[str, str]]:
     suffix = path.suffix.lower()
     if suffix == ".json":
         return _coco_rows(path, text)
+    if suffix == ".txt":  # Flickr8k.token.txt
+        rows = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            m = _TOKEN_LINE.fullmatch(line.strip())
+            if line.strip() and not m:
+                raise SslabError(f"{path}:{n}: not '<image>#<k><TAB><caption>' as the other lines: {line[:60]!r}")
+            if m and m.group(2).strip():
+                rows.append((m.group(1), m.group(2).strip()))
+        return rows
     if suffix == ".jsonl":
         rows = []
         for n, line in enumerate(text.splitlines(), start=1):
@@ -277,7 +305,7 @@ def _read_rows(path: Path) -> list[tuple[str, str]]:
     fields = [c.strip().lower() for c in reader.fieldnames or []]
     if not any(c in IMAGE_COLUMNS for c in fields) or not any(c in CAPTION_COLUMNS for c in fields):
         raise SslabError(f"{path}: needs a header with an image column ({', '.join(IMAGE_COLUMNS[:3])}, ...) and a "
-                         f"caption column ({', '.join(CAPTION_COLUMNS[:3])}, ...); found {', '.join(fields) or 'none'}")
+                         f"caption column ({', '.join(CAPTION_COLUMNS[:3])}, ...); found {listed(fields) or 'none'}")
     rows = []
     for n, rec in enumerate(reader, start=2):
         rec = {str(k).strip().lower(): v for k, v in rec.items() if k is not None}

@@ -42,7 +42,10 @@ from sslab.data.base import (
     DataSplits,
     class_tree,
     download_file,
+    is_pixel_csv,
+    listed,
     one_line,
+    say as _say,
     split_indices,
     cache_dir,
     data_root,
@@ -164,7 +167,8 @@ class _Parsed:
 def is_text_spec(spec: str | Path) -> bool:
     """True for a named text set (or alias), an existing ``.txt/.text/.csv/.tsv/.jsonl`` file, a glob matching
     only such files, or a folder holding ``.txt`` files (top level, class subfolders or ``train|test/<class>``) and
-    no images. False for everything else (image folders, ``.npz``, image set names, missing paths)."""
+    no images. False for everything else (image folders, ``.npz``, a CSV of pixels, image set names, missing
+    paths)."""
     s = str(spec).strip()
     if not s:
         return False
@@ -173,7 +177,7 @@ def is_text_spec(spec: str | Path) -> bool:
     p = Path(s).expanduser()
     try:
         if p.is_file():
-            return p.suffix.lower() in TEXT_SUFFIXES
+            return p.suffix.lower() in TEXT_SUFFIXES and not is_pixel_csv(p)
         if p.is_dir():
             return _looks_like_text_folder(p)
         if _is_glob(s):
@@ -336,7 +340,7 @@ def _load_trec(root: Path, download: bool) -> DataSplits:
         path = _named_file("trec", fn, root, download)
         # TREC.train holds one byte that is not UTF-8 (0xF0 at offset 3695, "sister\xf0city"): read as Latin-1.
         texts, ys = [], []
-        for n, line in enumerate(_read_text_file(path, latin1_fallback=True).split("\n"), 1):
+        for n, line in enumerate(_read_text_file(path, fallbacks=[]).split("\n"), 1):
             if not line.strip():
                 continue
             lab, _, text = line.strip().partition(" ")
@@ -381,9 +385,11 @@ _NAMED = {"sst2": _load_sst2, "trec": _load_trec, "tinyshakespeare": _load_tinys
 # ===========================================================================================
 # Reading files
 # ===========================================================================================
-def _read_text_file(path: Path, latin1_fallback: bool = False) -> str:
-    """UTF-8 text with ``\\n`` line ends (BOM dropped); one-line SslabError for unreadable, empty, non-UTF-8,
-    blank-only files and lines over ``MAX_LINE_BYTES``."""
+def _read_text_file(path: Path, fallbacks: list[str] | None = None) -> str:
+    """UTF-8 text with ``\\n`` line ends (BOM dropped). A file that is not UTF-8 and holds no control characters
+    (text saved as Latin-1 or Windows-1252, as TREC's own files are) is read as cp1252 (Latin-1 for the 5 bytes
+    cp1252 leaves undefined), said in one line or, given `fallbacks`, put there instead. One-line SslabError for
+    unreadable, empty, binary, blank-only files and lines over ``MAX_LINE_BYTES``."""
     try:
         raw = Path(path).read_bytes()
     except OSError as err:
@@ -393,10 +399,18 @@ def _read_text_file(path: Path, latin1_fallback: bool = False) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        if not latin1_fallback:
+        if re.search(rb"[\x00-\x08\x0e-\x1f\x7f]", raw):  # control characters: no text file in any encoding
             raise SslabError(f"{path} is not valid UTF-8 (byte offset {err.start}: {err.reason}); "
                              "save it as UTF-8") from None
-        text = raw.decode("latin-1")
+        try:
+            text = raw.decode("cp1252")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+        note = f"{Path(path).name} is not valid UTF-8 (byte offset {err.start})"
+        if fallbacks is None:
+            _say(f"{note}: read as Latin-1 (cp1252)")
+        else:
+            fallbacks.append(note)
     ends = np.flatnonzero(np.frombuffer(raw, np.uint8) == 10)
     bounds = np.concatenate([[-1], ends, [len(raw)]])
     lengths = np.diff(bounds) - 1
@@ -417,47 +431,59 @@ def _blocks(text: str) -> list[str]:
 
 _LABEL_TOKEN = re.compile(r"(?:__label__)?([A-Za-z0-9_.+-]{1,40})(?::[A-Za-z0-9_.+-]+)?")
 _LABELLED_LINE = re.compile(r"(\S+)[ \t]+(\S.*)")
-# Function words that start prose lines; a "label" among these means the first column is prose.
+# Function words that start prose lines: never taken for labels.
 _PROSE_WORDS = frozenset(
     ["a", "an", "the", "and", "or", "but", "if", "of", "in", "on", "at", "to", "for", "from", "by", "with", "as", "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "i", "you", "he", "she", "we", "they", "me", "him", "her", "us", "them", "my", "your", "his", "our", "their", "there", "here", "then", "so", "do", "does", "did", "have", "has", "had", "will", "would", "can", "could", "should", "may", "might", "what", "which", "who", "whom", "when", "where", "why", "how"])
-MIN_LABELLED_LINES = 20
+MIN_LABELLED_LINES = 4
+LABELLED_LINES = 0.95  # a .txt is `label text` lines when this share of its lines starts with a label
 
 
-def _labelled_lines(lines: list[str], where: Path | str) -> tuple[list[str], list[str]] | None:
-    """``(labels, texts)`` if the stripped non-empty ``lines`` look like ``label<space|tab>text``, else ``None``.
+def _labelled_lines(numbered: list[tuple[int, str]], where: Path) -> tuple[list[str], list[str]] | None:
+    """``(labels, texts)`` if the stripped non-empty lines (``(line number, line)``) are ``label<space|tab>text``,
+    else ``None``; what was inferred said in one line.
 
-    Heuristic (all must hold): at least 20 lines; every line is a label token, whitespace, non-empty text; the
-    token is ``[A-Za-z0-9_.+-]{1,40}``, optionally ``__label__``-prefixed (fastText; the prefix is dropped) or
-    ``A:b`` (TREC; the part before ``:`` is the label); 2 <= distinct labels <= min(100, lines/10), each used at
-    least twice; no label is an English function word (``The``, ``I``, ``and``...); fewer than half the lines
-    repeat their label as a word of their text (prose lines often do). Measured on the real files: SST-2 and TREC
-    are labelled, tinyshakespeare (``All:`` lines with no text) and wikitext-2 (``=`` tokens; 394 distinct first
-    words in 2,461 lines) are not. Every line with the same numeric or ``__label__`` token raises "only one class".
+    A label token is ``[A-Za-z0-9_.+-]{1,40}``, optionally ``__label__``-prefixed (fastText; the prefix is dropped)
+    or ``A:b`` (TREC; the part before ``:`` is the label); the labels are the tokens that start 2 or more lines and
+    are no English function word (``The``, ``I``, ``and``...). The lines are labelled when (all must hold): there are
+    at least 4; 95 % of them (all of fewer than 20) are a label, whitespace and text; there are 2 to
+    max(10, min(100, lines/10)) labels; fewer than half the lines repeat their label as a word of their text (prose
+    lines often do). Then a line without a label is an error that names it. Measured on the real files: SST-2 and
+    TREC are labelled, tinyshakespeare (``All:`` lines with no text) and wikitext-2 (``=`` tokens; 394 distinct
+    first words in 2,461 lines) are not. Every line with the same numeric or ``__label__`` token raises "only one
+    class".
     """
-    n = len(lines)
+    n = len(numbered)
     if n < MIN_LABELLED_LINES:
         return None
-    labels, texts = [], []
-    for line in lines:
+    tokens, labels, texts = [], [], []
+    for _, line in numbered:
         m = _LABELLED_LINE.fullmatch(line)
         lm = _LABEL_TOKEN.fullmatch(m.group(1)) if m else None
-        if lm is None:
-            return None
-        labels.append(lm.group(1))
-        texts.append(m.group(2))
+        tokens.append(m.group(1) if lm else "")
+        labels.append(lm.group(1) if lm else "")
+        texts.append(m.group(2) if lm else line)
     counts = Counter(labels)
-    if len(counts) == 1:
-        (lab,) = counts
-        if re.fullmatch(r"[+-]?\d+", lab) or lines[0].startswith("__label__"):
-            raise SslabError(f"{where}: every line has the label {lab!r}: only one class (need at least 2)")
+    known = sorted(lab for lab, k in counts.items() if lab and k >= 2 and lab.lower() not in _PROSE_WORDS)
+    good = [lab in known for lab in labels]
+    if sum(good) < LABELLED_LINES * n:
         return None
-    if len(counts) > min(100, n // 10) or min(counts.values()) < 2:
+    fasttext = numbered[0][1].startswith("__label__")
+    if len(known) == 1:
+        if re.fullmatch(r"[+-]?\d+", known[0]) or fasttext:
+            raise SslabError(f"{where}: every line has the label {known[0]!r}: only one class (need at least 2)")
         return None
-    if any(lab.lower() in _PROSE_WORDS for lab in counts):
+    if len(known) > max(10, min(100, n // 10)):
         return None
-    repeats = sum(1 for lab, t in zip(labels, texts) if lab.lower() in t.lower().split())
-    if repeats >= n / 2:
+    if sum(1 for lab, t, g in zip(labels, texts, good) if g and lab.lower() in t.lower().split()) >= n / 2:
         return None
+    bad = next((i for i, g in enumerate(good) if not g), None)
+    if bad is not None:
+        raise SslabError(f"{where}: line {numbered[bad][0]} does not start with a label (the other lines are `label "
+                         f"text`, labels {listed(known, 'labels')}): {numbered[bad][1][:60]!r}")
+    label = f"the first word{' without __label__' * fasttext} ({len(known)} classes)"
+    if any(":" in t for t in tokens):
+        label = f"the first word's part before ':' ({len(known)} classes, of {len(set(tokens))} distinct first words)"
+    _say(f"{Path(where).name}: `label text` lines; label = {label}, text = the rest")
     return labels, texts
 
 
@@ -474,7 +500,7 @@ def _parse_txt(path: Path, text: str | None = None, cols: tuple = (None, None)) 
         table = _table(path, [(n, ln.split("\t")) for n, ln in numbered], "tab-separated", cols, text, txt=True)
         if table is not None:
             return table
-    lab = _labelled_lines(lines, path)
+    lab = _labelled_lines(numbered, path)
     if lab is not None:
         return _Parsed(lab[1], lab[0])
     inner = text.strip("\n \t")
@@ -512,11 +538,6 @@ MAX_LABEL_CHARS = 40
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
-def _say(line: str) -> None:
-    """What a loader inferred about a file, as one line on standard output (where the study logs)."""
-    print(line, flush=True)
-
-
 def _mean_len(values: Sequence[str]) -> float:
     return sum(map(len, values)) / max(1, len(values))
 
@@ -548,7 +569,7 @@ def _column_index(where: str, names: list[str] | None, n_cols: int, wanted, opti
         return low.index(w.lower())
     if w.isdigit() and 1 <= int(w) <= n_cols:
         return int(w) - 1
-    found = (f"columns {', '.join(repr(n) for n in names)}" if names is not None else f"{n_cols} columns and no header")
+    found = f"columns {listed(names)}" if names is not None else f"{n_cols} columns and no header"
     raise SslabError(f"{where}: no column {w!r} ({option}); found {found} (name one, or number it from 1 to {n_cols})")
 
 
@@ -589,7 +610,7 @@ def _describe(path: Path, names: list[str] | None, columns: list[list[str]], ti:
     show = (lambda i: repr(names[i])) if names is not None else (lambda i: str(i + 1))
     head = f"{Path(path).name}: " + ("no header; " if names is None else "")
     if li is None:
-        others = ", ".join(show(i) for i in range(len(columns)) if i != ti)
+        others = listed([names[i] if names is not None else i + 1 for i in range(len(columns)) if i != ti])
         return (head + f"text = column {show(ti)}; no label column (none of {others} has 2 to {MAX_INFERRED_CLASSES} "
                 "distinct short values in every row, a fifth of the rows or fewer; --label-column names one)")
     line = head + f"label = column {show(li)} ({len(set(columns[li]))} values), text = column {show(ti)}"
@@ -639,7 +660,7 @@ def _table(path: Path, rows: list[tuple[int, list[str]]], kind: str, cols: tuple
 
     for c, option in zip(cols, ("--text-column", "--label-column")):
         if c is not None and not str(c).strip().isdigit() and str(c).strip().lower() not in low:
-            cells = ", ".join(repr(f if len(f) <= 40 else f[:37] + "...") for f in first)
+            cells = listed(first)
             found = (f"{n_cols} columns and no header (first row: {cells}); number them from 1"
                      if two and headerless() else f"columns {cells} (a header's names, or numbers 1 to {n_cols})")
             raise SslabError(f"{path}: no column {str(c).strip()!r} ({option}); found {found}")
@@ -672,11 +693,11 @@ def _table(path: Path, rows: list[tuple[int, list[str]]], kind: str, cols: tuple
         return None
     if ti is None:
         raise SslabError(f"{path}: no text column (looked for {', '.join(TEXT_COLUMNS)}, or a column of free text; "
-                         f"found columns: {', '.join(repr(h) for h in first)}); "
+                         f"found columns: {listed(first)}); "
                          + ("--text-column names it" if known else "the first row must be a header, or the file "
                             "two columns, label and text, without one; --text-column / --label-column name them"))
     if li is None and not known and not named and not _sniffed_header(text) and _is_text_like([first[ti]]):
-        raise SslabError(f"{path}: the first row ({', '.join(repr(h) for h in first)}) looks like data, no header "
+        raise SslabError(f"{path}: the first row ({listed(first)}) looks like data, no header "
                          f"(looked for text columns {', '.join(TEXT_COLUMNS)}; label columns "
                          f"{', '.join(LABEL_COLUMNS)}), and no column holds class labels; the first row must be a "
                          "header, or the file two columns, label and text, without one; --text-column / "
@@ -751,7 +772,7 @@ def _parse_jsonl(path: Path, cols: tuple = (None, None)) -> _Parsed:
     ti, li, inferred = _pick_columns(str(path), keys, columns, *cols)
     if ti is None:
         raise SslabError(f"{path}: no text field (looked for {', '.join(TEXT_COLUMNS)}, or a field of free text; "
-                         f"found: {', '.join(repr(k) for k in keys)}); --text-column names it")
+                         f"found: {listed(keys, 'fields')}); --text-column names it")
     if inferred or (li is None and len(keys) > 1):
         _say(_describe(path, keys, columns, ti, li, inferred))
     tkey, lkey = keys[ti], (keys[li] if li is not None else None)
@@ -793,11 +814,20 @@ def _class_tree(d: Path) -> dict[str, list[Path]]:
     return class_tree(d, _text_files)
 
 
-def _read_doc(p: Path) -> str:
-    return _read_text_file(p).strip()
+def _read_doc(p: Path, fallbacks: list[str]) -> str:
+    return _read_text_file(p, fallbacks).strip()
 
 
 def _parse_folder(root: Path) -> _Parsed:
+    latin = []  # files read as Latin-1 (_read_text_file), said in one line
+    parsed = _parse_folder_files(root, latin)
+    if latin:
+        _say(f"{root.name}: {len(latin)} file{'s' * (len(latin) > 1)} read as Latin-1 (cp1252) (the first: "
+             f"{latin[0]})")
+    return parsed
+
+
+def _parse_folder_files(root: Path, latin: list[str]) -> _Parsed:
     try:
         if (root / "train").is_dir() and (root / "test").is_dir():
             trees = {s: _class_tree(root / s) for s in ("train", "test")}
@@ -806,7 +836,7 @@ def _parse_folder(root: Path) -> _Parsed:
                     raise SslabError(f"no class folders with .txt files in {root / s}")
             parts = {}
             for s, tree in trees.items():
-                parts[s] = ([_read_doc(p) for c in tree for p in tree[c]], [c for c in tree for _ in tree[c]])
+                parts[s] = ([_read_doc(p, latin) for c in tree for p in tree[c]], [c for c in tree for _ in tree[c]])
             return _Parsed(parts["train"][0], parts["train"][1], None, parts["test"][0], parts["test"][1])
         tree = _class_tree(root)
         top = _text_files(root, recursive=False)
@@ -818,8 +848,8 @@ def _parse_folder(root: Path) -> _Parsed:
     if not tree and not top:
         raise SslabError(f"no .txt files in folder {root} (expected <class>/*.txt or *.txt)")
     if top:
-        return _Parsed([_read_doc(p) for p in top])
-    return _Parsed([_read_doc(p) for c in tree for p in tree[c]], [c for c in tree for _ in tree[c]])
+        return _Parsed([_read_doc(p, latin) for p in top])
+    return _Parsed([_read_doc(p, latin) for c in tree for p in tree[c]], [c for c in tree for _ in tree[c]])
 
 
 def _is_glob(s: str) -> bool:
