@@ -185,13 +185,15 @@ def kind_adapter(kind: str):
 
 def check_labelled(splits) -> None:
     if splits.train.y is None or splits.test is None:
-        raise SslabError(f"{splits.train.name}: evaluation needs labelled data (class sub-folders), found unlabelled images"
-                         if splits.train.kind == "image" else
-                         f"{splits.train.name}: evaluation needs labelled data, found an unlabelled corpus")
+        hint = "; `sslab pretrain --data` trains on it, and a study's `--pretrain-data` pretrains on it"
+        raise SslabError(f"{splits.train.name}: evaluation needs labelled data (class sub-folders), found unlabelled "
+                         f"images{hint}" if splits.train.kind == "image" else
+                         f"{splits.train.name}: evaluation needs labelled data, found an unlabelled corpus{hint}")
     if len(splits.test) == 0:
         raise SslabError(f"{splits.train.name}: too few {splits.train.unit} per class to hold out a test split")
     if len(splits.train.classes) < 2:
-        raise SslabError(f"{splits.train.name}: evaluation needs at least 2 classes, found {len(splits.train.classes)}")
+        raise SslabError(f"{splits.train.name}: evaluation needs at least 2 classes, found "
+                         f"{len(splits.train.classes)}" + "".join(f" ({c!r})" for c in splits.train.classes))
     n = len(splits.train.classes)
     noun = "image" if splits.train.kind == "image" else "example"
     n_train, n_test = np.bincount(splits.train.y, minlength=n), np.bincount(splits.test.y, minlength=n)
