@@ -117,9 +117,17 @@ def test_reused_while_unchanged_rebuilt_when_a_file_changes(tmp_path, disk, monk
     assert len(list(disk.glob("images-*.json"))) == 1
 
 
-def test_an_unreadable_image_leaves_no_partial_cache(tmp_path, disk):
+def test_an_unreadable_image_leaves_no_partial_cache(tmp_path, disk, capsys):
+    """An unreadable image is skipped, said in one line, and the cache holds the rest; a class left without a
+    readable image is an error that leaves no partial cache."""
     root = folder(tmp_path / "imgs", per_class=4)
     (root / "b" / "bad.png").write_bytes(b"not an image at all")
+    splits = load_images(root)
+    assert len(splits.train) + len(splits.test) == 12 and "skipped 1 unreadable image" in capsys.readouterr().out
+    (root / "d").mkdir()
+    (root / "d" / "bad.png").write_bytes(b"not an image at all")
+    for f in disk.iterdir():
+        f.unlink()
     with pytest.raises(SslabError, match="bad.png") as err:
         load_images(root)
     assert "\n" not in str(err.value)

@@ -234,9 +234,9 @@ def unknown_name(spec: str) -> str:
     """What to tell a user whose `--data` is no path and no name a loader knows: every name, and the closest."""
     from sslab.data.image import IMAGE_SETS
     from sslab.data.pairs import PAIRS_KNOWN
-    from sslab.data.text import _ALIASES
+    from sslab.data.text import TEXT_ALIASES
 
-    names = {**IMAGE_SETS, **_ALIASES, **PAIRS_KNOWN}
+    names = {**IMAGE_SETS, **TEXT_ALIASES, **PAIRS_KNOWN}
     close = difflib.get_close_matches(spec.strip().lower(), names, 1)
     return (f"known data sets: {', '.join(dict.fromkeys(names.values()))}"
             + (f"; did you mean {names[close[0]]}?" if close else ""))

@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 TEXT_KNOWN = ("tinyshakespeare", "wikitext-2", "sst2", "trec")
-_ALIASES = {
+TEXT_ALIASES = {
     **dict.fromkeys(("tinyshakespeare", "tiny-shakespeare", "tiny_shakespeare", "shakespeare"), "tinyshakespeare"),
     **dict.fromkeys(("wikitext-2", "wikitext2", "wikitext_2", "wikitext"), "wikitext-2"),
     **dict.fromkeys(("sst2", "sst-2", "sst_2", "sst"), "sst2"),
@@ -172,7 +172,7 @@ def is_text_spec(spec: str | Path) -> bool:
     s = str(spec).strip()
     if not s:
         return False
-    if s.lower() in _ALIASES:
+    if s.lower() in TEXT_ALIASES:
         return True
     p = Path(s).expanduser()
     try:
@@ -208,7 +208,7 @@ def load_text(spec: str | Path, root: str | Path | None = None, corpus: Sequence
     """
     s = str(spec).strip()
     cols = (text_column, label_column)
-    name = _ALIASES.get(s.lower())
+    name = TEXT_ALIASES.get(s.lower())
     if name is not None:
         if cols != (None, None):
             raise SslabError(f"{s} is a named text set with its own columns; --text-column / --label-column name "
@@ -234,7 +234,7 @@ def load_corpus(paths: Sequence[str | Path] | str | Path, root: str | Path | Non
     out: list[str] = []
     for p in paths:
         s = str(p).strip()
-        name = _ALIASES.get(s.lower())
+        name = TEXT_ALIASES.get(s.lower())
         if name is not None:
             part = _NAMED[name](data_root(root), download).train
             texts, docs = part.texts, part.doc_ids()
