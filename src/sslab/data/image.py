@@ -264,7 +264,8 @@ def load_images(
 
     path = Path(text).expanduser()
     if is_pixel_csv(path):
-        return _maybe_resize(_load_pixel_csv(path), image_size)
+        return _cached({"kind": "pixel-csv", **file_identity(path), "image_size": image_size},
+                       lambda: _load_pixel_csv(path, image_size))
     if path.suffix.lower() == ".npz":
         if not path.is_file():
             raise SslabError(f"npz file not found: {path}")
@@ -1024,11 +1025,12 @@ def _pixels(side: int, chans: int) -> str:
     return f"{side}x{side} {'grey' if chans == 1 else 'RGB (R, G, B of each pixel in turn)'}"
 
 
-def _load_pixel_csv(path: Path) -> DataSplits:
+def _load_pixel_csv(path: Path, image_size: int | None) -> tuple[DataSplits, str]:
     """Images as CSV rows of numbers (:func:`is_pixel_csv`; gzipped or not), as MNIST-in-CSV is shipped: one column
     the label (a header's ``label``/``class``/``y``/``target``, else the first or last column of 2 to 100 distinct
     whole numbers >= 0, of two the one whose commonest value is rarer), the rest the pixels of square grey or RGB
-    images, 0-255 (or 0-1, scaled); the fixed stratified test split; what was inferred said in one line."""
+    images, 0-255 (or 0-1, scaled); the fixed stratified test split (resized to `image_size`); and the line that
+    says what was inferred."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8-sig") as f:
@@ -1063,12 +1065,13 @@ def _load_pixel_csv(path: Path) -> DataSplits:
     stem = re.sub(r"\.csv(\.gz)?$", "", path.name, flags=re.IGNORECASE)
     line = f"{path.name}: {n:,} images of {_pixels(side, chans)} pixels ({'0-1, scaled' if hi <= 1 else '0-255'})"
     if label is None:
-        say(line + f"; no label column ({width} columns of pixels)")
-        return DataSplits(ImageData(x, None, [], stem), None)
+        return (_maybe_resize(DataSplits(ImageData(x, None, [], stem), None), image_size),
+                line + f"; no label column ({width} columns of pixels)")
     classes, y = [str(int(v)) for v in values], y.astype(np.int64).reshape(-1)
-    say(line + f"; label = column {label + 1}{f' ({names[label]!r})' if header else ''} ({len(classes)} values)")
     tr, te = split_indices(y)
-    return DataSplits(ImageData(x[tr], y[tr], classes, stem), ImageData(x[te], y[te], list(classes), stem))
+    splits = DataSplits(ImageData(x[tr], y[tr], classes, stem), ImageData(x[te], y[te], list(classes), stem))
+    return (_maybe_resize(splits, image_size),
+            line + f"; label = column {label + 1}{f' ({names[label]!r})' if header else ''} ({len(classes)} values)")
 
 
 # ===========================================================================================
@@ -1119,13 +1122,18 @@ def _load_cifar10(root: Path, image_size: int | None, download: bool) -> DataSpl
     )
 
 
-def _cached(identity: dict, build: Callable[[], DataSplits]) -> DataSplits:
+def _cached(identity: dict, build: Callable[[], DataSplits | tuple[DataSplits, str]]) -> DataSplits:
+    """`build()`'s splits, decoded once into the cache; a build that returns (splits, line) has its line said now
+    and again on every load from the cache."""
     key = cache_key(identity)
     hit = _load_cache(key)
     if hit is not None:
         return hit
-    splits = build()
-    _save_cache(key, splits)
+    built = build()
+    splits, note = built if isinstance(built, tuple) else (built, "")
+    if note:
+        say(note)
+    _save_cache(key, splits, note)
     return splits
 
 

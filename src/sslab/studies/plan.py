@@ -323,8 +323,7 @@ class Plan(Schedule):
     def command(self, item: dict) -> str:
         """The command that runs a skipped item into this study's folder."""
         ev = self.ev
-        protocols = sorted({p for init, p in item["runs"] if init == "self"})
-        bases = sorted({f"{init}+{p}" if p != "finetune" else init for init, p in item["runs"] if init != "self"})
+        protocols, bases = _evaluate_args(item["runs"])
         if not item["runs"]:  # a subset's frozen-feature runs only
             protocols = [p for p in ev.protocols if PROTOCOLS[p].frozen]
             bases = [b for b in ev.baselines if b in ("raw", "pixels", "tfidf")]
@@ -430,13 +429,19 @@ def settle_skipped(skipped: list[dict], runs: list[dict]) -> list[dict]:
     return out
 
 
+def _evaluate_args(runs) -> tuple[list[str], list[str]]:
+    """`sslab evaluate`'s --protocol and --baselines values that run `runs` ((init, protocol); init "self": the
+    encoder's own rows, else a baseline: "scratch", or "scratch+aug" for its fine-tune, "scratch+fixmatch")."""
+    protocols = sorted({p for init, p in runs if init == "self"})
+    bases = sorted({f"{init}+{p}" if p != "finetune" else init for init, p in runs if init != "self"})
+    return protocols, bases
+
+
 def _only(command: str, runs: list) -> str:
     """An `sslab evaluate` command of `Plan.command` narrowed to `runs` ([init, protocol]; init "self": the
     encoder's own rows)."""
     words = shlex.split(command)
-    protocols = sorted({p for init, p in runs if init == "self"})
-    bases = sorted({f"{init}+{p}" if p != "finetune" else init for init, p in runs if init != "self"})
-    for flag, value in (("--protocol", protocols), ("--baselines", bases)):
+    for flag, value in zip(("--protocol", "--baselines"), _evaluate_args(runs)):
         if flag in words:
             words[words.index(flag) + 1] = ",".join(value) or "none"
     return " ".join(shlex.quote(w) for w in words)
