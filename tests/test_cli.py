@@ -189,13 +189,27 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: unknown method 'nope'"), proc.stderr
 
 
-def test_end_to_end_tiny_study(capsys, tmp_path):
+def test_end_to_end_tiny_study(capsys, tmp_path, monkeypatch):
+    import sslab.data
+    import sslab.studies.job
+
+    loads = []
+    real = sslab.data.load_data
+
+    def counted(spec, *a, **kw):
+        loads.append(spec)
+        return real(spec, *a, **kw)
+
+    monkeypatch.setattr(sslab.data, "load_data", counted)  # the loaders' lazy imports
+    monkeypatch.setattr(sslab.studies.job, "load_data", counted)
     out = tmp_path / "study"
     code, stdout, err = run_cli(capsys, "study", "--data", "digits", "--budget", "4s", "--seeds", "1", "--out", out,
                                 "eval.finetune_epochs=3", "eval.finetune_min_steps=20", "eval.linear_steps=200")
     assert code == 0, err
     assert "Traceback" not in err
     assert stdout.count("report:") == 1 and stdout.strip().splitlines()[-1] == f"report: {out / 'report.html'}"
+    assert loads == ["digits"]  # the data is loaded once, its run evaluations (energy) included
+    assert "Energy of compatible and incompatible pairs:\n  two views of one image: " in stdout
     for rel in ("results.json", "report.html", "backbone.safetensors", "run.json", "metrics.jsonl"):
         assert (out / rel).is_file(), rel
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))

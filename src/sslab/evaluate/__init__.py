@@ -115,8 +115,9 @@ register_protocol("text2text", _text_to_text, frozen=False,
 
 
 # Evaluations of a whole run that need no labels (word vectors' similarity and analogy sets, ...): a method names
-# the ones that apply in its `run_evaluations`; each fn(run_dir, info, root) returns {"title": ..., "lines": [...],
-# "values": {...}} for the terminal and the report.
+# the ones that apply in its `run_evaluations`; each fn(run_dir, info, root, splits) returns {"title": ...,
+# "lines": [...], "values": {...}} for the terminal and the report. `splits`: the run's data set already loaded (a
+# study's), else None and the fn loads `info["data"]` itself.
 RUN_EVALUATIONS: dict[str, Callable] = {}
 
 
@@ -124,7 +125,7 @@ def register_run_evaluation(name: str, fn: Callable) -> None:
     RUN_EVALUATIONS[name] = fn
 
 
-def _word_vectors(run_dir, info: dict, root=None) -> dict:
+def _word_vectors(run_dir, info: dict, root=None, splits=None) -> dict:
     from sslab.evaluate.wordvec import intrinsic, intrinsic_lines, run_word_table
 
     values = intrinsic(run_word_table(run_dir), root)
@@ -134,42 +135,43 @@ def _word_vectors(run_dir, info: dict, root=None) -> dict:
 register_run_evaluation("word-vectors", _word_vectors)
 
 
-def _retrieval(run_dir, info: dict, root=None) -> dict:
+def _retrieval(run_dir, info: dict, root=None, splits=None) -> dict:
     from sslab.evaluate.pairs import retrieval_evaluation
 
-    return retrieval_evaluation(run_dir, info, root)
+    return retrieval_evaluation(run_dir, info, root, splits=splits)
 
 
 register_run_evaluation("retrieval", _retrieval)
 
 
-def _reconstruction(run_dir, info: dict, root=None) -> dict:
+def _reconstruction(run_dir, info: dict, root=None, splits=None) -> dict:
     from sslab.evaluate.image import reconstruction_evaluation
 
-    return reconstruction_evaluation(run_dir, info, root)
+    return reconstruction_evaluation(run_dir, info, root, splits=splits)
 
 
 register_run_evaluation("reconstruction", _reconstruction)
 
 
-def _energy(run_dir, info: dict, root=None) -> dict:
+def _energy(run_dir, info: dict, root=None, splits=None) -> dict:
     from sslab.evaluate.image import energy_evaluation
 
-    return energy_evaluation(run_dir, info, root)
+    return energy_evaluation(run_dir, info, root, splits=splits)
 
 
 register_run_evaluation("energy", _energy)
 
 
-def run_evaluations(run_dir, info: dict, root=None) -> dict:
-    """{name: result} of every run-level evaluation the run's method names."""
+def run_evaluations(run_dir, info: dict, root=None, splits=None) -> dict:
+    """{name: result} of every run-level evaluation the run's method names (`splits`: the run's data set, when the
+    caller has it loaded already)."""
     from sslab.methods import METHODS
 
     names = getattr(METHODS.get(info.get("method")), "run_evaluations", ())
     out = {}
     for name in names:
         try:
-            out[name] = RUN_EVALUATIONS[name](run_dir, info, root)
+            out[name] = RUN_EVALUATIONS[name](run_dir, info, root, splits=splits)
         except SslabError as err:  # e.g. the run's data set is gone: the rest of the evaluation stands
             out[name] = {"title": f"{name} (not measured)", "lines": [f"not measured: {err}"], "values": {}}
     return out

@@ -63,8 +63,9 @@ def describe(split) -> dict:
     return {"shape": list(split.x.shape[1:])}
 
 
-def _masked_run(run_dir, data: str | None, root):
-    """(model, info, the test split) of a masked-image run, on `data` (default: the run's own data set)."""
+def _masked_run(run_dir, data: str | None, root, splits=None):
+    """(model, info, the test split) of a masked-image run, on `data` (default: the run's own data set, or `splits`
+    where the caller has loaded it)."""
     from sslab.data import load_data
     from sslab.engine import load_method
     from sslab.errors import SslabError
@@ -72,7 +73,8 @@ def _masked_run(run_dir, data: str | None, root):
     model, info = load_method(run_dir)
     if not isinstance(model, Reconstructor):
         raise SslabError(f"{run_dir} is a {info.get('method')} run; reconstruction needs a masked-image (mae) run")
-    splits = load_data(data or info["data"], root, kind="image")
+    if splits is None or data:
+        splits = load_data(data or info["data"], root, kind="image")
     split = splits.test if splits.test is not None and len(splits.test) else splits.train
     if split.x.shape[1] != info["image_size"] or split.x.shape[-1] != info["in_chans"]:
         raise SslabError(f"{data}: {split.x.shape[1]}-pixel {split.x.shape[-1]}-channel images; the run was trained "
@@ -104,7 +106,7 @@ def reconstruction_grid(run_dir, data: str | None = None, images: int = 16, root
     return _grid(model, split, images, seed, scale)
 
 
-def reconstruction_evaluation(run_dir, info: dict, root=None, images: int = 8) -> dict:
+def reconstruction_evaluation(run_dir, info: dict, root=None, images: int = 8, splits=None) -> dict:
     """The run evaluation "reconstruction" of a masked-image run: its loss on 512 test images (a fixed sample) under
     fixed masks, and the grid of `reconstruction_grid` saved as plots/reconstruction.png for the report."""
     import io
@@ -114,7 +116,7 @@ def reconstruction_evaluation(run_dir, info: dict, root=None, images: int = 8) -
 
     from sslab.atomic import atomic_write
 
-    model, _, split = _masked_run(run_dir, None, root)
+    model, _, split = _masked_run(run_dir, None, root, splits)
     buf = io.BytesIO()
     Image.fromarray(_grid(model, split, images, 0, 4)).save(buf, format="PNG")
     atomic_write(Path(run_dir) / "plots" / "reconstruction.png", buf.getvalue())
@@ -165,7 +167,7 @@ def pair_energies(model, pairs: dict, batch: int = 64) -> dict[str, list[float]]
                          ).tolist() for k, (x, y) in pairs.items()}
 
 
-def energy_evaluation(run_dir, info: dict, root=None, pairs: int = ENERGY_PAIRS) -> dict:
+def energy_evaluation(run_dir, info: dict, root=None, pairs: int = ENERGY_PAIRS, splits=None) -> dict:
     """The run evaluation "energy" of an image method with an energy (joint-embedding: 1 - cosine of its
     projections; I-JEPA: its prediction error): the energy of held-out pairs of each kind of `energy_pairs`, their
     means and spreads, and how well it tells two views of one image from images of two classes (ROC AUC: the chance
@@ -179,7 +181,8 @@ def energy_evaluation(run_dir, info: dict, root=None, pairs: int = ENERGY_PAIRS)
     model, _ = load_method(run_dir)
     if not isinstance(model, Energy):
         raise SslabError(f"{run_dir} is a {info.get('method')} run; it scores no pairs of images (no energy)")
-    splits = load_data(info["data"], root, kind="image")
+    if splits is None:  # not loaded by the caller (a study has it)
+        splits = load_data(info["data"], root, kind="image")
     split = splits.test if splits.test is not None and len(splits.test) else splits.train
     energies = pair_energies(model, energy_pairs(split, info["image_size"], pairs))
     stats = {k: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else None, "n": len(v)}

@@ -54,7 +54,7 @@ def tower_health(img: torch.Tensor, txt: torch.Tensor) -> dict:
 
 
 def run_retrieval(run_dir, info: dict, root=None, data: str | None = None, split: str = "test",
-                  ks=RECALL_AT, examples: int = 0) -> dict:
+                  ks=RECALL_AT, examples: int = 0, splits=None) -> dict:
     """Retrieval R@K of a CLIP run on the held-out (or training) pairs of its data set (or of `data`); with
     `examples` > 0 also "examples": the first images (uint8 arrays) with their top-3 captions, each marked
     whether it is one of the image's own."""
@@ -75,7 +75,8 @@ def run_retrieval(run_dir, info: dict, root=None, data: str | None = None, split
     model, info = load_method(Path(run_dir))
     if not isinstance(model, PairEncoder):
         raise SslabError(f"{run_dir} is a {info.get('method')} run; retrieval needs an image-text (clip) run")
-    splits = load_data(data or info["data"], root, kind="pairs")
+    if splits is None or data:  # `splits`: the run's pairs, loaded by the caller (a study)
+        splits = load_data(data or info["data"], root, kind="pairs")
     pairs = splits.test if split == "test" else splits.train
     if pairs is None or len(pairs) < 2:
         raise SslabError(f"{data or info['data']}: too few {split} images for retrieval")
@@ -92,10 +93,10 @@ def run_retrieval(run_dir, info: dict, root=None, data: str | None = None, split
     return out
 
 
-def retrieval_evaluation(run_dir, info: dict, root=None, examples: int = 0) -> dict:
+def retrieval_evaluation(run_dir, info: dict, root=None, examples: int = 0, splits=None) -> dict:
     """The run evaluation "retrieval": R@K both ways on the held-out pairs, as lines for the log and the report
     (and, with `examples`, the first held-out images with their top-3 captions under "examples")."""
-    values = run_retrieval(run_dir, info, root, examples=examples)
+    values = run_retrieval(run_dir, info, root, examples=examples, splits=splits)
     shown = values.pop("examples", None)
     return {"title": "Retrieval on held-out pairs", "lines": retrieval_lines(values), "values": values,
             **({"examples": shown} if shown is not None else {})}

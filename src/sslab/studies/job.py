@@ -56,6 +56,14 @@ def _evaluated(splits, ev: dict) -> dict:
             "augmentation": kind_adapter(splits.train.kind).AUG_NOTE}
 
 
+def _say_evaluations(evals: dict, log) -> None:
+    """Each run-level evaluation's title, then its lines indented under it."""
+    for ev in evals.values():
+        log(f"{ev['title']}:")
+        for line in ev["lines"]:
+            log(f"  {line}")
+
+
 def _fresh(info: dict):
     """A randomly initialised encoder of the run's architecture (the scratch baselines)."""
     return lambda seed: method_from_info(info).encoder()
@@ -334,10 +342,8 @@ def study(cfg: StudyConfig, out: str | Path, root=None, command: str = "", log=s
     more = pretrain_more(cfg, pcfg, adapt, source, out, root, log, show_progress)
     encoder, info = load_encoder(out)
     extra = prepared.after(lambda: load_method(out)[0], info)
-    extra["run_evaluations"] = run_evaluations(out, info, root)
-    for ev_ in extra["run_evaluations"].values():
-        for line in ev_["lines"]:
-            log(f"{ev_['title']}: {line}")
+    extra["run_evaluations"] = run_evaluations(out, info, root, splits=source)  # the pretraining data, loaded
+    _say_evaluations(extra["run_evaluations"], log)
     # 4. evaluation of every encoder, one progress bar over the plan's work
     progress = Progress("evaluate", show_progress, ends_by=plan.deadline() if cfg.time_limit else None)
     try:
@@ -456,7 +462,7 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
         log(f"weights kept from step {es['kept_step']} (epoch {es['kept_epoch']:.1f}): {es['on']} {es['value']:.4f} "
             "on training images held out" + (" (stopped early)" if es["stopped"] else ""))
     encoder, info = load_encoder(out)
-    evals = {"retrieval": retrieval_evaluation(out, info, root, examples=8)}
+    evals = {"retrieval": retrieval_evaluation(out, info, root, examples=8, splits=splits)}
     runs, health, plan = [], None, None
     if probe is not None:
         from sslab.data.image import as_rgb
@@ -488,9 +494,7 @@ def pair_study(cfg: StudyConfig, splits, out: Path, root, command: str, log, sho
         finally:
             progress.close()
         runs, health = ev["runs"], ev["health"]
-    for ev_ in evals.values():
-        for line in ev_["lines"]:
-            log(f"{ev_['title']}: {line}")
+    _say_evaluations(evals, log)
     examples = _save_examples(out, evals.get("retrieval", {}).pop("examples", []))
     results = assemble({
         **_stamp(cfg.model_copy(update={"pretrain": pcfg}).model_dump(), command),
@@ -553,7 +557,7 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, data: str | None = None, 
         **prev, **_stamp({"pretrain": info["config"], "eval": cfg.model_dump()}), **_evaluated(splits, ev),
         "pretrain": prev.get("pretrain") or {"method": info["method"], "backbone": info["backbone"], "history": history},
         "health": ev["health"], "runs": ev["runs"], "timing": {"eval_seconds": time.time() - t0},
-        "run_evaluations": run_evaluations(run_dir, info, root),
+        "run_evaluations": run_evaluations(run_dir, info, root, splits=None if data else splits),
         "baseline_notes": _baseline_notes(splits.train.kind),
     })
     save_results(run_dir, results)
