@@ -147,7 +147,7 @@ DATA_CASES = {  # case -> words the error line must contain
     "train-test-layout-empty-test": ["no class folders with images", "test"],
     "unsupported-file": ["unsupported data file"],
     "npz-missing": ["npz file not found"],
-    "npz-without-images": ["missing key 'x'"],
+    "npz-without-images": ["no images array", "found: 'y'"],
     "npz-mismatched-labels": ["'y' must have shape (4,)"],
     "npz-object-array": ["pickle"],
     "npz-float-images-out-of-range": ["[0, 1]"],

@@ -426,7 +426,7 @@ def test_npz_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "arrays, msg",
     [
-        (dict(y=np.zeros(4, np.int64)), "missing key 'x'"),
+        (dict(y=np.zeros(4, np.int64)), "no images array .*found: 'y'"),
         (dict(x=np.zeros((4, 8, 8, 5), np.uint8), y=np.zeros(4, np.int64)), "shape"),
         (dict(x=np.zeros((4, 8, 8), np.uint8), y=np.zeros(3, np.int64)), "'y' must have shape"),
         (dict(x=np.full((4, 8, 8), 2.0), y=np.zeros(4, np.int64)), r"\[0, 1\]"),
@@ -439,6 +439,20 @@ def test_npz_bad(tmp_path, arrays, msg):
     np.savez(p, **arrays)
     with pytest.raises(SslabError, match=msg):
         load_images(p)
+
+
+def test_npz_under_other_array_names(tmp_path, capsys):
+    """Keras's mnist.npz layout (x_train, y_train, x_test, y_test), any case, said in one line."""
+    s = load_images("digits")
+    np.savez(tmp_path / "mnist.npz", X_Train=s.train.x[..., 0], y_train=s.train.y, x_test=s.test.x,
+             Y_TEST=s.test.y)
+    t = load_images(tmp_path / "mnist.npz")
+    assert np.array_equal(t.train.x, s.train.x) and np.array_equal(t.test.y, s.test.y)
+    assert capsys.readouterr().out == ("mnist.npz: arrays X_Train (images), y_train (labels), x_test (test images), "
+                                       "Y_TEST (test labels)\n")
+    np.savez(tmp_path / "plain.npz", x=s.train.x, y=s.train.y)  # sslab's own names: nothing said
+    load_images(tmp_path / "plain.npz")
+    assert capsys.readouterr().out == ""
 
 
 def test_npz_flat_rows_of_pixels(tmp_path, capsys):

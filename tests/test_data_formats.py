@@ -151,6 +151,24 @@ def test_no_text_column_error_names_columns_found_and_looked_for(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # the text default and a study on a headerless file, through the CLI
 # ---------------------------------------------------------------------------------------------------------------
+def test_a_text_file_of_another_suffix_is_text(tmp_path):
+    """TREC as its authors ship it (`train_5500.label`, cp1252): a file whose suffix says nothing is text when its
+    first bytes read as text; a binary file of an unknown suffix is not."""
+    from sslab.data.text import is_text_spec
+
+    raw = "\n".join(f"{['DESC:manner', 'HUM:ind'][i % 2]} Question {i} caf\xe9 ?" for i in range(40))
+    (tmp_path / "train_5500.label").write_bytes(raw.encode("cp1252"))
+    assert is_text_spec(tmp_path / "train_5500.label")
+    assert _default_method(str(tmp_path / "train_5500.label"), None) == "gpt"
+    s = load_data(str(tmp_path / "train_5500.label"))
+    assert s.train.classes == ["DESC", "HUM"] and len(s.train) + len(s.test) == 40
+    (tmp_path / "blob.dat").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "empty.label").write_bytes(b"")
+    assert not is_text_spec(tmp_path / "blob.dat") and not is_text_spec(tmp_path / "empty.label")
+    with pytest.raises(SslabError, match="unsupported data file"):
+        load_data(str(tmp_path / "blob.dat"))
+
+
 def test_text_data_defaults_to_gpt(tmp_path):
     f = write_rows(tmp_path / "my.txt", sentiment(), "\t")
     assert _default_method(str(f), None) == "gpt" and _default_method("sst2", None) == "gpt"

@@ -11,7 +11,8 @@ unlabeled folder).  Sources (see :func:`load_images`):
 * ``"digits"``: scikit-learn's bundled 8x8 digits.
 * a folder of images (``<root>/<class>/*.png`` ..., optional ``train/`` + ``test/`` (or ``val/``, ``valid/``,
   ``validation/``), or unlabeled images at top level; a lone top folder holding them is descended into; unreadable
-  images are skipped), an ``.npz`` file with ``x``/``y`` arrays, or a CSV of pixels (:func:`_load_pixel_csv`).
+  images are skipped), an ``.npz`` file with ``x``/``y`` arrays (or Keras's ``x_train``/``y_train``, ...), or a CSV
+  of pixels (:func:`_load_pixel_csv`).
 
 Decoded folders and CIFAR-10 are cached as ``.npz`` files under :func:`cache_dir`, keyed by a
 sha256 over the source identity (paths, sizes, mtimes) and the requested image size. A folder whose decoded images
@@ -983,6 +984,30 @@ def _npz_labels(a: np.ndarray, n: int, key: str, path: Path) -> np.ndarray:
     return a
 
 
+# Other names the arrays of an .npz go by (Keras's mnist.npz: x_train, y_train, x_test, y_test), any case
+_NPZ_NAMES = {"x": ("x", "x_train", "train_x", "images", "train_images", "data", "inputs"),
+              "y": ("y", "y_train", "train_y", "labels", "train_labels", "targets", "target"),
+              "x_test": ("x_test", "test_x", "test_images"), "y_test": ("y_test", "test_y", "test_labels")}
+
+
+def _npz_arrays(arrays: dict, path: Path) -> dict:
+    """The arrays under sslab's names (x, y, x_test, y_test, classes), each found under any of `_NPZ_NAMES` in any
+    case; what was renamed is said in one line."""
+    lower = {k.lower(): k for k in arrays}
+    out, roles = {}, []
+    for name, aliases in _NPZ_NAMES.items():
+        found = next((lower[a] for a in aliases if a in lower), None)
+        if found is not None:
+            out[name] = arrays[found]
+            roles.append((found, name))
+    if "classes" in lower:
+        out["classes"] = arrays[lower["classes"]]
+    if any(found != name for found, name in roles):
+        words = {"x": "images", "y": "labels", "x_test": "test images", "y_test": "test labels"}
+        say(f"{path.name}: arrays {', '.join(f'{found} ({words[name]})' for found, name in roles)}")
+    return out
+
+
 def _load_npz(path: Path) -> DataSplits:
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -991,8 +1016,10 @@ def _load_npz(path: Path) -> DataSplits:
         raise SslabError(f"cannot read {path}: {one_line(err)} (object arrays/pickle are not allowed)") from None
     except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as err:  # e.g. a truncated or damaged file
         raise SslabError(f"cannot read {path}: {one_line(err)}") from None
+    found, arrays = sorted(arrays), _npz_arrays(arrays, path)
     if "x" not in arrays:
-        raise SslabError(f"{path}: missing key 'x' (found: {listed(sorted(arrays), 'arrays') or 'none'})")
+        raise SslabError(f"{path}: no images array (looked for {', '.join(_NPZ_NAMES['x'])}, any case; found: "
+                         f"{listed(found, 'arrays') or 'none'})")
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise SslabError(f"{path}: 'x_test' and 'y_test' must be given together")
     if "x_test" in arrays and "y" not in arrays:

@@ -22,6 +22,8 @@ Tokenizers live in :mod:`sslab.data.tokenizers`, token streams and encoded examp
 """
 from __future__ import annotations
 
+import codecs
+
 import csv
 import glob as globlib
 import hashlib
@@ -164,11 +166,27 @@ class _Parsed:
 # ===========================================================================================
 # Entry points
 # ===========================================================================================
+def _sniffs_as_text(p: Path) -> bool:
+    """A file of another suffix (TREC's ``train_5500.label``, a ``README``) whose first 8 KB are printable text:
+    no NUL byte, and UTF-8 (or cp1252, as `_read_text_file` falls back to) of at least 95% printable characters."""
+    if p.suffix.lower() in _BINARY_SUFFIXES:
+        return False
+    with open(p, "rb") as f:
+        head = f.read(8192)
+    if not head.strip() or b"\0" in head:
+        return False
+    try:
+        chars = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        chars = head.decode("cp1252", errors="replace")
+    return sum(c.isprintable() or c in "\t\r\n" for c in chars) >= 0.95 * len(chars)
+
+
 def is_text_spec(spec: str | Path) -> bool:
-    """True for a named text set (or alias), an existing ``.txt/.text/.csv/.tsv/.jsonl`` file, a glob matching
-    only such files, or a folder holding ``.txt`` files (top level, class subfolders or ``train|test/<class>``) and
-    no images. False for everything else (image folders, ``.npz``, a CSV of pixels, image set names, missing
-    paths)."""
+    """True for a named text set (or alias), an existing ``.txt/.text/.csv/.tsv/.jsonl`` file, or a file of another
+    suffix that reads as text (`_sniffs_as_text`), a glob matching only such files, or a folder holding ``.txt``
+    files (top level, class subfolders or ``train|test/<class>``) and no images. False for everything else (image
+    folders, ``.npz``, a CSV of pixels, image set names, missing paths)."""
     s = str(spec).strip()
     if not s:
         return False
@@ -177,7 +195,9 @@ def is_text_spec(spec: str | Path) -> bool:
     p = Path(s).expanduser()
     try:
         if p.is_file():
-            return p.suffix.lower() in TEXT_SUFFIXES and not is_pixel_csv(p)
+            if p.suffix.lower() in TEXT_SUFFIXES:
+                return not is_pixel_csv(p)
+            return _sniffs_as_text(p)
         if p.is_dir():
             return _looks_like_text_folder(p)
         if _is_glob(s):
