@@ -95,6 +95,17 @@ def _make(root: Path, case: str) -> Path:
         labelled(d)
         (d / "c").mkdir()
         (d / "c" / "bad.png").write_bytes(b"")
+    elif case.startswith("idx-"):  # MNIST's format: a folder of <prefix>images-idx3-ubyte / labels-idx1-ubyte
+        d.mkdir()
+        images = b"\x00\x00\x08\x03" + np.array([4, 8, 8], ">u4").tobytes() + bytes(4 * 64)
+        labels = b"\x00\x00\x08\x01" + np.array([4], ">u4").tobytes() + bytes([0, 1, 0, 1])
+        (d / "train-images-idx3-ubyte").write_bytes(images[:-10] if case == "idx-truncated" else images)
+        if case != "idx-without-labels":
+            (d / "train-labels-idx1-ubyte").write_bytes(labels[:-1] if case == "idx-label-count" else labels)
+        if case == "idx-several-sets":
+            for prefix in ("emnist-digits-train-", "emnist-letters-train-"):
+                (d / f"{prefix}images-idx3-ubyte").write_bytes(images)
+                (d / f"{prefix}labels-idx1-ubyte").write_bytes(labels)
     elif case == "truncated-jpeg":
         labelled(d)
         jpg = _jpeg_bytes()
@@ -146,6 +157,10 @@ DATA_CASES = {  # case -> words the error line must contain
     "top-level-images-and-class-folders": ["both images at top level and class subfolders"],
     "train-test-layout-empty-test": ["no class folders with images", "test"],
     "unsupported-file": ["unsupported data file"],
+    "idx-without-labels": ["train-images-idx3-ubyte has no labels file beside it", "train-labels-idx1-ubyte"],
+    "idx-truncated": ["train-images-idx3-ubyte has 246 data bytes, expected 256"],
+    "idx-label-count": ["train-labels-idx1-ubyte has 3 data bytes, expected 4"],
+    "idx-several-sets": ["IDX files of 3 sets", "one training set"],
     "npz-missing": ["npz file not found"],
     "npz-without-images": ["no images array", "found: 'y'"],
     "npz-mismatched-labels": ["'y' must have shape (4,)"],

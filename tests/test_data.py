@@ -441,6 +441,36 @@ def test_npz_bad(tmp_path, arrays, msg):
         load_images(p)
 
 
+def test_idx_folder_as_mnist_ships(tmp_path, capsys):
+    """A folder in MNIST's own format (IDX files, gzipped or not; Fashion-MNIST's, KMNIST's): the training set and
+    its t10k test split, said in one line; a training set alone gets the fixed test split; one file of the set
+    names its folder."""
+    import gzip
+
+    s = load_images("digits")
+
+    def idx(x, ndim):
+        return b"\x00\x00\x08" + bytes([ndim]) + np.array(x.shape, ">u4").tobytes() + x.tobytes()
+
+    d = tmp_path / "kmnist"
+    d.mkdir()
+    (d / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx(s.train.x[..., 0], 3)))
+    (d / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx(s.train.y.astype(np.uint8), 1)))
+    (d / "t10k-images-idx3-ubyte").write_bytes(idx(s.test.x[..., 0], 3))
+    (d / "t10k-labels-idx1-ubyte").write_bytes(idx(s.test.y.astype(np.uint8), 1))
+    t = load_images(d)
+    assert np.array_equal(t.train.x, s.train.x) and np.array_equal(t.test.y, s.test.y)
+    assert t.train.classes == t.test.classes == [str(i) for i in range(10)] and t.train.name == "kmnist"
+    assert capsys.readouterr().out == (f"kmnist: IDX files (MNIST's format), train-images-idx3-ubyte.gz: "
+                                       f"{len(s.train):,} 8x8 grey images, 10 classes; t10k-images-idx3-ubyte the "
+                                       "test split\n")
+    assert len(load_images(d / "t10k-labels-idx1-ubyte").train) == len(s.train)
+    for f in d.glob("t10k-*"):
+        f.unlink()
+    u = load_images(d)
+    assert len(u.train) + len(u.test) == len(s.train) and len(u.test) > 0
+
+
 def test_npz_under_other_array_names(tmp_path, capsys):
     """Keras's mnist.npz layout (x_train, y_train, x_test, y_test), any case, said in one line."""
     s = load_images("digits")

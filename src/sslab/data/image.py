@@ -11,8 +11,8 @@ unlabeled folder).  Sources (see :func:`load_images`):
 * ``"digits"``: scikit-learn's bundled 8x8 digits.
 * a folder of images (``<root>/<class>/*.png`` ..., optional ``train/`` + ``test/`` (or ``val/``, ``valid/``,
   ``validation/``), or unlabeled images at top level; a lone top folder holding them is descended into; unreadable
-  images are skipped), an ``.npz`` file with ``x``/``y`` arrays (or Keras's ``x_train``/``y_train``, ...), or a CSV
-  of pixels (:func:`_load_pixel_csv`).
+  images are skipped), an ``.npz`` file with ``x``/``y`` arrays (or Keras's ``x_train``/``y_train``, ...), a folder
+  of IDX files as MNIST is shipped (:func:`_load_idx_folder`), or a CSV of pixels (:func:`_load_pixel_csv`).
 
 Decoded folders and CIFAR-10 are cached as ``.npz`` files under :func:`cache_dir`, keyed by a
 sha256 over the source identity (paths, sizes, mtimes) and the requested image size. A folder whose decoded images
@@ -271,6 +271,10 @@ def load_images(
         if not path.is_file():
             raise SslabError(f"npz file not found: {path}")
         return _maybe_resize(_load_npz(path), image_size)
+    if path.is_file() and _IDX_NAME.fullmatch(path.name):  # one file of an IDX set: the set in its folder
+        path = path.parent
+    if path.is_dir() and (sets := _idx_sets(path)):
+        return _maybe_resize(_load_idx_folder(path, sets), image_size)
     if path.is_dir():
         return _load_folder(path, image_size)
     if path.exists():
@@ -338,6 +342,56 @@ def _load_fashion_mnist(root: Path, download: bool) -> DataSplits:
         train=ImageData(xtr[..., None], ytr.astype(np.int64), cls, "fashion-mnist"),
         test=ImageData(xte[..., None], yte.astype(np.int64), list(cls), "fashion-mnist"),
     )
+
+
+# MNIST's own format, as MNIST, Fashion-MNIST, KMNIST and EMNIST are shipped: `<prefix>images-idx3-ubyte[.gz]` and
+# `<prefix>labels-idx1-ubyte[.gz]`, the prefix naming the split (`train-`, `t10k-`, `emnist-letters-test-`)
+_IDX_NAME = re.compile(r"(.*?)(images-idx3|labels-idx1)-ubyte(?:\.gz)?", re.IGNORECASE)
+
+
+def _idx_sets(d: Path) -> dict[str, dict[str, Path]]:
+    """{prefix: {"images": path, "labels": path}} of the IDX files at the top of folder `d` (none: {})."""
+    sets: dict[str, dict[str, Path]] = {}
+    for f in sorted(d.iterdir()):
+        if f.is_file() and (m := _IDX_NAME.fullmatch(f.name)):
+            sets.setdefault(m.group(1), {})[m.group(2)[:6].lower()] = f
+    return sets
+
+
+def _load_idx_folder(d: Path, sets: dict[str, dict[str, Path]]) -> DataSplits:
+    """A folder of IDX files: one training set (a prefix with `train`) and at most one test set (`t10k` or `test`),
+    each images and labels; said in one line. Classes are the label numbers."""
+    for prefix, files in sets.items():
+        if len(files) != 2:
+            have = next(iter(files.values())).name
+            raise SslabError(f"{d}: {have} has no {'labels' if 'images' in files else 'images'} file beside it "
+                             f"({prefix}{'labels-idx1' if 'images' in files else 'images-idx3'}-ubyte[.gz])")
+    train = [k for k in sets if "train" in k.lower()]
+    test = [k for k in sets if "t10k" in k.lower() or "test" in k.lower()]
+    if len(sets) == 1 and not test:
+        train = list(sets)
+    if len(train) != 1 or len(test) > 1 or len(train) + len(test) != len(sets):
+        raise SslabError(f"{d}: IDX files of {len(sets)} sets ({listed([k or '(no prefix)' for k in sets], 'sets')});"
+                         " give a folder with one training set (a name with 'train') and at most one test set "
+                         "('t10k' or 'test')")
+
+    def read(prefix: str) -> ImageData:
+        x, y = _read_idx(sets[prefix]["images"], 3), _read_idx(sets[prefix]["labels"], 1)
+        if len(x) != len(y):
+            raise SslabError(f"{sets[prefix]['images']}: {len(x)} images but {len(y)} labels")
+        return ImageData(x[..., None], y.astype(np.int64), [], d.name)
+
+    tr = read(train[0])
+    te = read(test[0]) if test else None
+    n = int(max(tr.y.max(initial=-1), te.y.max(initial=-1) if te is not None else -1)) + 1
+    tr.classes = [str(i) for i in range(n)]
+    say(f"{d.name}: IDX files (MNIST's format), {sets[train[0]]['images'].name}: {len(tr):,} {_pixels(tr.x.shape[1], 1)}"
+        f" images, {n} classes" + (f"; {sets[test[0]]['images'].name} the test split" if te is not None else ""))
+    if te is None:
+        i, j = split_indices(tr.y)
+        tr, te = ImageData(tr.x[i], tr.y[i], tr.classes, d.name), ImageData(tr.x[j], tr.y[j], [], d.name)
+    te.classes = list(tr.classes)
+    return DataSplits(tr, te)
 
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
