@@ -106,6 +106,16 @@ def _make(root: Path, case: str) -> Path:
             for prefix in ("emnist-digits-train-", "emnist-letters-train-"):
                 (d / f"{prefix}images-idx3-ubyte").write_bytes(images)
                 (d / f"{prefix}labels-idx1-ubyte").write_bytes(labels)
+    elif case == "cifar-pickled-version":  # torchvision's download: pickles, never unpickled
+        d = root / "cifar-10-batches-py"
+        d.mkdir()
+        for name in ("data_batch_1", "batches.meta", "test_batch"):
+            (d / name).write_bytes(b"\x80\x04cos\nsystem\n")
+    elif case == "cifar-binary-truncated":
+        d = root / "cifar-10-batches-bin"
+        d.mkdir()
+        for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+            (d / name).write_bytes(bytes(3073 * 2 - (7 if name == "data_batch_3.bin" else 0)))
     elif case == "truncated-jpeg":
         labelled(d)
         jpg = _jpeg_bytes()
@@ -161,6 +171,8 @@ DATA_CASES = {  # case -> words the error line must contain
     "idx-truncated": ["train-images-idx3-ubyte has 246 data bytes, expected 256"],
     "idx-label-count": ["train-labels-idx1-ubyte has 3 data bytes, expected 4"],
     "idx-several-sets": ["IDX files of 3 sets", "one training set"],
+    "cifar-pickled-version": ["cifar-10-batches-py is CIFAR's python version, pickled", "binary version"],
+    "cifar-binary-truncated": ["cifar-10-batches-bin: batch size is not a multiple of 3073 bytes"],
     "npz-missing": ["npz file not found"],
     "npz-without-images": ["no images array", "found: 'y'"],
     "npz-mismatched-labels": ["'y' must have shape (4,)"],

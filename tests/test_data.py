@@ -203,6 +203,35 @@ def test_cifar10_binary_format(tmp_path, cifar_jpgs):
     s = load_images("cifar10", root=root, download=False)
     assert np.array_equal(s.train.x, imgs[:50]) and np.array_equal(s.train.y, labels[:50])
     assert np.array_equal(s.test.x, imgs[50:]) and s.test.y.dtype == np.int64
+    # the same as a user has it: the archive's path, its folder, or the folder holding that
+    user = tmp_path / "user"
+    for name, blob in members.items():
+        (user / name).parent.mkdir(parents=True, exist_ok=True)
+        (user / name).write_bytes(blob)
+    for spec in (root / "cifar10" / data.CIFAR10_BINARY_NAME, user / "cifar-10-batches-bin", user):
+        t = load_images(spec)
+        assert np.array_equal(t.train.x, s.train.x) and np.array_equal(t.test.y, s.test.y), spec
+        assert t.train.classes == data.CIFAR10_CLASSES
+    # CIFAR-100's binary version: a coarse and a fine label byte, the fine one read, its names file
+    c100 = tmp_path / "cifar-100-binary"
+    c100.mkdir()
+    fine = np.arange(60) % 3
+    for split, sel in (("train", np.arange(50)), ("test", np.arange(50, 60))):
+        pixels = imgs[sel].transpose(0, 3, 1, 2).reshape(len(sel), -1)
+        rec = np.concatenate([np.zeros((len(sel), 1)), fine[sel, None], pixels], 1)
+        (c100 / f"{split}.bin").write_bytes(rec.astype(np.uint8).tobytes())
+    (c100 / "fine_label_names.txt").write_text("apple\naquarium_fish\nbaby\n")
+    t = load_images(c100)
+    assert t.train.classes == ["apple", "aquarium_fish", "baby"] and np.array_equal(t.train.y, fine[:50])
+    assert np.array_equal(t.test.x, imgs[50:60])
+    # the pickled python version is refused with what to use instead
+    py = tmp_path / "data" / "cifar-10-batches-py"
+    py.mkdir(parents=True)
+    for name in ("data_batch_1", "batches.meta", "test_batch"):
+        (py / name).write_bytes(b"\x80\x04")
+    for spec in (py, py.parent):
+        with pytest.raises(SslabError, match="python version, pickled, which sslab does not unpickle"):
+            load_images(spec)
 
 
 def test_cifar10_missing_no_download(tmp_path):
@@ -402,6 +431,40 @@ def test_folder_one_subfolder_is_descended(tmp_path, capsys):
     assert s.train.classes == ["cat"]
     assert capsys.readouterr().out == (f"one: one class folder, 'cat' (5 images), in {tmp_path / 'one'}; labelled "
                                        "evaluation needs 2 or more (<class>/ sub-folders of images)\n")
+
+
+def test_folder_labelled_by_a_csv(tmp_path, capsys):
+    """Images at top level and a CSV naming them with their labels: Hugging Face's imagefolder `metadata.csv`
+    (`file_name,label`) inside the folder, Kaggle's `trainLabels.csv` (`id,label`, id without the extension) beside
+    it; images the CSV does not name are left out; both said in one line. A CSV naming too few of the images, or
+    without a column of few values, leaves the folder unlabelled."""
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    rows = ["file_name,label,note"]
+    for i in range(12):
+        Image.fromarray(np.full((12, 12), 10 * i, np.uint8)).save(hf / f"{i}.png")
+        rows.append(f"{i}.png,{'cat' if i % 2 else 'dog'},note {i}")
+    (hf / "metadata.csv").write_text("\n".join(rows) + "\n")
+    s = load_images(hf)
+    assert s.train.classes == ["cat", "dog"] and len(s.train) + len(s.test) == 12
+    x = np.concatenate([s.train.x, s.test.x])[:, 0, 0, 0].astype(int)
+    y = np.concatenate([s.train.y, s.test.y])
+    assert all((v // 10) % 2 == (1 - c) for v, c in zip(x, y))  # odd images are cats (class 0)
+    assert capsys.readouterr().out == ("hf: labels from metadata.csv, column 'label' (2 classes) of the images named "
+                                       "in 'file_name'\n")
+
+    kaggle = tmp_path / "kaggle"
+    (kaggle / "train").mkdir(parents=True)
+    for i in range(11):
+        Image.fromarray(np.full((12, 12), 10 * i, np.uint8)).save(kaggle / "train" / f"{i + 1}.png")
+    (kaggle / "trainLabels.csv").write_text("id,label\n" + "".join(f"{i + 1},{'ab'[i % 2]}\n" for i in range(10)))
+    (kaggle / "sampleSubmission.csv").write_text("id,label\n" + "".join(f"{i + 1},a\n" for i in range(11)))
+    s = load_images(kaggle / "train")
+    assert s.train.classes == ["a", "b"] and len(s.train) + len(s.test) == 10
+    assert capsys.readouterr().out == ("train: labels from ../trainLabels.csv, column 'label' (2 classes) of the "
+                                       "images named in 'id'; 1 image it does not name left out\n")
+    (kaggle / "trainLabels.csv").write_text("id,label\n" + "".join(f"{i + 1},{'ab'[i % 2]}\n" for i in range(5)))
+    assert load_images(kaggle / "train").train.y is None  # 5 of 11 named: not its labels
 
 
 # ----------------------------------------------------------------------------------------------

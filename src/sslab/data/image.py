@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import csv
 import gzip
 import io
 import json
@@ -114,7 +115,6 @@ CIFAR10_JPG_TAR = "cifar10-jpg.tar.gz"
 CIFAR10_BINARY_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR10_BINARY_NAME = "cifar-10-binary.tar.gz"
 CIFAR10_BINARY_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"  # official, from the CIFAR page
-_CIFAR_RECORD = 1 + 32 * 32 * 3
 
 
 # ===========================================================================================
@@ -273,6 +273,12 @@ def load_images(
         return _maybe_resize(_load_npz(path), image_size)
     if path.is_file() and _IDX_NAME.fullmatch(path.name):  # one file of an IDX set: the set in its folder
         path = path.parent
+    if path.is_file() and path.name.lower().endswith((".tar.gz", ".tgz", ".tar")) and "cifar" in path.name.lower():
+        return _cached({"kind": "cifar-binary-tar", **file_identity(path), "image_size": image_size},
+                       lambda: _maybe_resize(_read_cifar_binary_tar(path), image_size))
+    if path.is_dir() and (cifar := _cifar_binary_folder(path)) is not None:
+        files = {f.name: f.read_bytes() for f in cifar.iterdir() if f.is_file() and f.suffix in (".bin", ".txt")}
+        return _maybe_resize(_cifar_binary(files, cifar), image_size)
     if path.is_dir() and (sets := _idx_sets(path)):
         return _maybe_resize(_load_idx_folder(path, sets), image_size)
     if path.is_dir():
@@ -385,8 +391,9 @@ def _load_idx_folder(d: Path, sets: dict[str, dict[str, Path]]) -> DataSplits:
     te = read(test[0]) if test else None
     n = int(max(tr.y.max(initial=-1), te.y.max(initial=-1) if te is not None else -1)) + 1
     tr.classes = [str(i) for i in range(n)]
-    say(f"{d.name}: IDX files (MNIST's format), {sets[train[0]]['images'].name}: {len(tr):,} {_pixels(tr.x.shape[1], 1)}"
-        f" images, {n} classes" + (f"; {sets[test[0]]['images'].name} the test split" if te is not None else ""))
+    say(f"{d.name}: IDX files (MNIST's format), {sets[train[0]]['images'].name}: {len(tr):,} "
+        f"{_pixels(tr.x.shape[1], 1)} images, {n} classes"
+        + (f"; {sets[test[0]]['images'].name} the test split" if te is not None else ""))
     if te is None:
         i, j = split_indices(tr.y)
         tr, te = ImageData(tr.x[i], tr.y[i], tr.classes, d.name), ImageData(tr.x[j], tr.y[j], [], d.name)
@@ -869,6 +876,63 @@ def _split_folders(folder: Path, name: str) -> dict[str, Path] | None:
     return {"train": subs["train"], "test": tests[0]}
 
 
+LABEL_FILE_COLUMNS = ("label", "labels", "class", "category", "target", "y")  # a labels CSV's label column
+LABELS_CSV_MAX = 256 * 2**20  # larger CSV files beside a folder are not read as its labels
+
+
+def _labels_csv(folder: Path, top: list[Path], name: str) -> tuple[dict[str, list[Path]], Path] | None:
+    """The labels of a folder of images from a CSV that names them, as Hugging Face's imagefolder keeps them
+    (`metadata.csv` with `file_name`) and Kaggle ships them (`trainLabels.csv` with `id,label` beside `train/`): a
+    CSV in the folder or beside it, one of whose columns names at least 90% of the images (by file name, path in the
+    folder, or name without its extension), and another their label (`label`, `class`, ... or else the column of
+    fewest distinct values, 2 to half the rows). {label: images}, and the file; said in one line, with the images
+    it does not name (left out). None when no CSV does."""
+    keys: dict[str, Path] = {}
+    for p in top:
+        rel = p.relative_to(folder).as_posix()
+        for k in (rel, f"{folder.name}/{rel}", p.name, p.stem):
+            keys.setdefault(k.lower(), p)
+    beside = sorted(folder.parent.glob("*.csv")) if folder.parent != folder else []
+    for path in sorted(folder.glob("*.csv")) + beside:
+        try:
+            if path.stat().st_size > LABELS_CSV_MAX or is_pixel_csv(path):
+                continue
+            with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+                rows = list(csv.reader(f))
+        except (OSError, csv.Error):
+            continue
+        if len(rows) < 3 or len(rows[0]) < 2:
+            continue
+        header = [h.strip() for h in rows[0]]
+        body = [r for r in rows[1:] if len(r) == len(header)]
+        cols = [[v.strip() for v in c] for c in zip(*body)]
+        if not cols:
+            continue
+        hits = [sum(v.lower() in keys for v in c) for c in cols]
+        fcol = int(np.argmax(hits))
+        if hits[fcol] < 0.9 * len(top):
+            continue
+        distinct = {j: len(set(c)) for j, c in enumerate(cols) if j != fcol}
+        fit = [j for j, d in distinct.items() if 2 <= d <= max(2, len(body) // 2)]
+        known = [j for j in fit if header[j].lower() in LABEL_FILE_COLUMNS]
+        if not fit:
+            continue
+        lcol = known[0] if known else min(fit, key=lambda j: (distinct[j], j))
+        tree: dict[str, list[Path]] = {}
+        seen: set[Path] = set()
+        for file, label in zip(cols[fcol], cols[lcol]):
+            img = keys.get(file.lower())
+            if img is not None and img not in seen and label:
+                seen.add(img)
+                tree.setdefault(label, []).append(img)
+        left = len(top) - len(seen)
+        say(f"{name}: labels from {path.name if path.parent == folder else '../' + path.name}, column "
+            f"{header[lcol]!r} ({len(tree)} classes) of the images named in {header[fcol]!r}"
+            + (f"; {left:,} image{'s' * (left > 1)} it does not name left out" if left else ""))
+        return {c: sorted(v, key=lambda p: p.relative_to(folder).as_posix()) for c, v in tree.items()}, path
+    return None
+
+
 def _drop_unreadable(items: list, failed: dict[int, str], skipped: list[str], classes: list[str],
                      folder: Path) -> list:
     """`items` without those that could not be read (`failed`: index -> error), their errors added to `skipped`;
@@ -903,6 +967,9 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
             trees = {"all": _class_tree(folder)}
             classes = sorted(trees["all"])
             top = _images_in(folder, recursive=False)
+        labels_file = _labels_csv(folder, top, name) if top and not classes else None
+        if labels_file is not None:  # images at top level, their labels in a CSV
+            trees, classes, top = {"all": labels_file[0]}, sorted(labels_file[0]), []
     except OSError as err:
         raise SslabError(f"cannot list folder {root}: {one_line(err)}") from None
 
@@ -934,6 +1001,7 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
         "root": str(folder.resolve()),
         "image_size": image_size,
         "files": [],
+        **({"labels": file_identity(labels_file[1])} if labels_file is not None else {}),
     }
     for split, p, _ in items:
         try:
@@ -1243,32 +1311,62 @@ def _read_cifar_jpg_tar(tar_path: Path, image_size: int | None) -> DataSplits:
     return DataSplits(parts["train"], parts["test"])
 
 
+# CIFAR's binary versions, as their archives hold them: (training files, test files, label bytes a record (CIFAR-100:
+# coarse then fine; the fine one is read), the file of class names)
+_CIFAR_BINARY = {
+    "cifar10": ([f"data_batch_{i}.bin" for i in range(1, 6)], ["test_batch.bin"], 1, "batches.meta.txt"),
+    "cifar100": (["train.bin"], ["test.bin"], 2, "fine_label_names.txt"),
+}
+_CIFAR_PICKLED = (("data_batch_1", "batches.meta"), ("train", "meta", "test"))  # the python versions' files
+
+
 def _read_cifar_binary_tar(tar_path: Path) -> DataSplits:
-    names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
-    blobs = {}
-    for p, data in _iter_tar_files(tar_path, lambda p: p.name in names):
-        blobs[p.name] = data
-    missing = [n for n in names if n not in blobs]
-    if missing:
-        raise SslabError(f"{tar_path} is missing {', '.join(missing)} (expected the CIFAR-10 binary version)")
+    """CIFAR-10's (or CIFAR-100's) binary archive, read in memory."""
+    want = {n for train, test, _, names in _CIFAR_BINARY.values() for n in (*train, *test, names)}
+    blobs = {p.name: data for p, data in _iter_tar_files(tar_path, lambda p: p.name in want)}
+    return _cifar_binary(blobs, tar_path)
 
-    def parse(chunks: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-        raw = b"".join(chunks)
-        if len(raw) % _CIFAR_RECORD:
-            raise SslabError(f"{tar_path}: batch size is not a multiple of {_CIFAR_RECORD} bytes")
-        rec = np.frombuffer(raw, dtype=np.uint8).reshape(-1, _CIFAR_RECORD)
-        y = rec[:, 0].astype(np.int64)
-        if y.size and y.max() > 9:
-            raise SslabError(f"{tar_path}: label {int(y.max())} out of range for CIFAR-10")
-        x = rec[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy()
-        return x, y
 
-    xtr, ytr = parse([blobs[n] for n in names[:5]])
-    xte, yte = parse([blobs["test_batch.bin"]])
-    return DataSplits(
-        ImageData(xtr, ytr, list(CIFAR10_CLASSES), "cifar10"),
-        ImageData(xte, yte, list(CIFAR10_CLASSES), "cifar10"),
-    )
+def _cifar_binary_folder(d: Path) -> Path | None:
+    """The folder of CIFAR's binary batches at or just under `d` (`cifar-10-batches-bin/`, `cifar-100-binary/`);
+    an error for the pickled python version (`cifar-10-batches-py/`), which sslab does not unpickle."""
+    for cand in [d, *(_subfolders(d) if d.is_dir() else [])]:
+        have = {f.name for f in cand.iterdir() if f.is_file()}
+        if any(set(train + test) <= have for train, test, _, _ in _CIFAR_BINARY.values()):
+            return cand
+        if any(set(files) <= have for files in _CIFAR_PICKLED):
+            raise SslabError(f"{cand} is CIFAR's python version, pickled, which sslab does not unpickle (it can run "
+                             "code); --data cifar10 downloads and verifies the binary version, or give the folder of "
+                             "the binary version (cifar-10-batches-bin, cifar-100-binary) or its .tar.gz")
+    return None
+
+
+def _cifar_binary(blobs: dict[str, bytes], where: Path) -> DataSplits:
+    """Splits from CIFAR's binary batch files (name -> bytes): records of label byte(s) and 32x32x3 pixels, planes
+    R, G, B; class names from the archive's names file, else CIFAR-10's."""
+    layout = next(((k, v) for k, v in _CIFAR_BINARY.items() if all(n in blobs for n in (*v[0], *v[1]))), None)
+    if layout is None:
+        missing = [n for n in (*_CIFAR_BINARY["cifar10"][0], *_CIFAR_BINARY["cifar10"][1]) if n not in blobs]
+        raise SslabError(f"{where} is missing {', '.join(missing)} (expected the CIFAR-10 binary version)")
+    name, (train, test, label_bytes, names_file) = layout
+    record = label_bytes + 32 * 32 * 3
+
+    def parse(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        raw = b"".join(blobs[n] for n in files)
+        if len(raw) % record:
+            raise SslabError(f"{where}: batch size is not a multiple of {record} bytes")
+        rec = np.frombuffer(raw, dtype=np.uint8).reshape(-1, record)
+        return rec[:, label_bytes:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), \
+            rec[:, label_bytes - 1].astype(np.int64)
+
+    (xtr, ytr), (xte, yte) = parse(train), parse(test)
+    n = int(max(ytr.max(initial=0), yte.max(initial=0))) + 1
+    classes = [c for c in blobs.get(names_file, b"").decode("utf-8", "replace").split() if c]
+    if len(classes) < n:
+        classes = list(CIFAR10_CLASSES) if name == "cifar10" and n <= 10 else [str(i) for i in range(n)]
+    if name == "cifar10" and n > 10:
+        raise SslabError(f"{where}: label {n - 1} out of range for CIFAR-10")
+    return DataSplits(ImageData(xtr, ytr, classes, name), ImageData(xte, yte, list(classes), name))
 
 
 def load_image_files(paths: Sequence[str | Path], in_chans: int, image_size: int) -> np.ndarray:
