@@ -150,6 +150,14 @@ def _make(root: Path, case: str, sentences) -> Path:
         rows = [json.dumps({"text": s, "label": y}) for y, s in sentences[:30]]
         rows[3] = json.dumps({"text": None, "label": 1})
         p.write_text("\n".join(rows) + "\n")
+    elif case == "json-not-a-list-of-examples":
+        p = root / "t.json"
+        p.write_text(json.dumps({"texts": [s for _, s in sentences[:30]], "version": 1}))
+    elif case == "json-text-not-a-string":
+        p = root / "t.json"
+        records = [{"text": s, "label": y} for y, s in sentences[:30]]
+        records[6]["text"] = 7
+        p.write_text(json.dumps(records))
     elif case == "missing-file":
         p = root / "nope.txt"
     elif case == "glob-matching-nothing":
@@ -183,6 +191,8 @@ DATA_CASES = {  # case -> words the error line must contain
     "jsonl-bad-json": ["line 3 is not valid JSON"],
     "jsonl-not-an-object": ["line 6 is not a JSON object"],
     "jsonl-text-not-a-string": ["line 4 has no text string"],
+    "json-not-a-list-of-examples": ["t.json: a .json file of text must hold a list of objects"],
+    "json-text-not-a-string": ["t.json: record 7 has no text string in 'text'"],
     "missing-file": ["text data not found", "nope.txt"],
     "glob-matching-nothing": ["no files match"],
     "folder-without-txt": ["no .txt files in folder"],

@@ -169,6 +169,25 @@ def test_a_text_file_of_another_suffix_is_text(tmp_path):
         load_data(str(tmp_path / "blob.dat"))
 
 
+def test_a_json_list_of_examples_is_text(tmp_path):
+    """A .json file of examples, a list of objects or an object holding one (`{"data": [...]}`), is read as JSON
+    Lines are; a COCO captions .json stays image-text pairs."""
+    import json
+
+    rows = sentiment(40)
+    for i, doc in enumerate(([{"review": t, "stars": y} for t, y in rows],
+                             {"version": 2, "data": [{"review": t, "stars": y} for t, y in rows]})):
+        f = tmp_path / f"reviews{i}.json"
+        f.write_text(json.dumps(doc))
+        assert _default_method(str(f), None) == "gpt"
+        s = load_data(str(f))
+        assert s.train.classes == ["0", "1"] and len(s.train) + len(s.test) == 40
+    coco = tmp_path / "captions.json"
+    coco.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png"}],
+                                "annotations": [{"image_id": 1, "caption": "a cat"}]}))
+    assert is_pairs_spec(str(coco)) and _default_method(str(coco), None) == "clip"
+
+
 def test_text_data_defaults_to_gpt(tmp_path):
     f = write_rows(tmp_path / "my.txt", sentiment(), "\t")
     assert _default_method(str(f), None) == "gpt" and _default_method("sst2", None) == "gpt"

@@ -183,8 +183,8 @@ def _sniffs_as_text(p: Path) -> bool:
 
 
 def is_text_spec(spec: str | Path) -> bool:
-    """True for a named text set (or alias), an existing ``.txt/.text/.csv/.tsv/.jsonl`` file, or a file of another
-    suffix that reads as text (`_sniffs_as_text`), a glob matching only such files, or a folder holding ``.txt``
+    """True for a named text set (or alias), an existing ``.txt/.text/.csv/.tsv/.jsonl`` file, a ``.json`` list of
+    examples (`json_records`), or a file of another suffix that reads as text (`_sniffs_as_text`), a glob matching only such files, or a folder holding ``.txt``
     files (top level, class subfolders or ``train|test/<class>``) and no images. False for everything else (image
     folders, ``.npz``, a CSV of pixels, image set names, missing paths)."""
     s = str(spec).strip()
@@ -197,6 +197,8 @@ def is_text_spec(spec: str | Path) -> bool:
         if p.is_file():
             if p.suffix.lower() in TEXT_SUFFIXES:
                 return not is_pixel_csv(p)
+            if p.suffix.lower() == ".json":  # a list of text examples (a COCO captions file is pairs)
+                return json_records(p) is not None
             return _sniffs_as_text(p)
         if p.is_dir():
             return _looks_like_text_folder(p)
@@ -787,6 +789,34 @@ def _parse_jsonl(path: Path, cols: tuple = (None, None)) -> _Parsed:
         if not isinstance(obj, dict):
             raise SslabError(f"{path}: line {n} is not a JSON object")
         objs.append((n, obj))
+    return _parse_records(path, objs, cols)
+
+
+def json_records(path: Path) -> list[dict] | None:
+    """The records of a `.json` file of text examples: a list of objects, or an object holding one such list
+    (`{"data": [...]}`); None when it is not that."""
+    try:
+        doc = json.loads(_read_text_file(path))
+    except (json.JSONDecodeError, SslabError):
+        return None
+    if isinstance(doc, dict):
+        lists = [v for v in doc.values() if isinstance(v, list) and v and all(isinstance(o, dict) for o in v)]
+        doc = lists[0] if len(lists) == 1 else None
+    return doc if isinstance(doc, list) and doc and all(isinstance(o, dict) for o in doc) else None
+
+
+def _parse_json(path: Path, cols: tuple = (None, None)) -> _Parsed:
+    """A `.json` list of objects (`json_records`), read as JSON Lines are (record numbers for line numbers)."""
+    records = json_records(path)
+    if records is None:
+        raise SslabError(f"{path}: a .json file of text must hold a list of objects, such as "
+                         '[{"text": ..., "label": ...}, ...] (or an object with one such list), or use JSON Lines')
+    return _parse_records(path, list(enumerate(records, 1)), cols, unit="record")
+
+
+def _parse_records(path: Path, objs: list[tuple[int, dict]], cols: tuple, unit: str = "line") -> _Parsed:
+    """Text examples from JSON objects (line or record number, object): the text and label fields as a table's
+    columns (:func:`_pick_columns`; the first object's keys are the header)."""
     keys = list(objs[0][1])
     columns = [[_jsonl_cell(obj.get(k)) for _, obj in objs] for k in keys]
     ti, li, inferred = _pick_columns(str(path), keys, columns, *cols)
@@ -800,10 +830,10 @@ def _parse_jsonl(path: Path, cols: tuple = (None, None)) -> _Parsed:
     for n, obj in objs:
         t = obj.get(tkey)
         if not isinstance(t, str):
-            raise SslabError(f"{path}: line {n} has no text string in {tkey!r}")
+            raise SslabError(f"{path}: {unit} {n} has no text string in {tkey!r}")
         texts.append(t.strip())
         if lkey is not None:
-            labels.append(_label_value(obj.get(lkey), f"{path}: line {n} (field {lkey!r})"))
+            labels.append(_label_value(obj.get(lkey), f"{path}: {unit} {n} (field {lkey!r})"))
     return _Parsed(texts, labels if lkey is not None else None)
 
 
@@ -815,6 +845,8 @@ def _parse_file(path: Path, cols: tuple = (None, None)) -> _Parsed:
         return _parse_table(path, "\t", cols)
     if suffix in (".jsonl", ".ndjson"):
         return _parse_jsonl(path, cols)
+    if suffix == ".json":
+        return _parse_json(path, cols)
     if suffix in _BINARY_SUFFIXES:
         raise SslabError(f"unsupported text file {path} (expected .txt, .csv, .tsv or .jsonl)")
     return _parse_txt(path, cols=cols)
