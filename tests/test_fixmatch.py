@@ -99,20 +99,25 @@ def test_consistency_views_of_both_kinds():
 
 def test_fixmatch_uses_the_unlabelled_digits(digits):
     """A random network with 3 labels per class of digits: fine-tuned on them alone against fixmatch with the
-    rest unlabelled, same init and labels. Measured 0.80 -> 0.89 (threshold 0.8; one seed, 8 s). At the threshold
-    0.95 few pseudo-labels pass (1%) before the plateau rule stops the run: 0.74."""
-    val, pool = validation_split(digits.train.y, 150)
-    idx = pool[label_subset(digits.train.y[pool], 3, seed=0, num_classes=10)]
-    assert len(idx) == 30
-    cfg = EvalConfig(finetune_min_steps=100, check_images=600, fixmatch_ratio=3, fixmatch_ema=0.99, batch_size=32,
-                     fixmatch_threshold=0.8)
-    torch.manual_seed(0)
-    encoder = ImageEncoder(build_backbone("resnet-xs", 1))
-    views = kind_adapter("image").consistency_views({"image_size": 8}, "cpu")
-    ft = finetune(encoder, digits.train, idx, digits.test, cfg, 0, 10, val=val)
-    fm = fixmatch(encoder, digits.train, idx, digits.test, cfg, 0, 10, val=val, views=views)
-    assert fm["converged"] is not None and 0 < fm["pseudo_rate"] <= 1
-    assert fm["test_acc"] > ft["test_acc"] + 0.05, (ft["test_acc"], fm["test_acc"])
+    rest unlabelled, same init and labels, on 3 label subsets. One subset's gain moves by several points with the
+    CPU's arithmetic (seed 0, one thread: +8.8 on one machine, +3.9 on another; +7.8 with two threads), so the mean
+    is judged: measured +7.1 points (+3.9, +8.4, +9.1; threshold 0.8; about 9 s a subset). At the threshold 0.95
+    few pseudo-labels pass (1%) before the plateau rule stops the run."""
+    gains = []
+    for seed in range(3):
+        val, pool = validation_split(digits.train.y, 150)
+        idx = pool[label_subset(digits.train.y[pool], 3, seed=seed, num_classes=10)]
+        assert len(idx) == 30
+        cfg = EvalConfig(finetune_min_steps=100, check_images=600, fixmatch_ratio=3, fixmatch_ema=0.99,
+                         batch_size=32, fixmatch_threshold=0.8)
+        torch.manual_seed(seed)
+        encoder = ImageEncoder(build_backbone("resnet-xs", 1))
+        views = kind_adapter("image").consistency_views({"image_size": 8}, "cpu")
+        ft = finetune(encoder, digits.train, idx, digits.test, cfg, seed, 10, val=val)
+        fm = fixmatch(encoder, digits.train, idx, digits.test, cfg, seed, 10, val=val, views=views)
+        assert fm["converged"] is not None and 0 < fm["pseudo_rate"] <= 1
+        gains.append(fm["test_acc"] - ft["test_acc"])
+    assert np.mean(gains) > 0.05 and min(gains) > 0, gains
 
 
 def test_label_counts_per_class():
