@@ -106,6 +106,19 @@ def _make(root: Path, case: str) -> Path:
             for prefix in ("emnist-digits-train-", "emnist-letters-train-"):
                 (d / f"{prefix}images-idx3-ubyte").write_bytes(images)
                 (d / f"{prefix}labels-idx1-ubyte").write_bytes(labels)
+    elif case.startswith("parquet-"):  # the Hugging Face Hub's format
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        d = root / "train-00000-of-00001.parquet"
+        png = io.BytesIO()
+        Image.new("L", (8, 8)).save(png, "PNG")
+        columns = ({"id": [1, 2, 3], "label": [0, 1, 0]} if case == "parquet-without-images" else
+                   {"image": [{"bytes": png.getvalue(), "path": None}, {"bytes": b"not an image", "path": None}],
+                    "label": [0, 1]})
+        pq.write_table(pa.table(columns), d)
+        if case == "parquet-truncated":
+            d.write_bytes(d.read_bytes()[:100])
     elif case == "cifar-pickled-version":  # torchvision's download: pickles, never unpickled
         d = root / "cifar-10-batches-py"
         d.mkdir()
@@ -131,7 +144,7 @@ def _make(root: Path, case: str) -> Path:
         labelled(d / "train")
         (d / "test").mkdir()
     elif case == "unsupported-file":
-        d = root / "data.parquet"  # neither images nor text (a .csv is text now)
+        d = root / "data.pkl"  # neither images nor text (a .csv is text, a .parquet either)
         d.write_text("x,y\n")
     elif case == "npz-missing":
         d = root / "data.npz"
@@ -173,6 +186,9 @@ DATA_CASES = {  # case -> words the error line must contain
     "idx-several-sets": ["IDX files of 3 sets", "one training set"],
     "cifar-pickled-version": ["cifar-10-batches-py is CIFAR's python version, pickled", "binary version"],
     "cifar-binary-truncated": ["cifar-10-batches-bin: batch size is not a multiple of 3073 bytes"],
+    "parquet-truncated": ["cannot read", "train-00000-of-00001.parquet"],
+    "parquet-without-images": ["train-00000-of-00001.parquet: no column of encoded images", "'id', 'label'"],
+    "parquet-bad-image-bytes": ["cannot read image train-00000-of-00001.parquet row 2"],
     "npz-missing": ["npz file not found"],
     "npz-without-images": ["no images array", "found: 'y'"],
     "npz-mismatched-labels": ["'y' must have shape (4,)"],
@@ -182,6 +198,18 @@ DATA_CASES = {  # case -> words the error line must contain
     "npz-bad-image-shape": ["shape"],
     "npz-truncated": ["cannot read"],
 }
+
+
+def test_parquet_without_pyarrow_says_what_to_install(capsys, tmp_path, monkeypatch):
+    import sys
+
+    pytest.importorskip("pyarrow")
+    data = _make(tmp_path, "parquet-without-images")
+    for name in ("pyarrow", "pyarrow.parquet"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    out = tmp_path / "o"
+    assert_error(run_cli(capsys, "pretrain", "--data", data, "--out", out), "reading Parquet needs pyarrow",
+                 "pip install 'sslab[parquet]'", root=tmp_path, out=out)
 
 
 @pytest.mark.parametrize("case", list(DATA_CASES))

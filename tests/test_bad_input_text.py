@@ -158,6 +158,14 @@ def _make(root: Path, case: str, sentences) -> Path:
         records = [{"text": s, "label": y} for y, s in sentences[:30]]
         records[6]["text"] = 7
         p.write_text(json.dumps(records))
+    elif case == "parquet-text-missing":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        p = root / "train.parquet"
+        texts = [s for _, s in sentences[:30]]
+        texts[4] = None
+        pq.write_table(pa.table({"text": texts, "label": [y for y, _ in sentences[:30]]}), p)
     elif case == "missing-file":
         p = root / "nope.txt"
     elif case == "glob-matching-nothing":
@@ -193,6 +201,7 @@ DATA_CASES = {  # case -> words the error line must contain
     "jsonl-text-not-a-string": ["line 4 has no text string"],
     "json-not-a-list-of-examples": ["t.json: a .json file of text must hold a list of objects"],
     "json-text-not-a-string": ["t.json: record 7 has no text string in 'text'"],
+    "parquet-text-missing": ["train.parquet: row 5 has no text string in 'text'"],
     "missing-file": ["text data not found", "nope.txt"],
     "glob-matching-nothing": ["no files match"],
     "folder-without-txt": ["no .txt files in folder"],

@@ -327,3 +327,72 @@ def test_pair_study_skips_a_named_probe_it_cannot_download(tmp_path, capsys, mon
     assert "no network" in res["probe_skipped"] and res["probe"] is None and res["runs"] == []
     assert set(res["run_evaluations"]) == {"retrieval"}
     assert "Probe skipped: cifar10 could not be loaded" in (out / "report.html").read_text()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parquet, as the Hugging Face Hub serves data sets
+# ---------------------------------------------------------------------------------------------------------------
+def _hf_parquet(path: Path, columns: dict, features: dict) -> Path:
+    """A Parquet file as Hugging Face's datasets writes it: its features (ClassLabel names) in the schema's
+    metadata under b"huggingface"."""
+    import json
+
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table(columns).replace_schema_metadata(
+        {b"huggingface": json.dumps({"info": {"features": features}}).encode()})
+    pq.write_table(table, path)
+    return path
+
+
+def test_parquet_text_as_the_hub_serves_it(tmp_path, capsys):
+    """GLUE's SST-2 layout: data/train-*.parquet, validation-*, and a test split whose labels are withheld (-1):
+    the ClassLabel names are the classes, the validation split is the test split (said), one file alone works."""
+    rows = sentiment(60)
+    feats = {"idx": {"_type": "Value"}, "sentence": {"_type": "Value"},
+             "label": {"names": ["negative", "positive"], "_type": "ClassLabel"}}
+    cols = {"idx": list(range(60)), "sentence": [t for t, _ in rows], "label": [int(y) for _, y in rows]}
+    d = tmp_path / "glue-sst2"
+    _hf_parquet(d / "data" / "train-00000-of-00001.parquet", cols, feats)
+    _hf_parquet(d / "data" / "validation-00000-of-00001.parquet", {k: v[:20] for k, v in cols.items()}, feats)
+    _hf_parquet(d / "data" / "test-00000-of-00001.parquet", {**{k: v[:20] for k, v in cols.items()},
+                                                             "label": [-1] * 20}, feats)
+    assert _default_method(str(d), None) == "gpt"
+    s = load_data(str(d))
+    assert s.train.classes == ["negative", "positive"] and len(s.train) == 60 and len(s.test) == 20
+    assert s.train.name == "glue-sst2" and s.test.texts[0] == rows[0][0]
+    assert capsys.readouterr().out == ("test-00000-of-00001.parquet: no labels ('label' is -1 or empty in every row):"
+                                       " the next split is the test split\n")
+    one = load_data(str(d / "data" / "train-00000-of-00001.parquet"))
+    assert len(one.train) + len(one.test) == 60
+
+
+def test_parquet_images_as_the_hub_serves_them(tmp_path, capsys):
+    """An image set's Parquet files: Hugging Face's Image feature ({bytes, path}) and a ClassLabel label, decoded
+    as a folder's images are; said in one line."""
+    import io as _io
+
+    import numpy as np
+    from PIL import Image
+
+    def png(v):
+        buf = _io.BytesIO()
+        Image.fromarray(np.full((12, 12), v, np.uint8)).save(buf, "PNG")
+        return {"bytes": buf.getvalue(), "path": None}
+
+    feats = {"image": {"_type": "Image"}, "label": {"names": ["dark", "light"], "_type": "ClassLabel"}}
+    d = tmp_path / "shades"
+    _hf_parquet(d / "train-00000-of-00001.parquet",
+                {"image": [png(10 + i if i % 2 else 200 + i) for i in range(20)], "label": [i % 2 for i in range(20)]},
+                {"image": feats["image"], "label": {"names": ["light", "dark"], "_type": "ClassLabel"}})
+    _hf_parquet(d / "test-00000-of-00001.parquet", {"image": [png(5), png(250)], "label": [1, 0]},
+                {"image": feats["image"], "label": {"names": ["light", "dark"], "_type": "ClassLabel"}})
+    assert _default_method(str(d), None) is None  # images: the image recipe's method
+    s = load_data(str(d))
+    assert s.train.classes == ["light", "dark"] and s.train.x.shape == (20, 12, 12, 1)
+    assert s.train.y.tolist() == [i % 2 for i in range(20)] and s.test.y.tolist() == [1, 0]
+    assert int(s.test.x[0].mean()) == 5 and s.train.name == "shades"
+    assert capsys.readouterr().out == ("train-00000-of-00001.parquet: Parquet, 20 images in 'image', labels 'label' "
+                                       "(2 classes); test-00000-of-00001.parquet the test split\n")

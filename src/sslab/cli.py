@@ -183,6 +183,10 @@ def _default_method(data: Optional[str], config: Optional[Path]) -> Optional[str
     if is_pairs_spec(data) or (is_shard_spec(data) and has_captions(data)):  # images with captions
         return "clip"
 
+    from sslab.data.parquet import parquet_kind
+
+    if parquet_kind(data) == "text":  # the Hub's Parquet files of text
+        return "gpt"
     folder = Path(data).expanduser()
     if folder.is_dir() and not any(folder.glob("*/*.txt")):  # loose .txt files beside no classes: not a text set
         return None

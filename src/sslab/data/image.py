@@ -48,6 +48,7 @@ from sslab.atomic import atomic_write
 from sslab.data.base import (DataSplits, check_member, download_file, file_identity, one_line,  # noqa: F401
                               split_indices, cache_key, cache_dir, class_tree, data_root, label_subset, is_pixel_csv,
                               all_numbers, listed, pixel_shape, say, unknown_name)
+from sslab.data.parquet import parquet_parts
 from sslab.errors import SslabError
 from sslab.progress import Progress
 
@@ -264,6 +265,11 @@ def load_images(
         return _load_cifar10(data_root(root), image_size, download)
 
     path = Path(text).expanduser()
+    if (path.suffix.lower() == ".parquet" or path.is_dir()) and (parts := parquet_parts(path)) is not None:
+        ids = [file_identity(f) for f in parts["train"] + [f for group in parts["tests"] for f in group]]
+        return _cached({"kind": "parquet", "name": parts["name"], "files": ids, "n_train": len(parts["train"]),
+                        "image_size": image_size},
+                       lambda: _load_parquet_images(parts, image_size))
     if is_pixel_csv(path):
         return _cached({"kind": "pixel-csv", **file_identity(path), "image_size": image_size},
                        lambda: _load_pixel_csv(path, image_size))
@@ -1063,6 +1069,67 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
         )
     _save_cache(key, splits, note())
     return splits
+
+
+# ===========================================================================================
+# Parquet files (the Hugging Face Hub's)
+# ===========================================================================================
+def _load_parquet_images(parts: dict[str, list[Path]], image_size: int | None) -> tuple[DataSplits, str]:
+    """Images in Parquet files (`sslab.data.parquet`): the column of encoded images (Hugging Face's Image feature,
+    {bytes, path}, or plain bytes), the label from the ClassLabel column (else one named label, class, ...; none:
+    unlabelled); decoded as a folder's images are. A test split without labels (all -1) is left out. Returns the
+    splits and the line that says what was read."""
+    from sslab.data.parquet import labelled_test, read_parquet, unlabelled, with_class_names
+
+    where = parts["train"][0]
+    rows, names = read_parquet(parts["train"])
+    first = rows[0]
+    icol = next((k for k, v in first.items() if isinstance(v, (bytes, bytearray))
+                 or (isinstance(v, dict) and isinstance(v.get("bytes"), (bytes, bytearray)))), None)
+    if icol is None:
+        raise SslabError(f"{where}: no column of encoded images (found: {listed(list(first), 'columns')})")
+    lcol = next((k for k in names if k in first), None) or \
+        next((k for k in first if k.lower() in LABEL_FILE_COLUMNS), None)
+    if lcol is not None and unlabelled(rows, lcol):
+        lcol = None
+    test_rows, test_files = labelled_test(parts, lcol, say) if lcol is not None else ([], [])
+
+    def blobs(rs: list[dict]) -> list[bytes]:
+        out = []
+        for i, r in enumerate(rs, 1):
+            v = r.get(icol)
+            v = v.get("bytes") if isinstance(v, dict) else v
+            if not isinstance(v, (bytes, bytearray)):
+                raise SslabError(f"{where}: row {i} has no image bytes in {icol!r}")
+            out.append(bytes(v))
+        return out
+
+    srcs, tsrcs = blobs(rows), blobs(test_rows)
+    labels = [f"{where.name} row {i}" for i in range(1, len(srcs) + 1)]
+    tlabels = [f"{test_files[0].name} row {i}" for i in range(1, len(tsrcs) + 1)] if tsrcs else []
+    modes, sides = zip(*(header(b, lab) for b, lab in zip(srcs + tsrcs, labels + tlabels)))
+    gray, size = choose_format(modes, sides, image_size)
+    x = _decode_many(srcs + tsrcs, labels + tlabels, size, gray)
+    name = parts["name"]
+    said = f"{where.name}: Parquet, {len(srcs):,} images in {icol!r}"
+    if lcol is None:
+        return DataSplits(ImageData(x[: len(srcs)], None, [], name), None), said + ", no labels"
+    y_names = [str(r.get(lcol)) for r in with_class_names(rows + test_rows, names)]
+    classes = names.get(lcol) or sorted(set(y_names), key=lambda c: (not c.lstrip("-").isdigit(),
+                                                                       int(c) if c.lstrip("-").isdigit() else 0, c))
+    cidx = {c: i for i, c in enumerate(classes)}
+    missing = sorted(set(y_names) - set(cidx))
+    if missing:
+        raise SslabError(f"{where}: label {missing[0]!r} in {lcol!r} is not one of its {len(classes)} classes")
+    y = np.asarray([cidx[c] for c in y_names], np.int64)
+    said += f", labels {lcol!r} ({len(classes)} classes)" + (f"; {test_files[0].name} the test split"
+                                                            if test_rows else "")
+    if test_rows:
+        n = len(srcs)
+        return DataSplits(ImageData(x[:n], y[:n], list(classes), name),
+                          ImageData(x[n:], y[n:], list(classes), name)), said
+    tr, te = split_indices(y)
+    return DataSplits(ImageData(x[tr], y[tr], list(classes), name), ImageData(x[te], y[te], list(classes), name)), said
 
 
 # ===========================================================================================

@@ -161,6 +161,7 @@ class _Parsed:
     docs: list[int] | None = None
     test_texts: list[str] | None = None  # an explicit test split (folders with train/ and test/)
     test_labels: list[str] | None = None
+    columns: tuple[str, str | None] | None = field(default=None, compare=False)  # (text, label) read
 
 
 # ===========================================================================================
@@ -194,6 +195,11 @@ def is_text_spec(spec: str | Path) -> bool:
         return True
     p = Path(s).expanduser()
     try:
+        if p.suffix.lower() == ".parquet" or (p.is_dir() and (any(p.glob("*.parquet")) or
+                                                              any(p.glob("data/*.parquet")))):
+            from sslab.data.parquet import parquet_kind
+
+            return parquet_kind(p) == "text"
         if p.is_file():
             if p.suffix.lower() in TEXT_SUFFIXES:
                 return not is_pixel_csv(p)
@@ -834,7 +840,24 @@ def _parse_records(path: Path, objs: list[tuple[int, dict]], cols: tuple, unit: 
         texts.append(t.strip())
         if lkey is not None:
             labels.append(_label_value(obj.get(lkey), f"{path}: {unit} {n} (field {lkey!r})"))
-    return _Parsed(texts, labels if lkey is not None else None)
+    return _Parsed(texts, labels if lkey is not None else None, columns=(tkey, lkey))
+
+
+def _parse_parquet(parts: dict, cols: tuple) -> _Parsed:
+    """Parquet files of text (`sslab.data.parquet`): the training files' rows as JSON Lines are read, ClassLabel
+    integers as their class names; the first test split with labels (`labelled_test`) by the same columns."""
+    from sslab.data.parquet import labelled_test, read_parquet, with_class_names
+
+    rows, names = read_parquet(parts["train"])
+    parsed = _parse_records(parts["train"][0], list(enumerate(with_class_names(rows, names), 1)), cols, unit="row")
+    tkey, lkey = parsed.columns
+    if parsed.labels is None:
+        return parsed
+    trows, tfiles = labelled_test(parts, lkey, _say)
+    if trows:
+        test = _parse_records(tfiles[0], list(enumerate(with_class_names(trows, names), 1)), (tkey, lkey), unit="row")
+        parsed.test_texts, parsed.test_labels = test.texts, test.labels
+    return parsed
 
 
 def _parse_file(path: Path, cols: tuple = (None, None)) -> _Parsed:
@@ -915,7 +938,11 @@ def _glob_files(pattern: str) -> list[Path]:
 def _parse_spec(s: str, cols: tuple = (None, None)) -> _Parsed:
     """A file, folder or glob (not a name) -> parsed texts (a glob: concatenated corpus, labels dropped);
     ``cols``: the text and label columns of a file (:func:`_pick_columns`)."""
+    from sslab.data.parquet import parquet_parts
+
     p = Path(s).expanduser()
+    if (parts := parquet_parts(p)) is not None:
+        return _parse_parquet(parts, cols)
     if p.is_file():
         return _parse_file(p, cols)
     if cols != (None, None) and (p.is_dir() or _is_glob(s)):
