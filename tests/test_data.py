@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import tarfile
 import time
 from pathlib import Path
@@ -212,6 +213,13 @@ def test_cifar10_binary_format(tmp_path, cifar_jpgs):
         t = load_images(spec)
         assert np.array_equal(t.train.x, s.train.x) and np.array_equal(t.test.y, s.test.y), spec
         assert t.train.classes == data.CIFAR10_CLASSES
+    from sslab.cli import _default_method
+    from sslab.data import load_data
+
+    archive = shutil.copy(root / "cifar10" / data.CIFAR10_BINARY_NAME, tmp_path / data.CIFAR10_BINARY_NAME)
+    assert np.array_equal(load_data(str(archive)).test.y, s.test.y)  # not WebDataset shards
+    assert _default_method(str(user), None) is None  # batches.meta.txt beside .bin batches: not a text folder
+    assert np.array_equal(load_data(str(user)).train.x, s.train.x)
     # CIFAR-100's binary version: a coarse and a fine label byte, the fine one read, its names file
     c100 = tmp_path / "cifar-100-binary"
     c100.mkdir()
@@ -450,8 +458,8 @@ def test_folder_labelled_by_a_csv(tmp_path, capsys):
     x = np.concatenate([s.train.x, s.test.x])[:, 0, 0, 0].astype(int)
     y = np.concatenate([s.train.y, s.test.y])
     assert all((v // 10) % 2 == (1 - c) for v, c in zip(x, y))  # odd images are cats (class 0)
-    assert capsys.readouterr().out == ("hf: labels from metadata.csv, column 'label' (2 classes) of the images named "
-                                       "in 'file_name'\n")
+    assert capsys.readouterr().out == ("hf: labels from hf/metadata.csv, column 'label' (2 classes) of the images "
+                                       "named in 'file_name'\n")
 
     kaggle = tmp_path / "kaggle"
     (kaggle / "train").mkdir(parents=True)
@@ -461,10 +469,29 @@ def test_folder_labelled_by_a_csv(tmp_path, capsys):
     (kaggle / "sampleSubmission.csv").write_text("id,label\n" + "".join(f"{i + 1},a\n" for i in range(11)))
     s = load_images(kaggle / "train")
     assert s.train.classes == ["a", "b"] and len(s.train) + len(s.test) == 10
-    assert capsys.readouterr().out == ("train: labels from ../trainLabels.csv, column 'label' (2 classes) of the "
+    assert capsys.readouterr().out == ("train: labels from trainLabels.csv, column 'label' (2 classes) of the "
                                        "images named in 'id'; 1 image it does not name left out\n")
+    # the Kaggle folder itself: its test/ holds unlabelled images, so a fixed part of train/ is the test split
+    (kaggle / "test").mkdir()
+    Image.fromarray(np.zeros((12, 12), np.uint8)).save(kaggle / "test" / "1.png")
+    k = load_images(kaggle)
+    assert k.train.classes == ["a", "b"] and len(k.train) + len(k.test) == 10
+    assert "kaggle: test/ has no labels: a fixed part of train/ is the test split" in capsys.readouterr().out
     (kaggle / "trainLabels.csv").write_text("id,label\n" + "".join(f"{i + 1},{'ab'[i % 2]}\n" for i in range(5)))
     assert load_images(kaggle / "train").train.y is None  # 5 of 11 named: not its labels
+    # numbers that happen to be the images' names, in a CSV about something else: not labels
+    (kaggle / "runs.csv").write_text("step,optimizer\n" + "".join(f"{i + 1},{'ab'[i % 2]}\n" for i in range(11)))
+    assert load_images(kaggle / "train").train.y is None
+    # HF imagefolder with a split per folder, each its own metadata.csv
+    for split, n in (("train", 10), ("test", 4)):
+        (tmp_path / "hf2" / split).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.full((12, 12), 10 * i, np.uint8)).save(tmp_path / "hf2" / split / f"{i}.png")
+        (tmp_path / "hf2" / split / "metadata.csv").write_text(
+            "file_name,label\n" + "".join(f"{i}.png,{'xy'[i % 2]}\n" for i in range(n)))
+    h = load_images(tmp_path / "hf2")
+    assert h.train.classes == ["x", "y"] and len(h.train) == 10 and sorted(h.test.y.tolist()) == [0, 0, 1, 1]
+    assert "hf2: labels from test/metadata.csv" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -532,6 +559,14 @@ def test_idx_folder_as_mnist_ships(tmp_path, capsys):
         f.unlink()
     u = load_images(d)
     assert len(u.train) + len(u.test) == len(s.train) and len(u.test) > 0
+    # EMNIST letters' labels 1-26 are its classes; Kaggle's dotted names; torchvision's MNIST/raw/
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-images.idx3-ubyte").write_bytes(idx(s.train.x[..., 0], 3))
+    (raw / "train-labels.idx1-ubyte").write_bytes(idx((s.train.y + 1).astype(np.uint8), 1))
+    e = load_images(tmp_path / "MNIST")
+    assert e.train.classes == [str(i) for i in range(1, 11)] and sorted(set(e.train.y.tolist())) == list(range(10))
+    assert len(e.train) + len(e.test) == len(s.train)
 
 
 def test_npz_under_other_array_names(tmp_path, capsys):
@@ -543,6 +578,13 @@ def test_npz_under_other_array_names(tmp_path, capsys):
     assert np.array_equal(t.train.x, s.train.x) and np.array_equal(t.test.y, s.test.y)
     assert capsys.readouterr().out == ("mnist.npz: arrays X_Train (images), y_train (labels), x_test (test images), "
                                        "Y_TEST (test labels)\n")
+    np.savez(tmp_path / "med.npz", train_images=s.train.x, train_labels=s.train.y[:, None])  # MedMNIST: (N, 1)
+    assert np.array_equal(load_images(tmp_path / "med.npz").train.classes, t.train.classes)
+    capsys.readouterr()
+    np.savez(tmp_path / "bad.npz", train_images=s.train.x, train_labels=s.train.y[:5])
+    with pytest.raises(SslabError, match="'train_labels' must have shape"):
+        load_images(tmp_path / "bad.npz")
+    capsys.readouterr()
     np.savez(tmp_path / "plain.npz", x=s.train.x, y=s.train.y)  # sslab's own names: nothing said
     load_images(tmp_path / "plain.npz")
     assert capsys.readouterr().out == ""

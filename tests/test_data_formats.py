@@ -396,3 +396,43 @@ def test_parquet_images_as_the_hub_serves_them(tmp_path, capsys):
     assert int(s.test.x[0].mean()) == 5 and s.train.name == "shades"
     assert capsys.readouterr().out == ("train-00000-of-00001.parquet: Parquet, 20 images in 'image', labels 'label' "
                                        "(2 classes); test-00000-of-00001.parquet the test split\n")
+
+
+def test_parquet_layouts_and_rows_without_labels(tmp_path, capsys):
+    """The Hub's other layouts: a configuration's folder (`plain_text/train-*.parquet`) and the converted one
+    (`default/train/0000.parquet`); files of two configurations are an error naming them; rows labelled -1 in a
+    labelled split are left out, said in one line."""
+    rows = sentiment(40)
+    feats = {"text": {"_type": "Value"}, "label": {"names": ["neg", "pos"], "_type": "ClassLabel"}}
+    cols = {"text": [t for t, _ in rows], "label": [int(y) for _, y in rows]}
+    conv = tmp_path / "imdb"
+    _hf_parquet(conv / "default" / "train" / "0000.parquet", {**cols, "label": [-1] * 4 + cols["label"][4:]}, feats)
+    _hf_parquet(conv / "default" / "test" / "0000.parquet", {k: v[:10] for k, v in cols.items()}, feats)
+    s = load_data(str(conv))
+    assert len(s.train) == 36 and len(s.test) == 10 and s.train.classes == ["neg", "pos"]
+    assert capsys.readouterr().out == "0000.parquet: 4 rows without a label in 'label' (-1 or empty) left out\n"
+    cfg = tmp_path / "emotion"
+    _hf_parquet(cfg / "split" / "train-00000-of-00001.parquet", cols, feats)
+    _hf_parquet(cfg / "split" / "test-00000-of-00001.parquet", cols, feats)
+    assert len(load_data(str(cfg)).test) == 40
+    _hf_parquet(cfg / "unsplit" / "train-00000-of-00001.parquet", cols, feats)
+    with pytest.raises(SslabError, match=r"Parquet files of 2 configurations \(split, unsplit\); give the folder of one"):
+        load_data(str(cfg))
+
+
+def test_json_of_any_size_or_lines(tmp_path):
+    """A .json list written on one line past the line limit of .txt files (json.dump), JSON Lines saved as .json
+    (Hugging Face's to_json), and a .json nested too deep to be examples: an error line, no traceback."""
+    import json
+
+    from sslab.data.text import MAX_LINE_BYTES
+
+    rows = sentiment(40)
+    long = [{"text": t + " " + "x" * (MAX_LINE_BYTES // 30), "label": y} for t, y in rows]
+    (tmp_path / "big.json").write_text(json.dumps(long))
+    assert len(load_data(str(tmp_path / "big.json")).train.texts[0]) > MAX_LINE_BYTES // 30
+    (tmp_path / "lines.json").write_text("\n".join(json.dumps({"text": t, "label": y}) for t, y in rows))
+    assert load_data(str(tmp_path / "lines.json")).train.classes == ["0", "1"]
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SslabError, match="must hold a list of objects"):
+        load_data(str(tmp_path / "deep.json"), kind="text")

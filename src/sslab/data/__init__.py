@@ -4,6 +4,8 @@ kind has `kind`, `unit`, `len()`, `batch(idx)` (a raw batch) and, where labelled
 (`shards`) are streamed: their split object hands the engine whole batches (`stream_batches`)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from sslab.data.base import DataSplits, cache_dir, data_root, is_pixel_csv, label_subset, validation_split
 from sslab.data.image import KNOWN, ImageData, default_image_size, default_size, load_image_files, load_images
 from sslab.errors import SslabError
@@ -19,7 +21,9 @@ def load_data(spec: str, root=None, kind: str | None = None, text_column: str | 
     from sslab.data.text import is_text_spec, load_text
 
     named = text_column is not None or label_column is not None
-    if is_shard_spec(str(spec)):
+    archive = Path(str(spec)).expanduser()
+    cifar = archive.is_file() and "cifar" in archive.name.lower()  # CIFAR's binary archive, not WebDataset shards
+    if is_shard_spec(str(spec)) and not cifar:
         if named:
             raise SslabError(f"--text-column / --label-column are for text data; {spec} are WebDataset shards")
         return load_shards(str(spec), kind, image_size or default_size())

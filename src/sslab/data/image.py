@@ -285,6 +285,8 @@ def load_images(
     if path.is_dir() and (cifar := _cifar_binary_folder(path)) is not None:
         files = {f.name: f.read_bytes() for f in cifar.iterdir() if f.is_file() and f.suffix in (".bin", ".txt")}
         return _maybe_resize(_cifar_binary(files, cifar), image_size)
+    if path.is_dir() and not _idx_sets(path) and (path / "raw").is_dir() and _idx_sets(path / "raw"):
+        path = path / "raw"  # torchvision's MNIST/raw/
     if path.is_dir() and (sets := _idx_sets(path)):
         return _maybe_resize(_load_idx_folder(path, sets), image_size)
     if path.is_dir():
@@ -358,7 +360,7 @@ def _load_fashion_mnist(root: Path, download: bool) -> DataSplits:
 
 # MNIST's own format, as MNIST, Fashion-MNIST, KMNIST and EMNIST are shipped: `<prefix>images-idx3-ubyte[.gz]` and
 # `<prefix>labels-idx1-ubyte[.gz]`, the prefix naming the split (`train-`, `t10k-`, `emnist-letters-test-`)
-_IDX_NAME = re.compile(r"(.*?)(images-idx3|labels-idx1)-ubyte(?:\.gz)?", re.IGNORECASE)
+_IDX_NAME = re.compile(r"(.*?)(images|labels)[-.](idx3|idx1)-ubyte(?:\.gz)?", re.IGNORECASE)
 
 
 def _idx_sets(d: Path) -> dict[str, dict[str, Path]]:
@@ -366,7 +368,7 @@ def _idx_sets(d: Path) -> dict[str, dict[str, Path]]:
     sets: dict[str, dict[str, Path]] = {}
     for f in sorted(d.iterdir()):
         if f.is_file() and (m := _IDX_NAME.fullmatch(f.name)):
-            sets.setdefault(m.group(1), {})[m.group(2)[:6].lower()] = f
+            sets.setdefault(m.group(1), {})[m.group(2).lower()] = f
     return sets
 
 
@@ -395,8 +397,12 @@ def _load_idx_folder(d: Path, sets: dict[str, dict[str, Path]]) -> DataSplits:
 
     tr = read(train[0])
     te = read(test[0]) if test else None
-    n = int(max(tr.y.max(initial=-1), te.y.max(initial=-1) if te is not None else -1)) + 1
-    tr.classes = [str(i) for i in range(n)]
+    values = np.unique(np.concatenate([tr.y, te.y if te is not None else tr.y[:0]]))  # EMNIST letters: 1-26
+    n = len(values)
+    tr.classes = [str(v) for v in values]
+    for part in (tr, te):
+        if part is not None:
+            part.y = np.searchsorted(values, part.y).astype(np.int64)
     say(f"{d.name}: IDX files (MNIST's format), {sets[train[0]]['images'].name}: {len(tr):,} "
         f"{_pixels(tr.x.shape[1], 1)} images, {n} classes"
         + (f"; {sets[test[0]]['images'].name} the test split" if te is not None else ""))
@@ -883,6 +889,9 @@ def _split_folders(folder: Path, name: str) -> dict[str, Path] | None:
 
 
 LABEL_FILE_COLUMNS = ("label", "labels", "class", "category", "target", "y")  # a labels CSV's label column
+# a labels CSV's column of image names; another column, or any name in a CSV called metadata.csv or *label*.csv
+FILE_COLUMNS = ("file_name", "filename", "file", "image", "image_id", "image_name", "img", "id", "name", "path",
+                "filepath", "image_path")
 LABELS_CSV_MAX = 256 * 2**20  # larger CSV files beside a folder are not read as its labels
 
 
@@ -890,8 +899,9 @@ def _labels_csv(folder: Path, top: list[Path], name: str) -> tuple[dict[str, lis
     """The labels of a folder of images from a CSV that names them, as Hugging Face's imagefolder keeps them
     (`metadata.csv` with `file_name`) and Kaggle ships them (`trainLabels.csv` with `id,label` beside `train/`): a
     CSV in the folder or beside it, one of whose columns names at least 90% of the images (by file name, path in the
-    folder, or name without its extension), and another their label (`label`, `class`, ... or else the column of
-    fewest distinct values, 2 to half the rows). {label: images}, and the file; said in one line, with the images
+    folder, or name without its extension) under a name such as `file_name` or `id` (any name in `metadata.csv` or
+    a `*label*.csv`), and another their label (`label`, `class`, ... or else the column of fewest distinct values, 2
+    to half the rows). {label: images}, and the file; said in one line, with the images
     it does not name (left out). None when no CSV does."""
     keys: dict[str, Path] = {}
     for p in top:
@@ -899,7 +909,11 @@ def _labels_csv(folder: Path, top: list[Path], name: str) -> tuple[dict[str, lis
         for k in (rel, f"{folder.name}/{rel}", p.name, p.stem):
             keys.setdefault(k.lower(), p)
     beside = sorted(folder.parent.glob("*.csv")) if folder.parent != folder else []
+    own = [w for w in ("train", "test", "val") if w in folder.name.lower()]
     for path in sorted(folder.glob("*.csv")) + beside:
+        named = [w for w in ("train", "test", "val") if w in path.stem.lower()]
+        if path.parent != folder and named and not set(named) & set(own):
+            continue  # trainLabels.csv beside test/: another split's labels
         try:
             if path.stat().st_size > LABELS_CSV_MAX or is_pixel_csv(path):
                 continue
@@ -918,6 +932,9 @@ def _labels_csv(folder: Path, top: list[Path], name: str) -> tuple[dict[str, lis
         fcol = int(np.argmax(hits))
         if hits[fcol] < 0.9 * len(top):
             continue
+        if header[fcol].lower() not in FILE_COLUMNS and not (path.name.lower() == "metadata.csv"
+                                                              or "label" in path.stem.lower()):
+            continue  # a column of numbers that happen to be the images' names, in a CSV about something else
         distinct = {j: len(set(c)) for j, c in enumerate(cols) if j != fcol}
         fit = [j for j, d in distinct.items() if 2 <= d <= max(2, len(body) // 2)]
         known = [j for j in fit if header[j].lower() in LABEL_FILE_COLUMNS]
@@ -932,7 +949,7 @@ def _labels_csv(folder: Path, top: list[Path], name: str) -> tuple[dict[str, lis
                 seen.add(img)
                 tree.setdefault(label, []).append(img)
         left = len(top) - len(seen)
-        say(f"{name}: labels from {path.name if path.parent == folder else '../' + path.name}, column "
+        say(f"{name}: labels from {path.relative_to(folder.parent).as_posix()}, column "
             f"{header[lcol]!r} ({len(tree)} classes) of the images named in {header[fcol]!r}"
             + (f"; {left:,} image{'s' * (left > 1)} it does not name left out" if left else ""))
         return {c: sorted(v, key=lambda p: p.relative_to(folder).as_posix()) for c, v in tree.items()}, path
@@ -962,12 +979,24 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
         folder = _descend(root, name)
         split_at = _split_folders(folder, name)
         has_split = split_at is not None
+        labels_files = []
         if has_split:
             trees = {s: _class_tree(d) for s, d in split_at.items()}
             for s, t in trees.items():
-                if not t:
-                    raise SslabError(f"no class folders with images in {split_at[s]}")
-            classes = sorted(set(trees["train"]) | set(trees["test"]))
+                found = None if t else _labels_csv(split_at[s], _images_in(split_at[s], False), name)
+                if found is not None:  # HF imagefolder: train/metadata.csv, test/metadata.csv
+                    trees[s] = found[0]
+                    labels_files.append(found[1])
+            if trees["train"] and not trees["test"] and _images_in(split_at["test"], False):
+                # Kaggle's layout: test/ holds the competition's unlabelled images
+                say(f"{name}: {split_at['test'].name}/ has no labels: a fixed part of "
+                    f"{split_at['train'].name}/ is the test split")
+                trees, has_split = {"all": trees["train"]}, False
+            else:
+                for s, t in trees.items():
+                    if not t:
+                        raise SslabError(f"no class folders with images in {split_at[s]}")
+            classes = sorted(set().union(*trees.values()))
             top = []
         else:
             trees = {"all": _class_tree(folder)}
@@ -976,6 +1005,7 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
         labels_file = _labels_csv(folder, top, name) if top and not classes else None
         if labels_file is not None:  # images at top level, their labels in a CSV
             trees, classes, top = {"all": labels_file[0]}, sorted(labels_file[0]), []
+            labels_files.append(labels_file[1])
     except OSError as err:
         raise SslabError(f"cannot list folder {root}: {one_line(err)}") from None
 
@@ -1007,7 +1037,7 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
         "root": str(folder.resolve()),
         "image_size": image_size,
         "files": [],
-        **({"labels": file_identity(labels_file[1])} if labels_file is not None else {}),
+        **({"labels": [file_identity(f) for f in labels_files]} if labels_files else {}),
     }
     for split, p, _ in items:
         try:
@@ -1079,7 +1109,7 @@ def _load_parquet_images(parts: dict[str, list[Path]], image_size: int | None) -
     {bytes, path}, or plain bytes), the label from the ClassLabel column (else one named label, class, ...; none:
     unlabelled); decoded as a folder's images are. A test split without labels (all -1) is left out. Returns the
     splits and the line that says what was read."""
-    from sslab.data.parquet import labelled_test, read_parquet, unlabelled, with_class_names
+    from sslab.data.parquet import drop_unlabelled, labelled_test, read_parquet, unlabelled, with_class_names
 
     where = parts["train"][0]
     rows, names = read_parquet(parts["train"])
@@ -1092,6 +1122,7 @@ def _load_parquet_images(parts: dict[str, list[Path]], image_size: int | None) -
         next((k for k in first if k.lower() in LABEL_FILE_COLUMNS), None)
     if lcol is not None and unlabelled(rows, lcol):
         lcol = None
+    rows = drop_unlabelled(rows, lcol, where, say)
     test_rows, test_files = labelled_test(parts, lcol, say) if lcol is not None else ([], [])
 
     def blobs(rs: list[dict]) -> list[bytes]:
@@ -1120,7 +1151,9 @@ def _load_parquet_images(parts: dict[str, list[Path]], image_size: int | None) -
     cidx = {c: i for i, c in enumerate(classes)}
     missing = sorted(set(y_names) - set(cidx))
     if missing:
-        raise SslabError(f"{where}: label {missing[0]!r} in {lcol!r} is not one of its {len(classes)} classes")
+        bad = next(i for i, c in enumerate(y_names) if c == missing[0])
+        file = where if bad < len(rows) else test_files[0]
+        raise SslabError(f"{file}: label {missing[0]!r} in {lcol!r} is not one of its {len(classes)} classes")
     y = np.asarray([cidx[c] for c in y_names], np.int64)
     said += f", labels {lcol!r} ({len(classes)} classes)" + (f"; {test_files[0].name} the test split"
                                                             if test_rows else "")
@@ -1160,6 +1193,8 @@ def _npz_images(a: np.ndarray, key: str, path: Path) -> np.ndarray:
 
 
 def _npz_labels(a: np.ndarray, n: int, key: str, path: Path) -> np.ndarray:
+    if a.ndim == 2 and a.shape[1] == 1:  # (N, 1), as Keras's cifar10 and MedMNIST save them
+        a = a[:, 0]
     if a.ndim != 1 or a.shape[0] != n:
         raise SslabError(f"{path}: '{key}' must have shape ({n},), got {a.shape}")
     if np.issubdtype(a.dtype, np.floating):
@@ -1181,7 +1216,7 @@ _NPZ_NAMES = {"x": ("x", "x_train", "train_x", "images", "train_images", "data",
 
 def _npz_arrays(arrays: dict, path: Path) -> dict:
     """The arrays under sslab's names (x, y, x_test, y_test, classes), each found under any of `_NPZ_NAMES` in any
-    case; what was renamed is said in one line."""
+    case, and under "keys" {sslab's name: the file's}; what was renamed is said in one line."""
     lower = {k.lower(): k for k in arrays}
     out, roles = {}, []
     for name, aliases in _NPZ_NAMES.items():
@@ -1194,6 +1229,7 @@ def _npz_arrays(arrays: dict, path: Path) -> dict:
     if any(found != name for found, name in roles):
         words = {"x": "images", "y": "labels", "x_test": "test images", "y_test": "test labels"}
         say(f"{path.name}: arrays {', '.join(f'{found} ({words[name]})' for found, name in roles)}")
+    out["keys"] = {name: found for found, name in roles}  # the file's own names, for its errors
     return out
 
 
@@ -1213,15 +1249,16 @@ def _load_npz(path: Path) -> DataSplits:
         raise SslabError(f"{path}: 'x_test' and 'y_test' must be given together")
     if "x_test" in arrays and "y" not in arrays:
         raise SslabError(f"{path}: has 'x_test' but no 'y'")
-    x = _npz_images(arrays["x"], "x", path)
+    key = arrays.pop("keys")
+    x = _npz_images(arrays["x"], key["x"], path)
     name = path.stem
     if "y" not in arrays:
         return DataSplits(ImageData(x, None, [], name), None)
-    y = _npz_labels(arrays["y"], x.shape[0], "y", path)
+    y = _npz_labels(arrays["y"], x.shape[0], key["y"], path)
     xt = yt = None
     if "x_test" in arrays:
-        xt = _npz_images(arrays["x_test"], "x_test", path)
-        yt = _npz_labels(arrays["y_test"], xt.shape[0], "y_test", path)
+        xt = _npz_images(arrays["x_test"], key["x_test"], path)
+        yt = _npz_labels(arrays["y_test"], xt.shape[0], key["y_test"], path)
         if xt.shape[1:] != x.shape[1:]:
             raise SslabError(f"{path}: 'x_test' shape {xt.shape[1:]} differs from 'x' shape {x.shape[1:]}")
     n_cls = int(max(y.max() if y.size else -1, yt.max() if yt is not None and yt.size else -1)) + 1
@@ -1395,10 +1432,17 @@ def _read_cifar_binary_tar(tar_path: Path) -> DataSplits:
 
 
 def _cifar_binary_folder(d: Path) -> Path | None:
-    """The folder of CIFAR's binary batches at or just under `d` (`cifar-10-batches-bin/`, `cifar-100-binary/`);
+    """The folder of CIFAR's binary batches at `d` or in a sub-folder named cifar* (`cifar-10-batches-bin/`, ...);
     an error for the pickled python version (`cifar-10-batches-py/`), which sslab does not unpickle."""
-    for cand in [d, *(_subfolders(d) if d.is_dir() else [])]:
-        have = {f.name for f in cand.iterdir() if f.is_file()}
+    try:
+        cands = [d, *(c for c in _subfolders(d) if c.name.lower().startswith("cifar"))]
+    except OSError:
+        return None  # the folder loader says why it cannot be listed
+    for cand in cands:
+        try:
+            have = {f.name for f in cand.iterdir() if f.is_file()}
+        except OSError:
+            continue
         if any(set(train + test) <= have for train, test, _, _ in _CIFAR_BINARY.values()):
             return cand
         if any(set(files) <= have for files in _CIFAR_PICKLED):

@@ -252,7 +252,7 @@ def _has_pair_columns(path: Path) -> bool:
     if path.suffix.lower() == ".json":  # a COCO captions file lists every image before the annotations: parse it
         try:
             doc = json.loads(path.read_text(encoding="utf-8-sig")) if path.stat().st_size < 2**30 else None
-        except (OSError, UnicodeDecodeError, ValueError):
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
             return False
         return isinstance(doc, dict) and "annotations" in doc and "images" in doc
     try:
@@ -327,7 +327,7 @@ def _coco_rows(path: Path, text: str) -> list[tuple[str, str]]:
         if not all(isinstance(f, str) and f for f in files.values()):
             raise TypeError("an image's file_name is not a text")
         rows = [(files[a["image_id"]], a.get("caption")) for a in doc["annotations"]]
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
         raise SslabError(f"{path} is not a COCO-style captions file ({type(err).__name__}: {err})") from None
     return [(f, c.strip()) for f, c in rows if isinstance(c, str) and c.strip()]
 

@@ -10,6 +10,7 @@ metadata, else from the label values. Reading needs pyarrow (``pip install 'ssla
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from sslab.data.base import one_line
@@ -26,36 +27,71 @@ def _pyarrow(where) -> object:
     return pq
 
 
+SPLIT_WORDS = ("train",) + TEST_PREFIXES
+
+
+def _split_of(f: Path, root: Path) -> str | None:
+    """The split a Parquet file belongs to: its name's start (`train-00000-of-00001.parquet`), else a folder on its
+    path named for one (the Hub's converted layout, `default/train/0000.parquet`)."""
+    for word in SPLIT_WORDS:
+        if f.name.lower().startswith(word):
+            return word
+    for part in reversed(f.relative_to(root).parts[:-1]):
+        if part.lower() in SPLIT_WORDS:
+            return part.lower()
+    return None
+
+
 def parquet_parts(spec: str | Path) -> dict | None:
     """{"name", "train": files, "tests": [files of each candidate test split, in the order of TEST_PREFIXES]} of a
-    ``.parquet`` file or a folder of them (or of a ``data/`` folder of them), split by file name; None when `spec`
-    is neither."""
+    ``.parquet`` file or a folder holding them within three levels, as the Hub lays them out (`data/train-*.parquet`,
+    a configuration's folder `plain_text/train-*.parquet`, the converted `default/train/0000.parquet`), split by
+    file or folder name; None when `spec` is neither. Files of several configurations are an error naming them."""
     p = Path(spec).expanduser()
     if p.is_file():
         return {"name": p.stem, "train": [p], "tests": []} if p.suffix.lower() == ".parquet" else None
     if not p.is_dir():
         return None
-    for d in (p, p / "data"):
-        files = sorted(f for f in d.glob("*.parquet") if f.is_file() and not f.name.startswith(".")) \
-            if d.is_dir() else []
-        if files:
-            break
-    else:
+    files, seen = [], 0
+    try:
+        for dirpath, dirnames, filenames in os.walk(p):
+            depth = len(Path(dirpath).relative_to(p).parts)
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if depth < 3 else []
+            files += [Path(dirpath) / f for f in sorted(filenames) if f.lower().endswith(".parquet")
+                      and not f.startswith(".")]
+            seen += len(filenames)
+            if seen > 20000 and not files:  # a large folder of other files (images): not Parquet data
+                return None
+    except OSError:
+        return None
+    if not files:
         return None
     name = p.resolve().name or str(p)
     if len(files) == 1:
         return {"name": name, "train": files, "tests": []}
-    train = [f for f in files if f.name.lower().startswith("train")]
+    splits = {f: _split_of(f, p) for f in files}
+    configs = sorted({"/".join(x for x in f.relative_to(p).parts[:-1] if x.lower() not in SPLIT_WORDS + ("data",))
+                      for f in files})
+    if len(configs) > 1:
+        raise SslabError(f"{p}: Parquet files of {len(configs)} configurations ({', '.join(c or '.' for c in configs)})"
+                         "; give the folder of one")
+    train = [f for f in files if splits[f] == "train"]
     if not train:
         raise SslabError(f"{p}: {len(files)} Parquet files and none named train* (the training split; test* or "
                          "validation* the test split)")
-    tests, seen = [], set()
-    for prefix in TEST_PREFIXES:
-        group = [f for f in files if f.name.lower().startswith(prefix) and f not in seen]
-        if group:
-            tests.append(group)
-            seen.update(group)
+    tests = [group for word in TEST_PREFIXES if (group := [f for f in files if splits[f] == word])]
     return {"name": name, "train": train, "tests": tests}
+
+
+def drop_unlabelled(rows: list[dict], column: str | None, where: Path, say) -> list[dict]:
+    """`rows` less those without a label in `column` (-1, Hugging Face's "no label", or empty), said in one line;
+    all of them when none has one (an unlabelled split)."""
+    if column is None:
+        return rows
+    keep = [r for r in rows if r.get(column) not in (None, -1, "", "-1")]
+    if keep and len(keep) < len(rows):
+        say(f"{where.name}: {len(rows) - len(keep):,} rows without a label in {column!r} (-1 or empty) left out")
+    return keep or rows
 
 
 def labelled_test(parts: dict, column: str | None, say) -> tuple[list[dict], list[Path]]:
@@ -65,7 +101,7 @@ def labelled_test(parts: dict, column: str | None, say) -> tuple[list[dict], lis
     for files in parts["tests"]:
         rows, _ = read_parquet(files)
         if column is None or not unlabelled(rows, column):
-            return rows, files
+            return drop_unlabelled(rows, column, files[0], say), files
         later = len(files) and files is not parts["tests"][-1]
         say(f"{files[0].name}: no labels ({column!r} is -1 or empty in every row): "
             + ("the next split is the test split" if later else "a fixed part of the training rows is the test split"))

@@ -185,8 +185,9 @@ def _sniffs_as_text(p: Path) -> bool:
 
 def is_text_spec(spec: str | Path) -> bool:
     """True for a named text set (or alias), an existing ``.txt/.text/.csv/.tsv/.jsonl`` file, a ``.json`` list of
-    examples (`json_records`), or a file of another suffix that reads as text (`_sniffs_as_text`), a glob matching only such files, or a folder holding ``.txt``
-    files (top level, class subfolders or ``train|test/<class>``) and no images. False for everything else (image
+    examples (`json_records`), a file of another suffix that reads as text (`_sniffs_as_text`), a glob matching
+    only such files, or a folder holding ``.txt`` files (top level, class subfolders or ``train|test/<class>``) and
+    no images. False for everything else (image
     folders, ``.npz``, a CSV of pixels, image set names, missing paths)."""
     s = str(spec).strip()
     if not s:
@@ -195,10 +196,13 @@ def is_text_spec(spec: str | Path) -> bool:
         return True
     p = Path(s).expanduser()
     try:
-        if p.suffix.lower() == ".parquet" or (p.is_dir() and (any(p.glob("*.parquet")) or
-                                                              any(p.glob("data/*.parquet")))):
-            from sslab.data.parquet import parquet_kind
+        from sslab.data.parquet import parquet_kind, parquet_parts
 
+        try:
+            parquet = parquet_parts(p) is not None
+        except SslabError:
+            parquet = True  # the loader says what is wrong with it
+        if parquet:
             return parquet_kind(p) == "text"
         if p.is_file():
             if p.suffix.lower() in TEXT_SUFFIXES:
@@ -800,10 +804,19 @@ def _parse_jsonl(path: Path, cols: tuple = (None, None)) -> _Parsed:
 
 def json_records(path: Path) -> list[dict] | None:
     """The records of a `.json` file of text examples: a list of objects, or an object holding one such list
-    (`{"data": [...]}`); None when it is not that."""
+    (`{"data": [...]}`), or JSON Lines saved as `.json` (Hugging Face's `to_json`); None when it is not that."""
     try:
-        doc = json.loads(_read_text_file(path))
-    except (json.JSONDecodeError, SslabError):
+        text = Path(path).read_bytes().decode("utf-8-sig")  # one line of any length (json.dump writes one)
+    except (OSError, UnicodeDecodeError):
+        return None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        try:  # JSON Lines
+            doc = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except (json.JSONDecodeError, RecursionError):
+            return None
+    except RecursionError:  # nested deeper than any list of examples
         return None
     if isinstance(doc, dict):
         lists = [v for v in doc.values() if isinstance(v, list) and v and all(isinstance(o, dict) for o in v)]
@@ -846,9 +859,12 @@ def _parse_records(path: Path, objs: list[tuple[int, dict]], cols: tuple, unit: 
 def _parse_parquet(parts: dict, cols: tuple) -> _Parsed:
     """Parquet files of text (`sslab.data.parquet`): the training files' rows as JSON Lines are read, ClassLabel
     integers as their class names; the first test split with labels (`labelled_test`) by the same columns."""
-    from sslab.data.parquet import labelled_test, read_parquet, with_class_names
+    from sslab.data.parquet import drop_unlabelled, labelled_test, read_parquet, with_class_names
 
     rows, names = read_parquet(parts["train"])
+    for col in names:  # ClassLabel columns: rows marked -1 have no label
+        if col in rows[0] and col in (cols[1] or col,):
+            rows = drop_unlabelled(rows, col, parts["train"][0], _say)
     parsed = _parse_records(parts["train"][0], list(enumerate(with_class_names(rows, names), 1)), cols, unit="row")
     tkey, lkey = parsed.columns
     if parsed.labels is None:
@@ -1009,7 +1025,8 @@ def _join_docs(texts: list[str], docs: list[int]) -> list[str]:
 
 
 def _looks_like_text_folder(d: Path) -> bool:
-    """Text files within three levels (``*.txt``, ``<class>/*.txt``, ``train/<class>/*.txt``) and no images."""
+    """Text files within three levels (``*.txt``, ``<class>/*.txt``, ``train/<class>/*.txt``) and no images (nor
+    CIFAR's binary batches or MNIST's IDX files, which come with .txt files of class names)."""
     n_text = 0
     seen = 0
     for dirpath, dirnames, filenames in os.walk(d):
@@ -1019,7 +1036,7 @@ def _looks_like_text_folder(d: Path) -> bool:
             if f.startswith("."):
                 continue
             suf = Path(f).suffix.lower()
-            if suf in _IMAGE_SUFFIXES:
+            if suf in _IMAGE_SUFFIXES or suf == ".bin" or "-ubyte" in f or ".idx" in f:  # images, CIFAR, IDX
                 return False
             n_text += suf in _FOLDER_SUFFIXES
             seen += 1
