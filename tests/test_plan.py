@@ -75,6 +75,26 @@ def test_runs_that_would_pass_the_deadline_are_skipped_and_faster_runs_make_room
     assert set(order[: len(trained)]) == trained
 
 
+def test_the_time_saved_is_not_taken_up_while_another_encoders_features_are_to_come():
+    """Own SSL's runs were faster than estimated, but the foundation's features are still to be extracted: the
+    skipped subsets of own SSL are taken up only in what is left after them."""
+    slow = {**COSTS, "eval": 4e-3}  # 7,000 items: 28 s of features
+    enc = {"ssl": {"costs": COSTS, "baselines": True, "protocols": ["finetune"]},
+           "foundation": {"costs": slow, "baselines": False, "protocols": [], "rank": 0}}
+    full = _plan(None, encoders=enc)
+    limit = (full.fixed + 0.5 * full.eval_estimate) / 0.95
+    for pending, grows in ((True, False), (False, True)):
+        plan = _plan(limit, encoders=enc)
+        assert plan.skipped and plan.has_runs("foundation")
+        n_planned = len(plan.runs)
+        plan.speed = 0.05
+        plan.started -= plan.deadline() - time.time() - 20  # 20 s left: less than the foundation's 28 s of features
+        if not pending:
+            plan.begun["foundation"].add((0.01, 0))  # its features extracted and its subsets begun
+        list(plan.bind("ssl").subsets("ssl"))
+        assert (len(plan.runs) > n_planned) == grows
+
+
 def test_text_recipes_fixed_budgets_are_counted_exactly():
     plan = _plan(None, ["eval.finetune_until=budget", "eval.val_items=0", "eval.finetune_images=10000",
                         "eval.finetune_min_steps=80", "eval.finetune_epochs=30"])
