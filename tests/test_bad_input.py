@@ -113,8 +113,9 @@ def _make(root: Path, case: str) -> Path:
         d = root / "train-00000-of-00001.parquet"
         png = io.BytesIO()
         Image.new("L", (8, 8)).save(png, "PNG")
+        good = png.getvalue() if case != "parquet-no-readable-image" else b"not an image either"
         columns = ({"id": [1, 2, 3], "label": [0, 1, 0]} if case == "parquet-without-images" else
-                   {"image": [{"bytes": png.getvalue(), "path": None}, {"bytes": b"not an image", "path": None}],
+                   {"image": [{"bytes": good, "path": None}, {"bytes": b"not an image", "path": None}],
                     "label": [0, 1]})
         pq.write_table(pa.table(columns), d)
         if case == "parquet-truncated":
@@ -188,7 +189,7 @@ DATA_CASES = {  # case -> words the error line must contain
     "cifar-binary-truncated": ["cifar-10-batches-bin: batch size is not a multiple of 3073 bytes"],
     "parquet-truncated": ["cannot read", "train-00000-of-00001.parquet"],
     "parquet-without-images": ["train-00000-of-00001.parquet: no column of encoded images", "'id', 'label'"],
-    "parquet-bad-image-bytes": ["cannot read image train-00000-of-00001.parquet row 2"],
+    "parquet-no-readable-image": ["train-00000-of-00001.parquet: no readable image in 'image'", "row 1"],
     "npz-missing": ["npz file not found"],
     "npz-without-images": ["no images array", "found: 'y'"],
     "npz-mismatched-labels": ["'y' must have shape (4,)"],

@@ -482,6 +482,14 @@ def test_folder_labelled_by_a_csv(tmp_path, capsys):
     # numbers that happen to be the images' names, in a CSV about something else: not labels
     (kaggle / "runs.csv").write_text("step,optimizer\n" + "".join(f"{i + 1},{'ab'[i % 2]}\n" for i in range(11)))
     assert load_images(kaggle / "train").train.y is None
+    # HF's metadata.csv at the top naming images/0.png, ...: not one class 'images'
+    (tmp_path / "hf3" / "images").mkdir(parents=True)
+    for i in range(10):
+        Image.fromarray(np.full((12, 12), 10 * i, np.uint8)).save(tmp_path / "hf3" / "images" / f"{i}.png")
+    (tmp_path / "hf3" / "metadata.csv").write_text(
+        "file_name,label\n" + "".join(f"images/{i}.png,{'xy'[i % 2]}\n" for i in range(10)))
+    assert load_images(tmp_path / "hf3").train.classes == ["x", "y"]
+    capsys.readouterr()
     # HF imagefolder with a split per folder, each its own metadata.csv
     for split, n in (("train", 10), ("test", 4)):
         (tmp_path / "hf2" / split).mkdir(parents=True)

@@ -396,6 +396,15 @@ def test_parquet_images_as_the_hub_serves_them(tmp_path, capsys):
     assert int(s.test.x[0].mean()) == 5 and s.train.name == "shades"
     assert capsys.readouterr().out == ("train-00000-of-00001.parquet: Parquet, 20 images in 'image', labels 'label' "
                                        "(2 classes); test-00000-of-00001.parquet the test split\n")
+    # a row whose bytes are no image is left out, as a folder's unreadable image is, said in the line
+    _hf_parquet(d / "train-00000-of-00001.parquet",
+                {"image": [png(10 + i if i % 2 else 200 + i) for i in range(20)] + [{"bytes": b"junk"}],
+                 "label": [i % 2 for i in range(21)]},
+                {"image": feats["image"], "label": {"names": ["light", "dark"], "_type": "ClassLabel"}})
+    t = load_data(str(d))
+    assert len(t.train) == 20 and len(t.test) == 2
+    assert "20 images in 'image' (1 unreadable left out; the first: cannot read image train-00000-of-00001.parquet " \
+           "row 21" in capsys.readouterr().out
 
 
 def test_parquet_layouts_and_rows_without_labels(tmp_path, capsys):
@@ -416,7 +425,7 @@ def test_parquet_layouts_and_rows_without_labels(tmp_path, capsys):
     _hf_parquet(cfg / "split" / "test-00000-of-00001.parquet", cols, feats)
     assert len(load_data(str(cfg)).test) == 40
     _hf_parquet(cfg / "unsplit" / "train-00000-of-00001.parquet", cols, feats)
-    with pytest.raises(SslabError, match=r"Parquet files of 2 configurations \(split, unsplit\); give the folder of one"):
+    with pytest.raises(SslabError, match=r"Parquet files of 2 configurations \(split, unsplit\); give the folder"):
         load_data(str(cfg))
 
 

@@ -1002,7 +1002,9 @@ def _load_folder(root: Path, image_size: int | None) -> DataSplits:
             trees = {"all": _class_tree(folder)}
             classes = sorted(trees["all"])
             top = _images_in(folder, recursive=False)
-        labels_file = _labels_csv(folder, top, name) if top and not classes else None
+        one = trees["all"][classes[0]] if not has_split and len(classes) == 1 and not top else []
+        listed_images = top if not classes else one  # HF's metadata.csv may name images/0.png, ... in one folder
+        labels_file = _labels_csv(folder, listed_images, name) if listed_images else None
         if labels_file is not None:  # images at top level, their labels in a CSV
             trees, classes, top = {"all": labels_file[0]}, sorted(labels_file[0]), []
             labels_files.append(labels_file[1])
@@ -1138,11 +1140,34 @@ def _load_parquet_images(parts: dict[str, list[Path]], image_size: int | None) -
     srcs, tsrcs = blobs(rows), blobs(test_rows)
     labels = [f"{where.name} row {i}" for i in range(1, len(srcs) + 1)]
     tlabels = [f"{test_files[0].name} row {i}" for i in range(1, len(tsrcs) + 1)] if tsrcs else []
-    modes, sides = zip(*(header(b, lab) for b, lab in zip(srcs + tsrcs, labels + tlabels)))
-    gray, size = choose_format(modes, sides, image_size)
-    x = _decode_many(srcs + tsrcs, labels + tlabels, size, gray)
+    # rows whose image cannot be read are left out, as a folder's unreadable images are, said in the line
+    all_srcs, all_labels, all_rows = srcs + tsrcs, labels + tlabels, rows + test_rows
+    failed: dict[int, str] = {}
+    heads = {}
+    for i, (b, lab) in enumerate(zip(all_srcs, all_labels)):
+        try:
+            heads[i] = header(b, lab)
+        except SslabError as err:
+            failed[i] = str(err)
+    x = np.empty((0,), np.uint8)
+    if len(heads):
+        gray, size = choose_format([m for m, _ in heads.values()], [e for _, e in heads.values()], image_size)
+        keep = [i for i in range(len(all_srcs)) if i not in failed]
+        more: dict[int, str] = {}
+        x = _decode_many([all_srcs[i] for i in keep], [all_labels[i] for i in keep], size, gray, failed=more)
+        failed.update({keep[j]: e for j, e in more.items()})
+        x = np.delete(x, sorted(more), axis=0)
+    n_train = sum(1 for i in range(len(srcs)) if i not in failed)
+    if not n_train:
+        raise SslabError(f"{where}: no readable image in {icol!r} ({len(failed)} unreadable; the first: "
+                         f"{failed[min(failed)]})")
+    kept = [i for i in range(len(all_srcs)) if i not in failed]
+    rows, test_rows = [all_rows[i] for i in kept if i < len(srcs)], [all_rows[i] for i in kept if i >= len(srcs)]
+    srcs = [None] * n_train  # only their number is used below
     name = parts["name"]
     said = f"{where.name}: Parquet, {len(srcs):,} images in {icol!r}"
+    if failed:
+        said += f" ({len(failed)} unreadable left out; the first: {failed[min(failed)]})"
     if lcol is None:
         return DataSplits(ImageData(x[: len(srcs)], None, [], name), None), said + ", no labels"
     y_names = [str(r.get(lcol)) for r in with_class_names(rows + test_rows, names)]
