@@ -1163,13 +1163,12 @@ def _load_parquet_images(parts: dict[str, list[Path]], image_size: int | None) -
                          f"{failed[min(failed)]})")
     kept = [i for i in range(len(all_srcs)) if i not in failed]
     rows, test_rows = [all_rows[i] for i in kept if i < len(srcs)], [all_rows[i] for i in kept if i >= len(srcs)]
-    srcs = [None] * n_train  # only their number is used below
     name = parts["name"]
-    said = f"{where.name}: Parquet, {len(srcs):,} images in {icol!r}"
+    said = f"{where.name}: Parquet, {n_train:,} images in {icol!r}"
     if failed:
         said += f" ({len(failed)} unreadable left out; the first: {failed[min(failed)]})"
     if lcol is None:
-        return DataSplits(ImageData(x[: len(srcs)], None, [], name), None), said + ", no labels"
+        return DataSplits(ImageData(x[:n_train], None, [], name), None), said + ", no labels"
     y_names = [str(r.get(lcol)) for r in with_class_names(rows + test_rows, names)]
     classes = names.get(lcol) or sorted(set(y_names), key=lambda c: (not c.lstrip("-").isdigit(),
                                                                        int(c) if c.lstrip("-").isdigit() else 0, c))
@@ -1183,7 +1182,7 @@ def _load_parquet_images(parts: dict[str, list[Path]], image_size: int | None) -
     said += f", labels {lcol!r} ({len(classes)} classes)" + (f"; {test_files[0].name} the test split"
                                                             if test_rows else "")
     if test_rows:
-        n = len(srcs)
+        n = n_train
         return DataSplits(ImageData(x[:n], y[:n], list(classes), name),
                           ImageData(x[n:], y[n:], list(classes), name)), said
     tr, te = split_indices(y)
