@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from sslab.data.base import DataSplits, cache_dir, data_root, is_pixel_csv, label_subset, validation_split
-from sslab.data.image import KNOWN, ImageData, default_image_size, default_size, load_image_files, load_images
+from sslab.data.image import (KNOWN, ImageData, default_image_size, default_size, is_cifar_archive,
+                              load_image_files, load_images)
 from sslab.errors import SslabError
 
 
@@ -22,8 +23,7 @@ def load_data(spec: str, root=None, kind: str | None = None, text_column: str | 
 
     named = text_column is not None or label_column is not None
     archive = Path(str(spec)).expanduser()
-    cifar = archive.is_file() and "cifar" in archive.name.lower()  # CIFAR's binary archive, not WebDataset shards
-    if is_shard_spec(str(spec)) and not cifar:
+    if is_shard_spec(str(spec)) and not (archive.is_file() and is_cifar_archive(archive)):  # CIFAR's own archive
         if named:
             raise SslabError(f"--text-column / --label-column are for text data; {spec} are WebDataset shards")
         return load_shards(str(spec), kind, image_size or default_size())

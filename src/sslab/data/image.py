@@ -279,7 +279,7 @@ def load_images(
         return _maybe_resize(_load_npz(path), image_size)
     if path.is_file() and _IDX_NAME.fullmatch(path.name):  # one file of an IDX set: the set in its folder
         path = path.parent
-    if path.is_file() and path.name.lower().endswith((".tar.gz", ".tgz", ".tar")) and "cifar" in path.name.lower():
+    if path.is_file() and path.name.lower().endswith((".tar.gz", ".tgz", ".tar")) and is_cifar_archive(path):
         return _cached({"kind": "cifar-binary-tar", **file_identity(path), "image_size": image_size},
                        lambda: _maybe_resize(_read_cifar_binary_tar(path), image_size))
     if path.is_dir() and (cifar := _cifar_binary_folder(path)) is not None:
@@ -1446,6 +1446,22 @@ _CIFAR_BINARY = {
     "cifar100": (["train.bin"], ["test.bin"], 2, "fine_label_names.txt"),
 }
 _CIFAR_PICKLED = (("data_batch_1", "batches.meta"), ("train", "meta", "test"))  # the python versions' files
+
+
+def is_cifar_archive(path: Path) -> bool:
+    """Whether the tar file `path` holds CIFAR's binary batches (not WebDataset shards): its first members, read
+    from the archive's start without unpacking the rest, are CIFAR's files or its folder (a WebDataset shard's
+    members are named by sample key, never so)."""
+    names = {n for train, test, _, meta in _CIFAR_BINARY.values() for n in (*train, *test, meta)}
+    try:
+        with tarfile.open(path, "r:*") as tf:
+            for _, m in zip(range(4), tf):
+                p = PurePosixPath(m.name)
+                if p.name in names or p.parts[0] in ("cifar-10-batches-bin", "cifar-100-binary"):
+                    return True
+    except (tarfile.TarError, OSError, EOFError, zlib.error):
+        return False
+    return False
 
 
 def _read_cifar_binary_tar(tar_path: Path) -> DataSplits:
